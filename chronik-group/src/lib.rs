@@ -1,1 +1,13 @@
-//! Consumer groups.
+//! Kafka's group coordinator for a Chronik broker.
+//!
+//! Parts:
+//! - [`config`]: [`GroupConfig`] and the named limits.
+//! - [`group`]: the membership protocol as a pure state machine (join, sync, heartbeat, leave,
+//!   session expiry, protocol vote), unit-tested without tokio.
+//! - `offsets`: durable committed offsets in `chronik-wal` logs, one Kafka record batch per commit.
+//! - `coordinator`: the async facade the server calls, one `api/` file per Kafka API.
+
+pub mod config;
+pub mod group;
+
+pub use config::GroupConfig;
