@@ -1,0 +1,120 @@
+"""Run kafka-python 3.0.12's own integration tests against a chronik-server.
+
+Steps: fetch the kafka-python sdist into .cache/ (pip download, once), unpack its
+test/ tree, add the two files the sdist lacks (test/__init__.py, test/service.py,
+kept beside this script), start a chronik-server on free ports in a temp dir,
+run pytest on test/integration with KAFKA_URI/KAFKA_VERSION/KAFKA_ROOT set and
+the tests in deselected.txt deselected, then stop the broker by PID.
+
+Usage: .venv/bin/python tests/kafka-python-suite/run.py [extra pytest args...]
+Exit status is pytest's.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "python"))
+
+from chronik_broker import Broker, BrokerError  # noqa: E402
+
+KAFKA_PYTHON_VERSION = "3.0.12"
+# kafka-python infers the broker version from ApiVersions (kafka/protocol/
+# broker_version_data.py: infer_broker_version_from_api_versions): the newest
+# test that matches wins. Chronik advertises ListOffsets 1-7 and Fetch 4-12, so
+# "(3, 0): ListOffsets v7" is the first match (3.1 needs Fetch 13, 3.2 JoinGroup 9).
+KAFKA_VERSION = "3.0"
+CACHE_DIR = REPO_ROOT / ".cache" / "kafka-python-suite"
+SDIST_NAME = f"kafka_python-{KAFKA_PYTHON_VERSION}"
+DESELECT_FILE = HERE / "deselected.txt"
+# Whole-suite deadline handed to pytest-timeout per test (seconds).
+PER_TEST_TIMEOUT_S = 300
+
+
+def fetch_sdist():
+    """Download (once) and unpack the sdist; return the unpacked directory."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE_DIR / f"{SDIST_NAME}.tar.gz"
+    if not tarball.exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+             f"kafka-python=={KAFKA_PYTHON_VERSION}", "-d", str(CACHE_DIR)],
+            check=True)
+    if not tarball.exists():
+        raise SystemExit(f"pip download did not produce {tarball}")
+    unpacked = CACHE_DIR / SDIST_NAME
+    if unpacked.exists():
+        shutil.rmtree(unpacked)
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers()
+                   if m.name.startswith(f"{SDIST_NAME}/test/")
+                   or m.name in (f"{SDIST_NAME}/pyproject.toml",)]
+        tar.extractall(CACHE_DIR, members=members, filter="data")
+    return unpacked
+
+
+def install_shims(unpacked):
+    shutil.copyfile(HERE / "test_init.py", unpacked / "test" / "__init__.py")
+    shutil.copyfile(HERE / "service.py", unpacked / "test" / "service.py")
+
+
+def deselect_args():
+    """`--deselect` arguments from deselected.txt (node id, then `# reason`)."""
+    args = []
+    for line in DESELECT_FILE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        node_id, sep, reason = line.partition(" # ")
+        if not sep or not reason.strip():
+            raise SystemExit(f"{DESELECT_FILE}: every entry needs ' # <reason>': {line!r}")
+        args += ["--deselect", node_id.strip()]
+    return args
+
+
+def main(extra):
+    unpacked = fetch_sdist()
+    install_shims(unpacked)
+    workdir = Path(tempfile.mkdtemp(prefix="chronik-kp-suite-"))
+    kafka_root = workdir / "kafka-root"  # must exist; the fixtures never use it with KAFKA_URI
+    kafka_root.mkdir()
+    broker = Broker(workdir / "broker", auto_create_topics=True, num_partitions=1)
+    try:
+        broker.start()
+    except BrokerError as e:
+        print(f"kafka-python suite: broker did not start: {e}", file=sys.stderr)
+        return 2
+    print(f"kafka-python suite: chronik-server pid {broker.proc.pid} on {broker.bootstrap}, "
+          f"KAFKA_VERSION={KAFKA_VERSION}", flush=True)
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_URI": f"tcp://{broker.bootstrap}",
+        "KAFKA_VERSION": KAFKA_VERSION,
+        "KAFKA_ROOT": str(kafka_root),
+    })
+    env.pop("ZOOKEEPER_URI", None)
+    cmd = [sys.executable, "-m", "pytest", "test/integration", "-p", "no:cacheprovider",
+           "-o", "log_level=INFO", f"--timeout={PER_TEST_TIMEOUT_S}", "-ra", *deselect_args(), *extra]
+    try:
+        rc = subprocess.run(cmd, cwd=unpacked, env=env).returncode
+    finally:
+        alive = broker.is_running()
+        broker.stop()
+    if not alive:
+        print("kafka-python suite: chronik-server died during the run\n" + broker.log_tail(),
+              file=sys.stderr)
+        rc = rc or 3
+    elif rc != 0:
+        print(broker.log_tail(), file=sys.stderr)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,222 @@
+"""Start, stop, kill and restart a single chronik-server process for tests.
+
+Used by the pytest harness (conftest.py) and by the runner of kafka-python's own
+integration suite (tests/kafka-python-suite/run.py), so both start the broker
+the same way: free loopback ports, a config file of its own in a temp dir, a
+deadline on readiness, and stop by PID (never by process name).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# Deadlines (seconds). Readiness covers a cold start plus WAL recovery after kill -9.
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+HEALTH_HTTP_TIMEOUT_S = 2.0
+POLL_INTERVAL_S = 0.1
+# Lines of the broker's stderr shown when it fails to start or dies.
+LOG_TAIL_LINES = 60
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BINARY = REPO_ROOT / "target" / "release" / "chronik-server"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started, became unhealthy or would not stop."""
+
+
+def free_ports(count):
+    """Return `count` distinct free TCP ports on 127.0.0.1.
+
+    All sockets are held open until every port is chosen so the kernel cannot
+    hand out the same port twice; they are released just before the broker binds.
+    """
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def binary_path():
+    """The chronik-server binary: $CHRONIK_SERVER_BIN or target/release/chronik-server."""
+    path = Path(os.environ.get("CHRONIK_SERVER_BIN", DEFAULT_BINARY))
+    if not path.is_file():
+        raise BrokerError(
+            f"chronik-server binary not found at {path}; "
+            "run `cargo build --release -p chronik-server` or set CHRONIK_SERVER_BIN")
+    return path
+
+
+class Broker:
+    """One chronik-server process on its own ports, config and data dir.
+
+    The ports and data dir stay fixed for the object's life so `kill9()` +
+    `start()` restarts the same node on the same data, as a crash would.
+    """
+
+    def __init__(self, workdir, node_id=1, auto_create_topics=True, num_partitions=1,
+                 extra_config=""):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.config_path = self.workdir / "chronik.toml"
+        self.node_id = node_id
+        self.kafka_port, self.wal_port, self.raft_port, self.admin_port = free_ports(4)
+        self.proc = None
+        self.starts = 0
+        self._log_file = None
+        self._write_config(auto_create_topics, num_partitions, extra_config)
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def admin_addr(self):
+        return f"127.0.0.1:{self.admin_port}"
+
+    @property
+    def log_path(self):
+        return self.workdir / "broker.log"
+
+    def _write_config(self, auto_create_topics, num_partitions, extra_config):
+        addrs = {
+            "kafka": self.kafka_port, "wal": self.wal_port,
+            "raft": self.raft_port, "admin": self.admin_port,
+        }
+        lines = [
+            f"node_id = {self.node_id}",
+            f'data_dir = "{self.data_dir}"',
+            f"auto_create_topics = {'true' if auto_create_topics else 'false'}",
+            f"num_partitions = {num_partitions}",
+            "group_initial_rebalance_delay_ms = 0",
+            'fsync = "always"',
+            extra_config.strip(),
+            "",
+            "[bind]",
+            *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()],
+            "",
+            "[advertise]",
+            *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()],
+            "",
+        ]
+        self.config_path.write_text("\n".join(lines))
+
+    # ---- life cycle -------------------------------------------------------
+
+    def start(self, timeout_s=READY_TIMEOUT_S):
+        """Start the process and wait until it is healthy, or raise BrokerError."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise BrokerError(f"broker already running as pid {self.proc.pid}")
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        self._log_file = open(self.log_path, "ab")
+        self._log_file.write(f"\n==== start #{self.starts + 1} ====\n".encode())
+        self._log_file.flush()
+        self.proc = subprocess.Popen(
+            [str(binary_path()), "start", "--config", str(self.config_path)],
+            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            env=env, cwd=self.workdir)
+        self.starts += 1
+        self.wait_healthy(timeout_s)
+        return self
+
+    def wait_healthy(self, timeout_s=READY_TIMEOUT_S):
+        """Wait until /admin/health says ok and the Kafka port accepts."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError(
+                    f"chronik-server exited with code {self.proc.returncode} during start\n"
+                    + self.log_tail())
+            ok, last = self.health()
+            if ok and self._kafka_port_accepts():
+                return
+            time.sleep(POLL_INTERVAL_S)
+        raise BrokerError(
+            f"chronik-server not healthy within {timeout_s:.0f}s (last: {last})\n" + self.log_tail())
+
+    def health(self):
+        """(ok, detail) from GET /admin/health."""
+        url = f"http://{self.admin_addr}/admin/health"
+        try:
+            with urllib.request.urlopen(url, timeout=HEALTH_HTTP_TIMEOUT_S) as resp:
+                body = resp.read().decode("utf-8", "replace")
+                if resp.status != 200:
+                    return False, f"HTTP {resp.status}: {body[:200]}"
+                try:
+                    status = json.loads(body).get("status")
+                except (ValueError, AttributeError):
+                    return False, f"not JSON: {body[:200]}"
+                return status == "ok", body[:200]
+        except (urllib.error.URLError, OSError) as e:
+            return False, str(e)
+
+    def _kafka_port_accepts(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def is_running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        """SIGKILL the process (a crash: no flush, no shutdown) and reap it."""
+        if not self.is_running():
+            raise BrokerError("kill9: broker is not running\n" + self.log_tail())
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self._close_log()
+
+    def restart_after_crash(self, timeout_s=READY_TIMEOUT_S):
+        """kill -9 then start again on the same data dir, config and ports."""
+        self.kill9()
+        return self.start(timeout_s)
+
+    def stop(self):
+        """SIGTERM by PID, SIGKILL if it does not exit within STOP_TIMEOUT_S."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self._close_log()
+
+    def _close_log(self):
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def log_tail(self, lines=LOG_TAIL_LINES):
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no broker log)"
+        return "---- chronik-server log (tail) ----\n" + "\n".join(text[-lines:])
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,130 @@
+"""A producer load that survives a broker kill -9, and the checks run after it.
+
+Shared by test_crash.py (plain producers, no retries) and test_idempotent_crash.py
+(idempotent producers with retries)."""
+
+import collections
+import threading
+import time
+
+from confluent_kafka import KafkaException
+
+from kafka_helpers import (
+    DeliveryLog, high_watermarks, make_producer, read_partition_confluent, wait_for,
+)
+
+PRODUCERS = 2
+# Records acknowledged before the kill, and after the restart, before moving on.
+ACKED_BEFORE_KILL = 10_000
+ACKED_AFTER_RESTART = 5_000
+PROGRESS_TIMEOUT_S = 120.0
+STOP_FLUSH_TIMEOUT_S = 120.0
+PRODUCE_PAUSE_EVERY = 200  # records between short pauses, so the load spans the kill
+PRODUCE_PAUSE_S = 0.002
+
+
+def value_of(producer_no, seq):
+    return f"p{producer_no}-{seq:09d}".encode()
+
+
+def parse_value(value):
+    p, seq = value.decode().split("-")
+    return int(p[1:]), int(seq)
+
+
+class ProducerLoad:
+    """PRODUCERS threads, each with its own confluent-kafka producer, writing
+    `p<n>-<seq>` values round-robin over the partitions until stopped."""
+
+    def __init__(self, bootstrap, topic, partitions, producer_conf):
+        self.topic = topic
+        self.partitions = partitions
+        self.log = DeliveryLog()
+        self.stop_event = threading.Event()
+        self.fatal = []  # fatal client errors (error_cb) and exceptions in threads
+        self.sent = [0] * PRODUCERS
+        self.unflushed = [0] * PRODUCERS
+        conf = dict(producer_conf)
+        conf["error_cb"] = self._error_cb
+        self.threads = [threading.Thread(target=self._run, args=(n, bootstrap, conf),
+                                         name=f"producer-{n}", daemon=True)
+                        for n in range(PRODUCERS)]
+
+    def _error_cb(self, err):
+        # Transport errors while the broker is down are expected; fatal ones are not.
+        if err.fatal():
+            self.fatal.append(str(err))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self, n, bootstrap, conf):
+        try:
+            producer = make_producer(bootstrap, **conf)
+            seq = 0
+            while not self.stop_event.is_set():
+                value = value_of(n, seq)
+                try:
+                    producer.produce(self.topic, value=value, partition=seq % self.partitions,
+                                     on_delivery=self.log.callback)
+                    seq += 1
+                except BufferError:
+                    producer.poll(0.05)
+                    continue
+                producer.poll(0)
+                if seq % PRODUCE_PAUSE_EVERY == 0:
+                    time.sleep(PRODUCE_PAUSE_S)
+            self.sent[n] = seq
+            self.unflushed[n] = producer.flush(STOP_FLUSH_TIMEOUT_S)
+        except KafkaException as e:
+            self.fatal.append(f"producer {n}: {e}")
+
+    def wait_acked(self, count, what):
+        wait_for(lambda: self.log.acked_count() >= count or self.fatal, PROGRESS_TIMEOUT_S,
+                 f"{count} acked records ({what})", interval_s=0.05)
+        assert not self.fatal, f"fatal producer errors: {self.fatal}"
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=STOP_FLUSH_TIMEOUT_S + 30)
+            assert not t.is_alive(), f"{t.name} did not finish"
+
+
+def read_whole_topic(bootstrap, topic, partitions):
+    """{partition: [(offset, value)]} from offset 0 up to each high watermark."""
+    hws = high_watermarks(bootstrap, topic, partitions)
+    return {p: (read_partition_confluent(bootstrap, topic, p, hws[p]) if hws[p] else [])
+            for p in range(partitions)}, hws
+
+
+def check_acked_records(load, logs):
+    """Every acked value sits once at its acked (partition, offset), in order.
+
+    Returns (positions, occurrences) for further checks."""
+    acked = dict(load.log.acked)
+    positions = {p: {o: v for o, v in recs} for p, recs in logs.items()}
+    occurrences = collections.Counter(v for recs in logs.values() for _, v in recs)
+
+    missing = [(v, po) for v, po in acked.items() if positions.get(po[0], {}).get(po[1]) != v]
+    acked_dups = [v for v in acked if occurrences[v] > 1]
+    all_dups = [v for v, c in occurrences.items() if c > 1]
+    found = sum(1 for v in acked if occurrences[v] >= 1)
+    total = sum(len(r) for r in logs.values())
+    print(f"[crash] acked={len(acked)} found={found} missing_at_acked_offset={len(missing)} "
+          f"acked_duplicates={len(acked_dups)} log_records={total} log_duplicates={len(all_dups)} "
+          f"delivery_errors={len(load.log.errors)} sent={sum(load.sent)}")
+    assert not missing, f"{len(missing)} acked records not at their acked offset, e.g. {missing[:5]}"
+    assert not acked_dups, f"acked records present more than once, e.g. {acked_dups[:5]}"
+
+    # In order: per producer and partition, a later sequence has a later offset.
+    last = {}
+    for v, (p, o) in sorted(acked.items(), key=lambda kv: parse_value(kv[0])):
+        n, seq = parse_value(v)
+        prev = last.get((n, p))
+        assert prev is None or prev[1] < o, \
+            f"order broken on partition {p}: {prev[0]!r}@{prev[1]} then {v!r}@{o}"
+        last[(n, p)] = (v, o)
+    return positions, occurrences, all_dups
