@@ -11,3 +11,7 @@ pub mod config;
 pub mod group;
 
 pub use config::GroupConfig;
+pub mod error;
+pub mod offsets;
+
+pub use error::GroupError;
