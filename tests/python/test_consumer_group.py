@@ -13,8 +13,9 @@ import time
 
 import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
 
-from kafka_helpers import DeliveryLog, Deadline, create_topic, make_producer, wait_for
+from kafka_helpers import DeliveryLog, create_topic, make_producer, wait_for
 
 PARTITIONS = 6
 ALL_PARTITIONS = set(range(PARTITIONS))
@@ -34,7 +35,9 @@ class Member:
         self.name = name
         self.sink = sink  # shared Observations
         self.stop = threading.Event()
+        self.left = False
         self.error = None
+        self.commit_failures = []  # commits refused because a rebalance started (legal)
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=GROUP, client_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest",
@@ -57,13 +60,21 @@ class Member:
                 for tp, recs in batch.items():
                     for r in recs:
                         self.sink.consumed(self.name, gen, tp.partition, r.offset, r.value)
-                # Commit what we processed before the next poll can rebalance.
-                self.consumer.commit()
+                # Commit what we processed before the next poll can rebalance. A commit can
+                # be refused when a rebalance has begun (CommitFailedError and kin): the
+                # records since the last commit are then re-read in the next generation.
+                try:
+                    self.consumer.commit()
+                except KafkaError as e:
+                    self.commit_failures.append(repr(e))
         except Exception as e:  # surfaced by the test
             self.error = e
 
     def leave(self):
         """Stop consuming and leave the group (LeaveGroup on close)."""
+        if self.left:
+            return
+        self.left = True
         self.stop.set()
         self.thread.join(timeout=30)
         assert not self.thread.is_alive(), f"{self.name} did not stop"
@@ -110,7 +121,9 @@ class Observations:
             return self.total_reads
 
     def stable_generation(self, members):
-        """The generation all `members` share with a full, disjoint assignment, else None."""
+        """(generation,) if all `members` share one with a full, disjoint assignment, else None.
+
+        A tuple, so generation 0 still counts as found for wait_for()."""
         with self.lock:
             states = [self.current.get(m.name) for m in members]
         if any(s is None for s in states):
@@ -123,7 +136,7 @@ class Observations:
         union = set().union(*(p for _, p in states))
         if union != ALL_PARTITIONS or sum(len(p) for _, p in states) != PARTITIONS:
             return None
-        return next(iter(gens))
+        return (next(iter(gens)),)
 
 
 def _produce_until(stop, bootstrap, log, produced):
@@ -154,11 +167,23 @@ def test_group_membership_changes_lose_nothing(broker):
     prod_thread.start()
 
     members = []
+    everyone = []  # every member ever started, for cleanup when the test fails midway
     checkpoints = []
     try:
+        _run_phases(broker, obs, log, produced, stop_producer, prod_thread, members, everyone,
+                    checkpoints)
+    finally:
+        for m in everyone:
+            m.stop.set()
+    _check(obs, log, produced, checkpoints, everyone)
+
+
+def _run_phases(broker, obs, log, produced, stop_producer, prod_thread, members, everyone,
+                checkpoints):
+    try:
         def settle(live, label):
-            gen = wait_for(lambda: obs.stable_generation(live), STABLE_TIMEOUT_S,
-                           f"stable group ({label}) with {len(live)} members")
+            (gen,) = wait_for(lambda: obs.stable_generation(live), STABLE_TIMEOUT_S,
+                              f"stable group ({label}) with {len(live)} members")
             for m in live:
                 assert m.error is None, f"{m.name} failed: {m.error!r}"
             checkpoints.append((label, gen, len(live)))
@@ -168,7 +193,8 @@ def test_group_membership_changes_lose_nothing(broker):
             print(f"[group] {label}: generation {gen}, {len(live)} members, reads so far {obs.read_count()}")
             return gen
 
-        members = [Member(f"m{i}", broker.bootstrap, obs) for i in range(3)]
+        members.extend(Member(f"m{i}", broker.bootstrap, obs) for i in range(3))
+        everyone.extend(members)
         settle(members, "three members")
 
         leaver = members.pop(0)
@@ -176,6 +202,7 @@ def test_group_membership_changes_lose_nothing(broker):
         settle(members, "after m0 left")
 
         members.append(Member("m3", broker.bootstrap, obs))
+        everyone.append(members[-1])
         settle(members, "after m3 joined")
     finally:
         stop_producer.set()
@@ -188,6 +215,12 @@ def test_group_membership_changes_lose_nothing(broker):
              f"all {len(acked)} acked records to be consumed")
     for m in members:
         m.leave()
+
+
+def _check(obs, log, produced, checkpoints, everyone):
+    acked = set(log.acked)
+    commit_failures = [f for m in everyone for f in m.commit_failures]
+    print(f"[group] commits refused during rebalances: {len(commit_failures)} {commit_failures[:3]}")
 
     # Every generation's assignments are disjoint; checkpoint generations cover all partitions.
     for gen, by_member in sorted(obs.assignments.items()):

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from crash_load import (
     ACKED_AFTER_RESTART, ACKED_BEFORE_KILL, ProducerLoad, check_acked_records, read_whole_topic,
 )
-from kafka_helpers import Deadline, create_topic, wait_for
+from kafka_helpers import Deadline, create_topic
 
 TOPIC = "crash-load"
 PARTITIONS = 3
