@@ -1,1 +1,52 @@
-//! Cluster metadata.
+//! Cluster metadata for Chronik: a Raft group (openraft 0.9) whose state machine holds brokers,
+//! topics, partitions and producer-id blocks.
+//!
+//! # Parts
+//! - [`types`]: node id, [`BrokerNode`] (every endpoint of a broker, carried in the membership) and
+//!   the openraft [`TypeConfig`] with concrete aliases.
+//! - [`command`]: [`MetaCommand`] and [`MetaResponse`], what the log carries and what applying answers.
+//! - [`state`]: [`MetadataState`] and its deterministic, validating `apply` — plain code, no I/O.
+//! - [`node`]: [`MetaNode`], the API the broker uses (start, write, state, subscribe, status).
+//! - [`network`]: the peer network factory; today every RPC is `Unreachable` (one-voter group).
+//! - Storage: [`frame`] (log frame format), [`log_file`] (the log file), [`log_store`] (openraft's
+//!   log storage), [`snapshot_store`] and [`state_machine`] (openraft's state machine), `durable`
+//!   (atomic small files).
+//!
+//! # On-disk layout (`<data dir>/raft/`)
+//! - `log.bin`: log entries as frames `[len u32 LE][crc32 u32 LE][JSON entry]`, appended in index
+//!   order. One `append` call is one write and one fsync, done before openraft is told the entries are
+//!   flushed. Truncation cuts the file at the first removed frame and fsyncs. On open a torn tail (a
+//!   short or checksum-failing last frame, or a zeroed tail) is cut off; a bad frame with data after
+//!   it is corruption and fails the start. Entries above the purge point must be contiguous.
+//! - `purged.json`: the last purged log id, written before the file is touched; entries at or below
+//!   it are ignored and compacted away (rewrite to a temp file and rename) once they are at least half
+//!   the file and 64 KiB.
+//! - `vote.json`, `committed.json`: the vote and the committed log id.
+//! - `snapshot.json`: the latest snapshot — meta, applied state, last applied log id and membership.
+//!   On restart the state machine loads it and openraft re-applies the log from there up to the
+//!   saved committed log id.
+//!
+//! All small files are replaced atomically: temp file, fsync, rename, fsync the directory.
+//!
+//! # Life cycle
+//! An empty `raft/` directory bootstraps a one-voter group of this node; any stored state means the
+//! node restarts from disk and never initializes again (re-initializing would fork the cluster).
+
+pub mod command;
+mod durable;
+pub mod error;
+pub mod frame;
+pub mod log_file;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod snapshot_store;
+pub mod state;
+pub mod state_machine;
+pub mod types;
+
+pub use command::{MetaCommand, MetaResponse};
+pub use error::{MetaError, StoreError};
+pub use node::{MetaConfig, MetaNode, MetaStatus, LEADER_WAIT_MS, RAFT_DIR_NAME};
+pub use state::{BrokerRecord, MetadataState, PartitionRecord, TopicRecord, NO_LEADER};
+pub use types::{BrokerNode, NodeId, TypeConfig};

@@ -1,0 +1,58 @@
+//! The commands replicated through the metadata log and the answers `apply` gives to them.
+//!
+//! Commands state the desired result rather than a delta where they can (a create names the topic id,
+//! a register carries the full node), so that a command retried after a lost `ForwardToLeader` or a
+//! leader change is answered again instead of being applied twice.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::BrokerNode;
+
+/// A change to the cluster metadata. Applied by [`crate::MetadataState::apply`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum MetaCommand {
+    /// Insert a broker or update its addresses; a registered broker is live (unfenced).
+    RegisterBroker { id: i32, node: BrokerNode },
+    /// Mark a broker fenced (its session expired). Unknown ids are refused.
+    FenceBroker { id: i32 },
+    /// Create a topic with one replica list per partition; a second create of the same name is
+    /// answered with [`MetaResponse::TopicAlreadyExists`] and changes nothing.
+    CreateTopic {
+        name: String,
+        topic_id: [u8; 16],
+        replicas: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    },
+    /// Remove a topic and all its partitions.
+    DeleteTopic { name: String },
+    /// Append partitions (one replica list each) to an existing topic.
+    CreatePartitions { name: String, new_replicas: Vec<Vec<i32>> },
+    /// Set a partition's leader (-1 for none) and ISR; the leader epoch is bumped only when the
+    /// leader changes.
+    SetPartitionState { topic: String, partition: i32, leader: i32, isr: Vec<i32> },
+    /// Hand a broker a block of producer ids no other block overlaps.
+    AllocateProducerIds { broker: i32, count: i64 },
+}
+
+/// The outcome of applying one [`MetaCommand`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum MetaResponse {
+    /// Applied.
+    Ok,
+    /// The topic was created with this id.
+    TopicCreated { topic_id: [u8; 16] },
+    /// A topic of that name exists; nothing was applied.
+    TopicAlreadyExists,
+    /// The named topic does not exist; nothing was applied.
+    UnknownTopic,
+    /// The partition part of the command is invalid (count not larger, bad replica list, partition
+    /// out of range, leader not in ISR, ...); nothing was applied.
+    InvalidPartitions(String),
+    /// A block of producer ids `[first, first + count)`.
+    ProducerIdBlock { first: i64, count: i64 },
+    /// The command is malformed in another way (bad topic name or id, negative broker id, unknown
+    /// broker, bad producer id count); nothing was applied.
+    InvalidRequest(String),
+}

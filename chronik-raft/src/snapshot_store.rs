@@ -1,0 +1,91 @@
+//! The one durable snapshot of the state machine, `raft/snapshot.json`: the snapshot meta plus
+//! [`SnapshotData`] (applied state, last applied log id, last membership), replaced atomically.
+//!
+//! The bytes openraft ships to other nodes are the JSON of [`SnapshotData`] alone; the meta travels
+//! beside them in the install RPC.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::durable::{read_json, write_json};
+use crate::error::StoreError;
+use crate::state::MetadataState;
+use crate::types::{LogId, SnapshotMeta, StoredMembership};
+
+const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// What a snapshot holds: enough to restart the state machine without the log before it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotData {
+    pub last_applied: Option<LogId>,
+    pub last_membership: StoredMembership,
+    pub state: MetadataState,
+}
+
+impl SnapshotData {
+    /// The bytes openraft carries for this snapshot.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|source| StoreError::Encode { what: "snapshot data", source })
+    }
+
+    /// Parse received snapshot bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::BadSnapshot { what: "data", reason: format!("does not decode: {e}") })
+    }
+}
+
+/// A snapshot as stored on disk.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoredSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: SnapshotData,
+}
+
+/// Owner of the snapshot file. Shared by the state machine (install) and snapshot builders, which
+/// run in their own task; the mutex keeps an older build from overwriting a newer snapshot.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    path: PathBuf,
+    /// Last log id of the snapshot on disk; guards against going backwards.
+    current: Mutex<Option<Option<LogId>>>,
+}
+
+impl SnapshotStore {
+    pub fn new(dir: &Path) -> Self {
+        SnapshotStore { path: dir.join(SNAPSHOT_FILE), current: Mutex::new(None) }
+    }
+
+    /// The snapshot on disk, if any.
+    pub fn load(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        let mut current = self.current.lock();
+        let snap: Option<StoredSnapshot> = read_json(&self.path, "snapshot")?;
+        if let Some(s) = &snap {
+            if s.meta.last_log_id != s.data.last_applied {
+                return Err(StoreError::BadSnapshot {
+                    what: "file",
+                    reason: format!("meta says {:?} but data was applied up to {:?}", s.meta.last_log_id, s.data.last_applied),
+                });
+            }
+        }
+        *current = Some(snap.as_ref().and_then(|s| s.meta.last_log_id));
+        Ok(snap)
+    }
+
+    /// Write `snap` durably unless the snapshot on disk is newer. Returns whether it was written.
+    /// Blocking: call from the blocking pool.
+    pub fn save(&self, snap: &StoredSnapshot) -> Result<bool, StoreError> {
+        let mut current = self.current.lock();
+        if let Some(on_disk) = *current {
+            if on_disk > snap.meta.last_log_id {
+                tracing::debug!(?on_disk, new = ?snap.meta.last_log_id, "skipping older snapshot");
+                return Ok(false);
+            }
+        }
+        write_json(&self.path, "snapshot", snap)?;
+        *current = Some(snap.meta.last_log_id);
+        Ok(true)
+    }
+}

@@ -1,0 +1,446 @@
+//! The metadata state machine as plain data: brokers, topics with their partitions, and the producer
+//! id counter, plus the deterministic [`MetadataState::apply`] that every node runs on the same
+//! committed commands. No I/O and no openraft here, so the rules are tested with tables of cases.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{MetaCommand, MetaResponse};
+use crate::types::BrokerNode;
+
+/// Longest legal topic name, as in Kafka.
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Most partitions one topic may have; bounds the size of one command and of the state.
+pub const PARTITIONS_PER_TOPIC_MAX: usize = 100_000;
+/// Most replicas one partition may have.
+pub const REPLICAS_PER_PARTITION_MAX: usize = 64;
+/// Largest producer id block one command may allocate.
+pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
+/// "No leader" in a [`PartitionRecord`], as on the Kafka wire.
+pub const NO_LEADER: i32 = -1;
+
+/// A broker known to the cluster.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct BrokerRecord {
+    pub id: i32,
+    pub node: BrokerNode,
+    /// Fenced brokers lead nothing and are not offered to clients; registering again unfences.
+    pub fenced: bool,
+}
+
+/// One partition's replica assignment and leadership.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PartitionRecord {
+    pub replicas: Vec<i32>,
+    /// Current leader, [`NO_LEADER`] when none.
+    pub leader: i32,
+    /// Bumped on every leader change; followers truncate by it (KIP-101).
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// A topic and its partitions (index = partition id).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub topic_id: [u8; 16],
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// The whole replicated cluster metadata.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MetadataState {
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// First producer id of the next block handed out.
+    pub next_producer_id: i64,
+}
+
+impl MetadataState {
+    /// Apply one committed command.
+    ///
+    /// Deterministic (depends only on `self` and `cmd`), validates inside itself, and never panics:
+    /// an invalid command changes nothing and is answered with why, so a bad command cannot stop the
+    /// metadata log from being applied.
+    pub fn apply(&mut self, cmd: &MetaCommand) -> MetaResponse {
+        match cmd {
+            MetaCommand::RegisterBroker { id, node } => self.register_broker(*id, node),
+            MetaCommand::FenceBroker { id } => self.fence_broker(*id),
+            MetaCommand::CreateTopic { name, topic_id, replicas, configs } => {
+                self.create_topic(name, *topic_id, replicas, configs)
+            }
+            MetaCommand::DeleteTopic { name } => match self.topics.remove(name) {
+                Some(_) => MetaResponse::Ok,
+                None => MetaResponse::UnknownTopic,
+            },
+            MetaCommand::CreatePartitions { name, new_replicas } => self.create_partitions(name, new_replicas),
+            MetaCommand::SetPartitionState { topic, partition, leader, isr } => {
+                self.set_partition_state(topic, *partition, *leader, isr)
+            }
+            MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
+        }
+    }
+
+    /// Broker ids that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRecord> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    fn register_broker(&mut self, id: i32, node: &BrokerNode) -> MetaResponse {
+        if id < 0 {
+            return MetaResponse::InvalidRequest(format!("broker id {id} is negative"));
+        }
+        self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false });
+        MetaResponse::Ok
+    }
+
+    fn fence_broker(&mut self, id: i32) -> MetaResponse {
+        match self.brokers.get_mut(&id) {
+            Some(broker) => {
+                broker.fenced = true;
+                MetaResponse::Ok
+            }
+            None => MetaResponse::InvalidRequest(format!("broker {id} is not registered")),
+        }
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: [u8; 16],
+        replicas: &[Vec<i32>],
+        configs: &BTreeMap<String, String>,
+    ) -> MetaResponse {
+        if let Err(why) = validate_topic_name(name) {
+            return MetaResponse::InvalidRequest(why);
+        }
+        if self.topics.contains_key(name) {
+            return MetaResponse::TopicAlreadyExists;
+        }
+        if topic_id == [0; 16] {
+            return MetaResponse::InvalidRequest(format!("topic {name}: the zero topic id is reserved"));
+        }
+        if let Some(other) = self.topics.values().find(|t| t.topic_id == topic_id) {
+            return MetaResponse::InvalidRequest(format!("topic {name}: topic id already used by {}", other.name));
+        }
+        if replicas.is_empty() {
+            return MetaResponse::InvalidPartitions(format!("topic {name}: at least one partition is needed"));
+        }
+        if let Err(why) = self.validate_new_partitions(name, 0, replicas) {
+            return MetaResponse::InvalidPartitions(why);
+        }
+        let partitions = replicas.iter().map(|r| new_partition(r)).collect();
+        self.topics.insert(
+            name.to_owned(),
+            TopicRecord { name: name.to_owned(), topic_id, configs: configs.clone(), partitions },
+        );
+        MetaResponse::TopicCreated { topic_id }
+    }
+
+    fn create_partitions(&mut self, name: &str, new_replicas: &[Vec<i32>]) -> MetaResponse {
+        let Some(current) = self.topics.get(name).map(|t| t.partitions.len()) else {
+            return MetaResponse::UnknownTopic;
+        };
+        if new_replicas.is_empty() {
+            return MetaResponse::InvalidPartitions(format!(
+                "topic {name}: new partition count must be larger than the current {current}"
+            ));
+        }
+        if let Err(why) = self.validate_new_partitions(name, current, new_replicas) {
+            return MetaResponse::InvalidPartitions(why);
+        }
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(new_replicas.iter().map(|r| new_partition(r)));
+        }
+        MetaResponse::Ok
+    }
+
+    /// Checks replica lists for partitions `first_partition..` of `topic`.
+    fn validate_new_partitions(&self, topic: &str, first_partition: usize, lists: &[Vec<i32>]) -> Result<(), String> {
+        let total = first_partition.saturating_add(lists.len());
+        if total > PARTITIONS_PER_TOPIC_MAX {
+            return Err(format!("topic {topic}: {total} partitions exceed the limit {PARTITIONS_PER_TOPIC_MAX}"));
+        }
+        for (i, replicas) in lists.iter().enumerate() {
+            let partition = first_partition + i;
+            if replicas.is_empty() {
+                return Err(format!("topic {topic} partition {partition}: empty replica list"));
+            }
+            if replicas.len() > REPLICAS_PER_PARTITION_MAX {
+                return Err(format!(
+                    "topic {topic} partition {partition}: {} replicas exceed the limit {REPLICAS_PER_PARTITION_MAX}",
+                    replicas.len()
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for broker in replicas {
+                if !seen.insert(*broker) {
+                    return Err(format!("topic {topic} partition {partition}: broker {broker} listed twice"));
+                }
+                if !self.brokers.contains_key(broker) {
+                    return Err(format!("topic {topic} partition {partition}: broker {broker} is not registered"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_partition_state(&mut self, topic: &str, partition: i32, leader: i32, isr: &[i32]) -> MetaResponse {
+        let Some(record) = self.topics.get_mut(topic) else {
+            return MetaResponse::UnknownTopic;
+        };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| record.partitions.get_mut(i)) else {
+            return MetaResponse::InvalidPartitions(format!(
+                "topic {topic}: partition {partition} does not exist ({} partitions)",
+                record.partitions.len()
+            ));
+        };
+        let mut seen = BTreeSet::new();
+        for broker in isr {
+            if !p.replicas.contains(broker) {
+                return MetaResponse::InvalidPartitions(format!(
+                    "topic {topic} partition {partition}: ISR member {broker} is not a replica"
+                ));
+            }
+            if !seen.insert(*broker) {
+                return MetaResponse::InvalidPartitions(format!(
+                    "topic {topic} partition {partition}: ISR lists {broker} twice"
+                ));
+            }
+        }
+        if leader != NO_LEADER && !isr.contains(&leader) {
+            return MetaResponse::InvalidPartitions(format!(
+                "topic {topic} partition {partition}: leader {leader} is not in the ISR"
+            ));
+        }
+        if leader != p.leader {
+            p.leader = leader;
+            p.leader_epoch = p.leader_epoch.saturating_add(1);
+        }
+        p.isr = isr.to_vec();
+        MetaResponse::Ok
+    }
+
+    fn allocate_producer_ids(&mut self, broker: i32, count: i64) -> MetaResponse {
+        if !(1..=PRODUCER_ID_BLOCK_MAX).contains(&count) {
+            return MetaResponse::InvalidRequest(format!(
+                "broker {broker}: producer id block size {count} outside 1..={PRODUCER_ID_BLOCK_MAX}"
+            ));
+        }
+        let first = self.next_producer_id;
+        let Some(next) = first.checked_add(count) else {
+            return MetaResponse::InvalidRequest(format!("broker {broker}: producer ids exhausted at {first}"));
+        };
+        self.next_producer_id = next;
+        MetaResponse::ProducerIdBlock { first, count }
+    }
+}
+
+/// A new partition is led by its first replica, epoch 0, with every replica in sync.
+fn new_partition(replicas: &[i32]) -> PartitionRecord {
+    PartitionRecord {
+        replicas: replicas.to_vec(),
+        leader: replicas.first().copied().unwrap_or(NO_LEADER),
+        leader_epoch: 0,
+        isr: replicas.to_vec(),
+    }
+}
+
+/// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
+fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > TOPIC_NAME_LEN_MAX {
+        return Err(format!("topic name of {} characters exceeds {TOPIC_NAME_LEN_MAX}", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic name {name:?} contains illegal character {c:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(port: u16) -> BrokerNode {
+        BrokerNode { kafka_addr: format!("localhost:{port}"), ..Default::default() }
+    }
+
+    fn register(id: i32) -> MetaCommand {
+        MetaCommand::RegisterBroker { id, node: node((9000 + id) as u16) }
+    }
+
+    fn create(name: &str, id: u8, replicas: Vec<Vec<i32>>) -> MetaCommand {
+        MetaCommand::CreateTopic { name: name.into(), topic_id: [id; 16], replicas, configs: BTreeMap::new() }
+    }
+
+    fn set(topic: &str, partition: i32, leader: i32, isr: Vec<i32>) -> MetaCommand {
+        MetaCommand::SetPartitionState { topic: topic.into(), partition, leader, isr }
+    }
+
+    /// Three registered brokers and topic "t" with two partitions on [1,2,3] and [2,3,1].
+    fn base() -> MetadataState {
+        let mut s = MetadataState::default();
+        for c in [register(1), register(2), register(3), create("t", 7, vec![vec![1, 2, 3], vec![2, 3, 1]])] {
+            s.apply(&c);
+        }
+        s
+    }
+
+    fn invalid_partitions(r: &MetaResponse) -> bool {
+        matches!(r, MetaResponse::InvalidPartitions(_))
+    }
+    fn invalid_request(r: &MetaResponse) -> bool {
+        matches!(r, MetaResponse::InvalidRequest(_))
+    }
+
+    /// Each case: commands applied to `base()`, the expected last response, and whether the state
+    /// must be unchanged from `base()` (a refused command applies nothing).
+    #[test]
+    fn table_of_commands() {
+        type Check = fn(&MetaResponse) -> bool;
+        let cases: Vec<(&str, Vec<MetaCommand>, Check, bool)> = vec![
+            ("duplicate create", vec![create("t", 8, vec![vec![1]])], |r| *r == MetaResponse::TopicAlreadyExists, true),
+            ("delete unknown", vec![MetaCommand::DeleteTopic { name: "nope".into() }], |r| *r == MetaResponse::UnknownTopic, true),
+            ("delete known", vec![MetaCommand::DeleteTopic { name: "t".into() }], |r| *r == MetaResponse::Ok, false),
+            ("create topic id reused", vec![create("u", 7, vec![vec![1]])], invalid_request, true),
+            ("create zero topic id", vec![create("u", 0, vec![vec![1]])], invalid_request, true),
+            ("create no partitions", vec![create("u", 9, vec![])], invalid_partitions, true),
+            ("create empty replica list", vec![create("u", 9, vec![vec![1], vec![]])], invalid_partitions, true),
+            ("create unknown broker", vec![create("u", 9, vec![vec![1, 4]])], invalid_partitions, true),
+            ("create duplicate replica", vec![create("u", 9, vec![vec![1, 1]])], invalid_partitions, true),
+            ("create bad name", vec![create("a/b", 9, vec![vec![1]])], invalid_request, true),
+            ("create empty name", vec![create("", 9, vec![vec![1]])], invalid_request, true),
+            ("partitions on unknown topic", vec![MetaCommand::CreatePartitions { name: "x".into(), new_replicas: vec![vec![1]] }], |r| *r == MetaResponse::UnknownTopic, true),
+            ("partitions none added", vec![MetaCommand::CreatePartitions { name: "t".into(), new_replicas: vec![] }], invalid_partitions, true),
+            ("partitions bad broker", vec![MetaCommand::CreatePartitions { name: "t".into(), new_replicas: vec![vec![9]] }], invalid_partitions, true),
+            ("partitions more", vec![MetaCommand::CreatePartitions { name: "t".into(), new_replicas: vec![vec![3, 1]] }], |r| *r == MetaResponse::Ok, false),
+            ("set state unknown topic", vec![set("x", 0, 1, vec![1])], |r| *r == MetaResponse::UnknownTopic, true),
+            ("set state partition out of range", vec![set("t", 2, 1, vec![1])], invalid_partitions, true),
+            ("set state negative partition", vec![set("t", -1, 1, vec![1])], invalid_partitions, true),
+            ("set state leader not in isr", vec![set("t", 0, 1, vec![2, 3])], invalid_partitions, true),
+            ("set state isr not replica", vec![set("t", 0, 1, vec![1, 4])], invalid_partitions, true),
+            ("set state no leader", vec![set("t", 0, NO_LEADER, vec![])], |r| *r == MetaResponse::Ok, false),
+            ("register negative id", vec![register(-1)], invalid_request, true),
+            ("fence unknown broker", vec![MetaCommand::FenceBroker { id: 9 }], invalid_request, true),
+            ("producer ids zero count", vec![MetaCommand::AllocateProducerIds { broker: 1, count: 0 }], invalid_request, true),
+            ("producer ids too many", vec![MetaCommand::AllocateProducerIds { broker: 1, count: PRODUCER_ID_BLOCK_MAX + 1 }], invalid_request, true),
+        ];
+        for (what, cmds, check, unchanged) in cases {
+            let mut s = base();
+            let mut last = MetaResponse::Ok;
+            for c in &cmds {
+                last = s.apply(c);
+            }
+            assert!(check(&last), "{what}: unexpected response {last:?}");
+            assert_eq!(s == base(), unchanged, "{what}: state changed = {}", s != base());
+        }
+    }
+
+    #[test]
+    fn create_topic_sets_leader_epoch_and_isr() {
+        let s = base();
+        let t = &s.topics["t"];
+        assert_eq!(t.topic_id, [7; 16]);
+        assert_eq!(t.partitions.len(), 2);
+        assert_eq!(t.partitions[1], PartitionRecord { replicas: vec![2, 3, 1], leader: 2, leader_epoch: 0, isr: vec![2, 3, 1] });
+    }
+
+    #[test]
+    fn create_partitions_appends_after_existing() {
+        let mut s = base();
+        let r = s.apply(&MetaCommand::CreatePartitions { name: "t".into(), new_replicas: vec![vec![3], vec![1, 2]] });
+        assert_eq!(r, MetaResponse::Ok);
+        let leaders: Vec<i32> = s.topics["t"].partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1]);
+    }
+
+    #[test]
+    fn leader_epoch_bumps_only_on_leader_change() {
+        let mut s = base();
+        let epoch = |s: &MetadataState| s.topics["t"].partitions[0].leader_epoch;
+        assert_eq!(s.apply(&set("t", 0, 1, vec![1, 2])), MetaResponse::Ok);
+        assert_eq!(epoch(&s), 0, "ISR shrink with the same leader keeps the epoch");
+        assert_eq!(s.apply(&set("t", 0, 2, vec![1, 2])), MetaResponse::Ok);
+        assert_eq!(epoch(&s), 1);
+        assert_eq!(s.apply(&set("t", 0, 2, vec![2])), MetaResponse::Ok);
+        assert_eq!(epoch(&s), 1);
+        assert_eq!(s.apply(&set("t", 0, NO_LEADER, vec![])), MetaResponse::Ok);
+        assert_eq!(epoch(&s), 2, "losing the leader is a leader change");
+        assert!(invalid_partitions(&s.apply(&set("t", 0, 3, vec![2]))));
+        assert_eq!(epoch(&s), 2, "a refused change keeps the epoch");
+        assert_eq!(s.topics["t"].partitions[0].isr, Vec::<i32>::new());
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut s = base();
+        let mut blocks = Vec::new();
+        for (broker, count) in [(1, 1000), (2, 1), (1, 5000), (3, 0), (3, 17), (2, -5), (1, PRODUCER_ID_BLOCK_MAX)] {
+            if let MetaResponse::ProducerIdBlock { first, count: got } = s.apply(&MetaCommand::AllocateProducerIds { broker, count }) {
+                assert_eq!(got, count);
+                blocks.push((first, first + got));
+            }
+        }
+        assert_eq!(blocks.len(), 5, "the zero and negative counts are refused");
+        for (i, a) in blocks.iter().enumerate() {
+            for b in &blocks[i + 1..] {
+                assert!(a.1 <= b.0 || b.1 <= a.0, "blocks {a:?} and {b:?} overlap");
+            }
+        }
+        assert_eq!(s.next_producer_id, blocks.iter().map(|b| b.1).max().unwrap_or(0));
+    }
+
+    #[test]
+    fn producer_ids_exhausted_is_refused_not_wrapped() {
+        let mut s = MetadataState { next_producer_id: i64::MAX - 10, ..Default::default() };
+        assert!(invalid_request(&s.apply(&MetaCommand::AllocateProducerIds { broker: 1, count: 11 })));
+        assert_eq!(s.next_producer_id, i64::MAX - 10);
+    }
+
+    #[test]
+    fn register_updates_and_unfences() {
+        let mut s = base();
+        assert_eq!(s.apply(&MetaCommand::FenceBroker { id: 2 }), MetaResponse::Ok);
+        assert!(s.brokers[&2].fenced);
+        assert_eq!(s.live_brokers().count(), 2);
+        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(1234) }), MetaResponse::Ok);
+        assert!(!s.brokers[&2].fenced);
+        assert_eq!(s.brokers[&2].node.kafka_addr, "localhost:1234");
+        assert_eq!(s.brokers.len(), 3);
+    }
+
+    #[test]
+    fn same_commands_give_same_state() {
+        let cmds = vec![
+            register(3),
+            register(1),
+            create("b", 2, vec![vec![1, 3]]),
+            create("a", 1, vec![vec![3], vec![1]]),
+            create("a", 5, vec![vec![3]]),
+            MetaCommand::AllocateProducerIds { broker: 1, count: 10 },
+            set("b", 0, 3, vec![3]),
+            MetaCommand::CreatePartitions { name: "b".into(), new_replicas: vec![vec![1]] },
+            MetaCommand::DeleteTopic { name: "a".into() },
+            MetaCommand::FenceBroker { id: 1 },
+        ];
+        let run = || {
+            let mut s = MetadataState::default();
+            let responses: Vec<MetaResponse> = cmds.iter().map(|c| s.apply(c)).collect();
+            (s, responses)
+        };
+        let (s1, r1) = run();
+        let (s2, r2) = run();
+        assert_eq!(s1, s2);
+        assert_eq!(r1, r2);
+        let json1 = serde_json::to_string(&s1).unwrap_or_default();
+        assert_eq!(json1, serde_json::to_string(&s2).unwrap_or_default(), "serialised form is stable too");
+        assert!(!json1.is_empty());
+        assert_eq!(r1[4], MetaResponse::TopicAlreadyExists);
+        assert_eq!(s1.topics.keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+}
