@@ -1,0 +1,168 @@
+//! The async facade: owns the groups, the offsets store and the timer task; `api/` holds one file
+//! per Kafka API, each an `impl GroupCoordinator` block that maps the request onto [`Group`] calls.
+//!
+//! Concurrency: all membership lives under one short `parking_lot` mutex (no `.await` while held);
+//! a request that must wait (JoinGroup until the join phase ends, a follower's SyncGroup until the
+//! leader's assignment) parks on a oneshot channel that the routing of [`Delivery`] values fills.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::group::{Delivery, Group, JoinResult, Limits, SyncResult};
+use crate::offsets::OffsetStore;
+use crate::{GroupConfig, GroupError};
+
+/// How often session timeouts and phase deadlines are checked; bounds how late an expiry is noticed.
+pub const TICK_INTERVAL_MS: u64 = 100;
+
+/// Answers whether a topic partition exists (OffsetCommit on an unknown one gets UNKNOWN_TOPIC_OR_PARTITION).
+pub type PartitionExists = Arc<dyn Fn(&str, i32) -> bool + Send + Sync>;
+
+/// Who sent a JoinGroup: the request body does not carry it, the request header and socket do.
+/// Member ids are `client_id + "-" + uuid`, and DescribeGroups reports both fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// Groups plus the requests parked on them.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub groups: HashMap<String, Group>,
+    join_waiters: HashMap<(String, String), oneshot::Sender<JoinResult>>,
+    sync_waiters: HashMap<(String, String), oneshot::Sender<SyncResult>>,
+}
+
+impl Registry {
+    /// Hands the group's ready responses to the requests waiting for them.
+    pub fn route(&mut self, group_id: &str) {
+        let Some(group) = self.groups.get_mut(group_id) else { return };
+        for delivery in group.take_deliveries() {
+            match delivery {
+                Delivery::Join { member_id, result } => {
+                    if let Some(tx) = self.join_waiters.remove(&(group_id.to_string(), member_id)) {
+                        // The requester may have gone away (connection closed): nothing to do.
+                        let _ = tx.send(result);
+                    }
+                }
+                Delivery::Sync { member_id, result } => {
+                    if let Some(tx) = self.sync_waiters.remove(&(group_id.to_string(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parks a JoinGroup; a previous parked join of the same member is dropped (it gets an error).
+    pub fn wait_join(&mut self, group_id: &str, member_id: String) -> oneshot::Receiver<JoinResult> {
+        let (tx, rx) = oneshot::channel();
+        self.join_waiters.insert((group_id.to_string(), member_id), tx);
+        rx
+    }
+
+    pub fn wait_sync(&mut self, group_id: &str, member_id: String) -> oneshot::Receiver<SyncResult> {
+        let (tx, rx) = oneshot::channel();
+        self.sync_waiters.insert((group_id.to_string(), member_id), tx);
+        rx
+    }
+}
+
+/// Kafka's group coordinator for this broker.
+pub struct GroupCoordinator {
+    pub(crate) config: GroupConfig,
+    pub(crate) registry: Mutex<Registry>,
+    pub(crate) offsets: OffsetStore,
+    pub(crate) partition_exists: PartitionExists,
+    /// Zero of the coordinator's millisecond clock (tokio's, so tests can pause time).
+    clock_base: Instant,
+    /// Set once the timer task runs; it is started on first use because `open` may run outside a
+    /// tokio runtime.
+    ticker_started: AtomicBool,
+    /// Lets the timer task hold the coordinator weakly, so dropping the coordinator stops it.
+    weak_self: Weak<GroupCoordinator>,
+}
+
+impl GroupCoordinator {
+    /// `dir` is e.g. data/__consumer_offsets; rebuilds committed offsets from the logs under it.
+    pub fn open(dir: &Path, config: GroupConfig, partition_exists: PartitionExists) -> Result<Arc<Self>, GroupError> {
+        let offsets = crate::offsets::open_dir(dir, config.offsets_partitions)?;
+        info!(dir = %dir.display(), partitions = config.offsets_partitions, "group coordinator open");
+        Ok(Self::with_store(offsets, config, partition_exists))
+    }
+
+    pub(crate) fn with_store(offsets: OffsetStore, config: GroupConfig, partition_exists: PartitionExists) -> Arc<Self> {
+        Arc::new_cyclic(|weak_self| Self {
+            config,
+            registry: Mutex::new(Registry::default()),
+            offsets,
+            partition_exists,
+            clock_base: Instant::now(),
+            ticker_started: AtomicBool::new(false),
+            weak_self: weak_self.clone(),
+        })
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock_base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            members_max: self.config.members_per_group_max,
+            initial_rebalance_delay_ms: self.config.initial_rebalance_delay_ms,
+        }
+    }
+
+    /// Starts the timer task on first use (we are inside the runtime by then).
+    pub(crate) fn ensure_ticker(&self) {
+        if self.ticker_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = self.weak_self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(coordinator) = weak.upgrade() else {
+                    debug!("group coordinator dropped; timer stops");
+                    return;
+                };
+                coordinator.tick();
+            }
+        });
+    }
+
+    /// Expires sessions and ends phases whose deadline passed, in every group.
+    fn tick(&self) {
+        let now_ms = self.now_ms();
+        let mut registry = self.registry.lock();
+        let ids: Vec<String> = registry.groups.keys().cloned().collect();
+        for id in ids {
+            if let Some(group) = registry.groups.get_mut(&id) {
+                group.tick(now_ms);
+            }
+            registry.route(&id);
+        }
+    }
+
+    /// Whether a group may be created: under `groups_max`, after evicting groups that are empty
+    /// and own no offsets (they carry no information).
+    pub(crate) fn make_room(&self, registry: &mut Registry) -> bool {
+        if registry.groups.len() < self.config.groups_max {
+            return true;
+        }
+        registry.groups.retain(|id, group| !group.is_empty() || self.offsets.has_offsets(id));
+        registry.groups.len() < self.config.groups_max
+    }
+}
