@@ -1,1 +1,38 @@
-//! Segmented log storage.
+//! Chronik's segmented, memory-mapped partition log storing Kafka v2 record batches verbatim.
+//! Synchronous (no tokio); the byte layout is in `docs/WAL-FORMAT.md`.
+//!
+//! Parts:
+//! - `partition_log`: `PartitionLog`, one partition's directory of segments — append, zero-copy
+//!   read, time lookup, truncation, retention, recovery on open.
+//! - `flusher`: `Flusher`, group commit — concurrent callers share one `fdatasync`.
+//! - `segment`: one `.log` file mapped read-only, appended by positioned writes, plus its indexes.
+//! - `index`: sparse offset and time indexes (memory-mapped) and the rule that places entries.
+//! - `batch`: v2 batch header fields, validation (length, magic, CRC-32C) and offset stamping.
+//! - `scan`: walking a segment's batches to find its valid end (recovery, index rebuild).
+//! - `mmap`: the only `unsafe` — mapping files — with the argument why it is sound.
+//! - `config`, `error`, `fsutil` (file names, directory fsync).
+
+mod batch;
+pub mod config;
+pub mod error;
+mod flusher;
+mod fsutil;
+mod index;
+mod mmap;
+mod partition_log;
+mod scan;
+mod segment;
+
+pub use batch::{BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+pub use config::LogConfig;
+pub use error::WalError;
+pub use flusher::Flusher;
+pub use index::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult, NO_LOG_APPEND_TIME};
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

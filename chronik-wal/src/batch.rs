@@ -1,0 +1,197 @@
+//! Kafka v2 record batch headers: where each field lives, how a stored batch is checked, and how the
+//! broker stamps `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) without re-encoding.
+//!
+//! The batch's own fields are the storage frame: `batchLength` gives the size, CRC-32C covers bytes
+//! 21..end, and `baseOffset` continuity (checked by the scanner) covers what the CRC does not.
+
+use crate::error::WalError;
+
+/// Size of the fixed v2 batch header; no valid batch is shorter.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before and including `batchLength` that `batchLength` does not count (baseOffset + length).
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+/// First byte covered by the CRC (attributes).
+const CRC_COVERS_FROM: usize = 21;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORD_COUNT_AT: usize = 57;
+const MAGIC_V2: i8 = 2;
+
+/// Header of one stored batch, read from the mapped bytes (no record decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub attributes: i16,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+    /// Byte position of the batch inside its segment's `.log` file.
+    pub position: u64,
+    /// Whole size of the batch in bytes, header included.
+    pub size: u32,
+}
+
+/// Why bytes at some position are not a valid stored batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BatchFault {
+    #[error("{available} bytes left, a batch needs at least {needed}")]
+    Short { available: usize, needed: usize },
+    #[error("zero batch length (end of written data)")]
+    Zero,
+    #[error("batch length {0} is impossible")]
+    BadLength(i32),
+    #[error("magic {0}, expected 2")]
+    BadMagic(i8),
+    #[error("crc32c mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadCrc { stored: u32, computed: u32 },
+    #[error("last offset delta {0} is negative")]
+    BadDelta(i32),
+    #[error("base offset {found}, expected {expected} (offsets must be contiguous)")]
+    Discontinuity { found: i64, expected: i64 },
+}
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// Checks the batch that starts at `bytes[0]` (bytes may run past its end) and returns its header.
+/// `verify_crc` is false only where the bytes were verified before (index rebuild after truncation).
+pub(crate) fn check_batch(bytes: &[u8], position: u64, verify_crc: bool) -> Result<BatchHeader, BatchFault> {
+    if bytes.len() < LOG_OVERHEAD_BYTES {
+        return Err(BatchFault::Short { available: bytes.len(), needed: BATCH_HEADER_BYTES });
+    }
+    let length = i32_at(bytes, BATCH_LENGTH_AT);
+    if length == 0 {
+        return Err(BatchFault::Zero);
+    }
+    if length < (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
+        return Err(BatchFault::BadLength(length));
+    }
+    // length > 0 was checked above, so the cast is exact.
+    let size = length as usize + LOG_OVERHEAD_BYTES;
+    if bytes.len() < size {
+        return Err(BatchFault::Short { available: bytes.len(), needed: size });
+    }
+    let batch = &bytes[..size];
+    let magic = batch[MAGIC_AT] as i8;
+    if magic != MAGIC_V2 {
+        return Err(BatchFault::BadMagic(magic));
+    }
+    if verify_crc {
+        let stored = u32::from_be_bytes([batch[CRC_AT], batch[CRC_AT + 1], batch[CRC_AT + 2], batch[CRC_AT + 3]]);
+        let computed = crc32c::crc32c(&batch[CRC_COVERS_FROM..]);
+        if stored != computed {
+            return Err(BatchFault::BadCrc { stored, computed });
+        }
+    }
+    let delta = i32_at(batch, LAST_OFFSET_DELTA_AT);
+    if delta < 0 {
+        return Err(BatchFault::BadDelta(delta));
+    }
+    let base_offset = i64_at(batch, BASE_OFFSET_AT);
+    Ok(BatchHeader {
+        base_offset,
+        last_offset: base_offset.saturating_add(i64::from(delta)),
+        partition_leader_epoch: i32_at(batch, LEADER_EPOCH_AT),
+        attributes: i16_at(batch, ATTRIBUTES_AT),
+        max_timestamp: i64_at(batch, MAX_TIMESTAMP_AT),
+        producer_id: i64_at(batch, PRODUCER_ID_AT),
+        producer_epoch: i16_at(batch, PRODUCER_EPOCH_AT),
+        base_sequence: i32_at(batch, BASE_SEQUENCE_AT),
+        record_count: i32_at(batch, RECORD_COUNT_AT),
+        position,
+        // size <= bytes.len() and a batch length is an i32, so size fits in u32.
+        size: size as u32,
+    })
+}
+
+/// Validates a batch handed to `append`: the slice must be exactly one v2 batch with a good CRC.
+pub(crate) fn validate_for_append(batch: &[u8]) -> Result<BatchHeader, WalError> {
+    let header = check_batch(batch, 0, true).map_err(|f| WalError::InvalidBatch(f.to_string()))?;
+    if header.size as usize != batch.len() {
+        return Err(WalError::InvalidBatch(format!(
+            "batch length field says {} bytes but {} were given",
+            header.size,
+            batch.len()
+        )));
+    }
+    Ok(header)
+}
+
+/// Writes the broker-assigned base offset and leader epoch; neither is covered by the CRC.
+pub(crate) fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(delta: i32, payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; BATCH_HEADER_BYTES];
+        b.extend_from_slice(payload);
+        let len = (b.len() - LOG_OVERHEAD_BYTES) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[16] = 2;
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        b[35..43].copy_from_slice(&77i64.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn crc32c_is_castagnoli_not_ieee() {
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn parses_and_stamps_outside_the_crc() {
+        let mut b = batch(4, b"hello");
+        stamp(&mut b, 1000, 7);
+        let h = validate_for_append(&b).unwrap();
+        assert_eq!((h.base_offset, h.last_offset, h.partition_leader_epoch), (1000, 1004, 7));
+        assert_eq!((h.max_timestamp, h.size as usize), (77, b.len()));
+    }
+
+    #[test]
+    fn rejects_each_kind_of_damage() {
+        let good = batch(0, b"x");
+        let mut crc = good.clone();
+        crc[60] ^= 1;
+        assert!(matches!(check_batch(&crc, 0, true), Err(BatchFault::BadCrc { .. })));
+        assert!(check_batch(&crc, 0, false).is_ok());
+        let mut magic = good.clone();
+        magic[16] = 1;
+        assert_eq!(check_batch(&magic, 0, true), Err(BatchFault::BadMagic(1)));
+        assert!(matches!(check_batch(&good[..30], 0, true), Err(BatchFault::Short { .. })));
+        assert_eq!(check_batch(&[0u8; 64], 0, true), Err(BatchFault::Zero));
+        let mut extra = good.clone();
+        extra.push(0);
+        assert!(validate_for_append(&extra).is_err());
+        assert!(check_batch(&extra, 0, true).is_ok());
+    }
+}

@@ -1,0 +1,127 @@
+//! Group commit: makes appended data durable with as few `fdatasync` calls as possible.
+//!
+//! `append` never syncs; it tells the flusher how far the log reaches. A caller of
+//! [`Flusher::sync_through`] either finds its offsets already durable, waits for a sync in flight
+//! (then re-checks), or becomes the syncer: it syncs the active file once for everything appended so
+//! far, outside every lock, while later callers queue on the condvar. Sealed segments were fsynced when
+//! they rolled, so syncing the current active file always completes the durable prefix.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::WalError;
+
+/// Shared durability state of one partition log; obtained from `PartitionLog::flusher`.
+pub struct Flusher {
+    state: Mutex<FlushState>,
+    synced: Condvar,
+    /// For error messages: the partition directory.
+    dir: std::path::PathBuf,
+}
+
+struct FlushState {
+    /// The active segment's file; swapped by roll and truncation.
+    file: Arc<File>,
+    /// Log end offset as of the last append.
+    appended_end: i64,
+    /// Every offset below this is on stable storage.
+    durable_end: i64,
+    /// A sync is in flight; others wait instead of issuing their own.
+    syncing: bool,
+    /// Bumped by truncation, so a sync that started before it cannot claim pre-truncation offsets.
+    generation: u64,
+    /// Number of `sync_data` calls made by `sync_through` (observability and tests).
+    sync_count: u64,
+}
+
+impl Flusher {
+    pub(crate) fn new(dir: std::path::PathBuf, file: Arc<File>, durable_end: i64) -> Flusher {
+        Flusher {
+            state: Mutex::new(FlushState {
+                file,
+                appended_end: durable_end,
+                durable_end,
+                syncing: false,
+                generation: 0,
+                sync_count: 0,
+            }),
+            synced: Condvar::new(),
+            dir,
+        }
+    }
+
+    /// Block until every offset < `end_offset` is durable (fdatasync). Concurrent callers share one
+    /// sync. Asking for offsets that were never appended (or were truncated away) is an error rather
+    /// than a wait that could last forever.
+    pub fn sync_through(&self, end_offset: i64) -> Result<(), WalError> {
+        let mut st = self.state.lock();
+        loop {
+            if st.durable_end >= end_offset {
+                return Ok(());
+            }
+            if end_offset > st.appended_end {
+                return Err(WalError::SyncBeyondEnd {
+                    requested: end_offset,
+                    log_end: st.appended_end,
+                });
+            }
+            if st.syncing {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            st.syncing = true;
+            let file = Arc::clone(&st.file);
+            let target = st.appended_end;
+            let generation = st.generation;
+            drop(st);
+            let result = file.sync_data();
+            st = self.state.lock();
+            st.syncing = false;
+            st.sync_count += 1;
+            if result.is_ok() && st.generation == generation {
+                st.durable_end = st.durable_end.max(target);
+            }
+            self.synced.notify_all();
+            if let Err(source) = result {
+                // The waiters retry; the page cache state after a failed fsync is unknown, so the
+                // server should treat this as fatal for the partition.
+                tracing::error!(dir = %self.dir.display(), error = %source, "fdatasync failed");
+                return Err(WalError::Io { path: self.dir.clone(), source });
+            }
+        }
+    }
+
+    /// Every offset below this is durable.
+    pub fn durable_end_offset(&self) -> i64 {
+        self.state.lock().durable_end
+    }
+
+    /// Number of fdatasync calls made by group commit so far.
+    pub fn sync_count(&self) -> u64 {
+        self.state.lock().sync_count
+    }
+
+    /// Records an append that extended the log to `end_offset` (exclusive).
+    pub(crate) fn note_append(&self, end_offset: i64) {
+        self.state.lock().appended_end = end_offset;
+    }
+
+    /// A roll sealed (and fsynced) everything below `durable_end`; later appends go to `file`.
+    pub(crate) fn switch_file(&self, file: Arc<File>, durable_end: i64) {
+        let mut st = self.state.lock();
+        st.file = file;
+        st.durable_end = st.durable_end.max(durable_end);
+    }
+
+    /// The log was cut (and synced) to `end_offset`; forget everything above it.
+    pub(crate) fn reset(&self, file: Arc<File>, end_offset: i64) {
+        let mut st = self.state.lock();
+        st.file = file;
+        st.generation += 1;
+        st.appended_end = end_offset;
+        st.durable_end = end_offset;
+        self.synced.notify_all();
+    }
+}

@@ -1,0 +1,383 @@
+//! One segment: a `.log` file of batches mapped read-only, plus its offset and time indexes.
+//!
+//! The active segment's file is preallocated to `segment_bytes` and mapped once over that length;
+//! appends are positioned writes at `valid_len`, which Linux keeps coherent with the shared mapping.
+//! Sealing fsyncs it and trims the file to `valid_len`.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use memmap2::Mmap;
+
+use crate::batch::{check_batch, BatchFault, BatchHeader};
+use crate::config::LogConfig;
+use crate::error::{io_at, WalError};
+use crate::fsutil::{segment_file, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
+use crate::index::{
+    offset_lookup, time_lookup, IndexFile, IndexPolicy, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+use crate::mmap::{map_log, MappedSlice};
+use crate::scan::{is_all_zero, scan};
+
+/// How a segment found on disk is to be treated by recovery.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    /// Fsynced at roll: any invalid data is corruption. `expected_next` is the next segment's base.
+    Sealed { expected_next: i64 },
+    /// The newest segment: an invalid batch marks the torn tail of an interrupted write.
+    Active,
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    /// Shared with the `Flusher` while this segment is active, so group commit syncs this file.
+    file: Arc<File>,
+    /// Mapping of the whole file as it was when mapped (the preallocated length when active).
+    map: Arc<Mmap>,
+    /// Bytes of whole batches; everything below is immutable, reads never pass it.
+    valid_len: u64,
+    next_offset: i64,
+    /// Largest batch max timestamp; -1 while empty.
+    max_timestamp: i64,
+    /// Wall-clock time of the first append (or the first batch's timestamp after a restart).
+    first_append_ms: Option<i64>,
+    offset_index: IndexFile,
+    time_index: IndexFile,
+    policy: IndexPolicy,
+}
+
+impl Segment {
+    /// Creates an empty active segment starting at `base_offset` (replacing stale files of that name).
+    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Segment, WalError> {
+        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(io_at(&log_path))?;
+        file.set_len(config.segment_bytes).map_err(io_at(&log_path))?;
+        let map = map_log(&file, &log_path)?;
+        let offset_index = IndexFile::create_active(
+            &segment_file(dir, base_offset, INDEX_EXT),
+            config.index_bytes_max,
+            OFFSET_INDEX_ENTRY_BYTES,
+            &[],
+        )?;
+        let time_index = IndexFile::create_active(
+            &segment_file(dir, base_offset, TIME_INDEX_EXT),
+            config.index_bytes_max,
+            TIME_INDEX_ENTRY_BYTES,
+            &[],
+        )?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file: Arc::new(file),
+            map,
+            valid_len: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            first_append_ms: None,
+            offset_index,
+            time_index,
+            policy: IndexPolicy::new(config.index_interval_bytes),
+        })
+    }
+
+    /// Opens a segment found on disk, validating every batch (CRC and offset continuity) and
+    /// rebuilding its indexes; see [`Role`] for how an invalid batch is treated.
+    pub(crate) fn open(dir: &Path, base_offset: i64, config: &LogConfig, role: Role) -> Result<Segment, WalError> {
+        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_at(&log_path))?;
+        let file_len = file.metadata().map_err(io_at(&log_path))?.len();
+        let capacity = file_len.max(config.segment_bytes);
+        if matches!(role, Role::Active) && file_len < capacity {
+            file.set_len(capacity).map_err(io_at(&log_path))?;
+        }
+        let mut map = map_log(&file, &log_path)?;
+        let found = scan(&map, base_offset, config.index_interval_bytes, true);
+        let corrupt = |position: u64, reason: String| WalError::Corrupt {
+            segment: log_path.clone(),
+            position,
+            reason,
+        };
+        match role {
+            Role::Sealed { expected_next } => {
+                if let Some((pos, fault)) = &found.stop {
+                    if !is_all_zero(&map[*pos as usize..]) {
+                        return Err(corrupt(*pos, fault.to_string()));
+                    }
+                    // A crash between the roll's fsync and its trim: the tail is preallocated zeros.
+                    tracing::warn!(segment = %log_path.display(), valid_len = pos, file_len,
+                        "trimming the zero tail of a sealed segment");
+                    drop(map);
+                    file.set_len(*pos).map_err(io_at(&log_path))?;
+                    file.sync_all().map_err(io_at(&log_path))?;
+                    map = map_log(&file, &log_path)?;
+                }
+                if found.next_offset != expected_next {
+                    return Err(corrupt(
+                        found.valid_len,
+                        format!(
+                            "segment ends before offset {} but the next segment starts at {expected_next}",
+                            found.next_offset
+                        ),
+                    ));
+                }
+            }
+            Role::Active => {
+                if let Some((pos, fault)) = &found.stop {
+                    if *fault != BatchFault::Zero {
+                        tracing::warn!(segment = %log_path.display(), position = pos, reason = %fault,
+                            "truncating the torn tail of the active segment");
+                    }
+                }
+                if found.valid_len < map.len() as u64 {
+                    // Shrink then re-extend: everything past the valid data reads as zeros, so a
+                    // later shorter write can never leave an old batch that looks continuous.
+                    drop(map);
+                    file.set_len(found.valid_len).map_err(io_at(&log_path))?;
+                    file.set_len(capacity).map_err(io_at(&log_path))?;
+                    file.sync_all().map_err(io_at(&log_path))?;
+                    map = map_log(&file, &log_path)?;
+                }
+            }
+        }
+        let index_path = segment_file(dir, base_offset, INDEX_EXT);
+        let time_path = segment_file(dir, base_offset, TIME_INDEX_EXT);
+        let (offset_index, time_index) = match role {
+            Role::Sealed { .. } => (
+                IndexFile::open_sealed(&index_path, OFFSET_INDEX_ENTRY_BYTES, &found.offset_entries)?,
+                IndexFile::open_sealed(&time_path, TIME_INDEX_ENTRY_BYTES, &found.time_entries)?,
+            ),
+            Role::Active => (
+                IndexFile::create_active(
+                    &index_path,
+                    config.index_bytes_max,
+                    OFFSET_INDEX_ENTRY_BYTES,
+                    &found.offset_entries,
+                )?,
+                IndexFile::create_active(
+                    &time_path,
+                    config.index_bytes_max,
+                    TIME_INDEX_ENTRY_BYTES,
+                    &found.time_entries,
+                )?,
+            ),
+        };
+        let first_append_ms = (found.valid_len > 0)
+            .then(|| found.first_timestamp.filter(|ts| *ts >= 0).unwrap_or_else(crate::now_ms));
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file: Arc::new(file),
+            map,
+            valid_len: found.valid_len,
+            next_offset: found.next_offset,
+            max_timestamp: found.max_timestamp,
+            first_append_ms,
+            offset_index,
+            time_index,
+            policy: found.policy,
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub(crate) fn valid_len(&self) -> u64 {
+        self.valid_len
+    }
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Why the active segment must roll before taking a batch of `size` bytes ending at `last_offset`
+    /// (None: it may take it). An empty segment never rolls.
+    pub(crate) fn roll_reason(&self, size: u64, last_offset: i64, now_ms: i64, config: &LogConfig) -> Option<&'static str> {
+        if self.valid_len == 0 {
+            return None;
+        }
+        if self.valid_len + size > config.segment_bytes || self.valid_len + size > self.map.len() as u64 {
+            return Some("size");
+        }
+        if self.offset_index.is_full() || self.time_index.is_full() {
+            return Some("index full");
+        }
+        if last_offset - self.base_offset > i64::from(u32::MAX) {
+            return Some("relative offset range");
+        }
+        let age_ms = self.first_append_ms.map_or(0, |first| now_ms.saturating_sub(first));
+        if u64::try_from(age_ms).unwrap_or(0) >= config.segment_ms {
+            return Some("age");
+        }
+        None
+    }
+
+    /// Writes a validated, stamped batch at the end and indexes it. No fsync.
+    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), WalError> {
+        let end = self.valid_len + batch.len() as u64;
+        if end > self.map.len() as u64 {
+            return Err(WalError::BatchTooLarge { size: batch.len() as u64, segment_bytes: self.map.len() as u64 });
+        }
+        self.file.write_all_at(batch, self.valid_len).map_err(io_at(&self.log_path))?;
+        let entries = self.policy.observe(header, self.base_offset);
+        if let Some(e) = entries.offset {
+            if !self.offset_index.push(&e) {
+                tracing::debug!(segment = %self.log_path.display(), "offset index full, entry skipped");
+            }
+        }
+        if let Some(e) = entries.time {
+            if !self.time_index.push(&e) {
+                tracing::debug!(segment = %self.log_path.display(), "time index full, entry skipped");
+            }
+        }
+        self.valid_len = end;
+        self.next_offset = header.last_offset + 1;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Makes the segment immutable: fsync, trim the preallocated tail, trim and fsync the indexes.
+    pub(crate) fn seal(&mut self) -> Result<(), WalError> {
+        self.file.sync_data().map_err(io_at(&self.log_path))?;
+        self.file.set_len(self.valid_len).map_err(io_at(&self.log_path))?;
+        self.file.sync_all().map_err(io_at(&self.log_path))?;
+        self.offset_index.seal()?;
+        self.time_index.seal()
+    }
+
+    /// Header of the stored batch at `position` (which must be a batch boundary below `valid_len`).
+    pub(crate) fn header_at(&self, position: u64) -> Result<BatchHeader, WalError> {
+        let bytes = &self.map[position as usize..self.valid_len as usize];
+        check_batch(bytes, position, false).map_err(|fault| WalError::Corrupt {
+            segment: self.log_path.clone(),
+            position,
+            reason: fault.to_string(),
+        })
+    }
+
+    /// Calls `f` with each batch header from `position` to the end until it returns false.
+    pub(crate) fn walk_from(&self, mut position: u64, mut f: impl FnMut(&BatchHeader) -> bool) -> Result<(), WalError> {
+        while position < self.valid_len {
+            let h = self.header_at(position)?;
+            if !f(&h) {
+                break;
+            }
+            position += u64::from(h.size);
+        }
+        Ok(())
+    }
+
+    /// The batch containing `offset`, if this segment holds it.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<BatchHeader>, WalError> {
+        if offset < self.base_offset || offset >= self.next_offset {
+            return Ok(None);
+        }
+        let rel = u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX);
+        let mut found = None;
+        self.walk_from(offset_lookup(&self.offset_index, rel), |h| {
+            if h.last_offset >= offset {
+                found = Some(*h);
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// First batch whose max timestamp is >= `ts`.
+    pub(crate) fn find_timestamp(&self, ts: i64) -> Result<Option<BatchHeader>, WalError> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        let start = time_lookup(&self.time_index, ts).map_or(0, |rel| offset_lookup(&self.offset_index, rel));
+        let mut found = None;
+        self.walk_from(start, |h| {
+            if h.max_timestamp >= ts {
+                found = Some(*h);
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Zero-copy slice of stored bytes; `end` must not pass `valid_len`.
+    pub(crate) fn slice(&self, start: u64, end: u64) -> Bytes {
+        let end = end.min(self.valid_len) as usize;
+        match MappedSlice::new(self.map.clone(), (start as usize).min(end), end) {
+            Some(s) => Bytes::from_owner(s),
+            None => Bytes::new(),
+        }
+    }
+
+    /// Timestamp retention compares against: the largest batch timestamp, or the file's modification
+    /// time when the batches carry none.
+    pub(crate) fn retention_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Cuts the segment at `position` (a batch boundary) and reopens it as the active segment. When no
+    /// reader holds a slice of the mapping the file is cut in place; otherwise the kept prefix is
+    /// copied to a new file renamed over the old one, so readers keep the bytes they hold (see `mmap`).
+    pub(crate) fn truncate_in_place(&mut self, position: u64, dir: &Path, config: &LogConfig) -> Result<(), WalError> {
+        let path = self.log_path.clone();
+        let cut = position.min(self.valid_len);
+        if Arc::strong_count(&self.map) == 1 {
+            // We hold `&mut` of the only owner of the mapping: no slice exists and none can be made
+            // before `*self` is replaced below, so nothing touches the pages this cuts off.
+            self.file.set_len(cut).map_err(io_at(&path))?;
+            self.file.sync_all().map_err(io_at(&path))?;
+        } else {
+            let tmp = path.with_extension(format!("{LOG_EXT}.{TMP_EXT}"));
+            fs::write(&tmp, &self.map[..cut as usize]).map_err(io_at(&tmp))?;
+            File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_at(&tmp))?;
+            fs::rename(&tmp, &path).map_err(io_at(&path))?;
+            sync_dir(dir)?;
+        }
+        *self = Segment::open(dir, self.base_offset, config, Role::Active)?;
+        Ok(())
+    }
+
+    /// Removes the segment's files. Readers still holding slices keep the unlinked inode alive.
+    pub(crate) fn remove_files(&self, dir: &Path) -> Result<(), WalError> {
+        let base = self.base_offset;
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let path = segment_file(dir, base, ext);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
