@@ -114,6 +114,11 @@ impl LogFile {
         self.len
     }
 
+    /// True when the file holds no frames.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Bytes in front of the first entry with index > `purged`.
     pub fn stale_bytes(&self, purged: u64) -> u64 {
         self.offsets.range(purged + 1..).next().map(|(_, off)| *off).unwrap_or(self.len)
@@ -237,7 +242,7 @@ mod tests {
         append(&mut f, 0..4);
         f.maybe_compact(2).expect("small stale prefix is kept");
         assert_eq!(f.last_index(), Some(3));
-        assert!(f.len() > 0);
+        assert!(!f.is_empty());
         f.maybe_compact(10).expect("purge past the end clears");
         assert_eq!((f.len(), f.last_index()), (0, None));
     }

@@ -81,7 +81,7 @@ impl LogStore {
             expected = Some(index + 1);
             entries.insert(index, entry);
         }
-        if entries.is_empty() && recovered.file.len() > 0 {
+        if entries.is_empty() && !recovered.file.is_empty() {
             // Everything in the file is at or below the purge point.
             recovered.file.clear()?;
         }
@@ -115,31 +115,36 @@ impl LogStore {
     }
 
     /// Encode `entries` into frames, checking they continue the log without a hole.
-    fn encode(&self, entries: &[LogEntry]) -> Result<(Vec<u8>, Vec<(u64, u64)>), StorageError> {
+    fn encode(&self, entries: &[LogEntry]) -> Result<EncodedBatch, (LogId, StoreError)> {
         let mut expected = self.cache.read().last_log_id().map(|l| l.index + 1);
-        let mut bytes = Vec::new();
-        let mut frames = Vec::with_capacity(entries.len());
+        let mut batch = EncodedBatch::default();
         for entry in entries {
             let index = entry.log_id.index;
             if let Some(want) = expected {
                 if index != want {
-                    let e = StoreError::NotContiguous { path: self.dir.clone(), expected: want, found: index };
-                    return Err(StorageIOError::write_log_entry(entry.log_id, &e).into());
+                    let path = self.dir.join(crate::log_file::LOG_FILE_NAME);
+                    return Err((entry.log_id, StoreError::NotContiguous { path, expected: want, found: index }));
                 }
             }
             expected = Some(index + 1);
-            let payload = serde_json::to_vec(entry).map_err(|source| {
-                StorageIOError::write_log_entry(entry.log_id, &StoreError::Encode { what: "log entry", source })
-            })?;
+            let payload = serde_json::to_vec(entry)
+                .map_err(|source| (entry.log_id, StoreError::Encode { what: "log entry", source }))?;
             if payload.len() > FRAME_PAYLOAD_BYTES_MAX {
                 let e = StoreError::EntryTooLarge { index, bytes: payload.len(), max_bytes: FRAME_PAYLOAD_BYTES_MAX };
-                return Err(StorageIOError::write_log_entry(entry.log_id, &e).into());
+                return Err((entry.log_id, e));
             }
-            frames.push((index, bytes.len() as u64));
-            frame::encode(&payload, &mut bytes);
+            batch.frames.push((index, batch.bytes.len() as u64));
+            frame::encode(&payload, &mut batch.bytes);
         }
-        Ok((bytes, frames))
+        Ok(batch)
     }
+}
+
+/// Entries framed for one write: the bytes and, per entry, its index and offset within them.
+#[derive(Default)]
+struct EncodedBatch {
+    bytes: Vec<u8>,
+    frames: Vec<(u64, u64)>,
 }
 
 fn read_range(cache: &RwLock<LogCache>, range: impl RangeBounds<u64>) -> Vec<LogEntry> {
@@ -216,7 +221,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
-        let (bytes, frames) = self.encode(&entries)?;
+        let EncodedBatch { bytes, frames } =
+            self.encode(&entries).map_err(|(log_id, e)| StorageIOError::write_log_entry(log_id, &e))?;
         {
             // Readable as soon as append returns, as openraft requires.
             let mut cache = self.cache.write();

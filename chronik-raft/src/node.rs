@@ -60,7 +60,8 @@ impl Default for MetaConfig {
 }
 
 impl MetaConfig {
-    fn raft_config(&self) -> Result<Config, MetaError> {
+    /// openraft's config for this node; the error says which timing rule was broken.
+    fn raft_config(&self) -> Result<Config, String> {
         let keep = self.snapshot_logs_since_last;
         Config {
             cluster_name: CLUSTER_NAME.into(),
@@ -73,7 +74,7 @@ impl MetaConfig {
             ..Default::default()
         }
         .validate()
-        .map_err(|e| MetaError::Config(e.to_string()))
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -106,7 +107,7 @@ impl MetaNode {
     /// cluster {node_id: node} and wait (bounded) until this node is leader. Existing: start from
     /// disk, never initialize again, and wait (bounded) until a leader is known.
     pub async fn start(cfg: MetaConfig) -> Result<Arc<MetaNode>, MetaError> {
-        let raft_config = Arc::new(cfg.raft_config()?);
+        let raft_config = Arc::new(cfg.raft_config().map_err(MetaError::Config)?);
         let raft_dir = cfg.dir.join(RAFT_DIR_NAME);
         std::fs::create_dir_all(&raft_dir)
             .map_err(|source| MetaError::Io { verb: "create directory", path: raft_dir.clone(), source })?;
