@@ -75,7 +75,7 @@ fn complete_batch_size(data: &[u8]) -> Option<usize> {
     }
     let length = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
     let size = usize::try_from(length).ok()? + BATCH_PREFIX_BYTES;
-    (size >= BATCH_HEADER_BYTES && size <= BATCH_BYTES_MAX && size <= data.len()).then_some(size)
+    ((BATCH_HEADER_BYTES..=BATCH_BYTES_MAX).contains(&size) && size <= data.len()).then_some(size)
 }
 
 impl OffsetsLog for FileLog {

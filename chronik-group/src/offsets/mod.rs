@@ -261,6 +261,12 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
     }
 }
 
+/// Opens the store on the logs under `dir` (one sub-directory per offsets partition).
+pub fn open_dir(dir: &std::path::Path, count: u32) -> Result<OffsetStore, GroupError> {
+    std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
+    OffsetStore::open(count, |index| file_log::open(dir, index))
+}
+
 #[cfg(test)]
 mod tests {
     use super::log::memory::{MemoryLog, Shared};
@@ -315,10 +321,4 @@ mod tests {
         ids.sort();
         assert_eq!(ids, vec!["g2"]);
     }
-}
-
-/// Opens the store on the logs under `dir` (one sub-directory per offsets partition).
-pub fn open_dir(dir: &std::path::Path, count: u32) -> Result<OffsetStore, GroupError> {
-    std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
-    OffsetStore::open(count, |index| file_log::open(dir, index))
 }
