@@ -89,3 +89,46 @@ impl SnapshotStore {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    fn snap(index: u64, next_producer_id: i64) -> StoredSnapshot {
+        let last = Some(LogId::new(CommittedLeaderId::new(1, 1), index));
+        StoredSnapshot {
+            meta: SnapshotMeta { last_log_id: last, last_membership: StoredMembership::default(), snapshot_id: format!("s{index}") },
+            data: SnapshotData { last_applied: last, state: MetadataState { next_producer_id, ..Default::default() }, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn newer_snapshot_wins_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(dir.path());
+        assert_eq!(store.load().expect("load empty"), None);
+        assert!(store.save(&snap(10, 5)).expect("save 10"));
+        assert!(!store.save(&snap(7, 3)).expect("save 7"), "an older build must not replace a newer snapshot");
+        assert!(store.save(&snap(12, 9)).expect("save 12"));
+        let reopened = SnapshotStore::new(dir.path()).load().expect("reload");
+        assert_eq!(reopened, Some(snap(12, 9)));
+    }
+
+    #[test]
+    fn data_round_trips_and_garbage_is_refused() {
+        let data = snap(3, 42).data;
+        assert_eq!(SnapshotData::from_bytes(&data.to_bytes().expect("encode")).expect("decode"), data);
+        assert!(matches!(SnapshotData::from_bytes(b"[1,2"), Err(StoreError::BadSnapshot { .. })));
+    }
+
+    #[test]
+    fn meta_and_data_disagreeing_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(dir.path());
+        let mut bad = snap(4, 1);
+        bad.data.last_applied = None;
+        store.save(&bad).expect("save");
+        assert!(matches!(SnapshotStore::new(dir.path()).load(), Err(StoreError::BadSnapshot { .. })));
+    }
+}

@@ -66,8 +66,15 @@ async fn t20_restart_keeps_state_term_and_does_not_reinitialize() {
     let block = write(&node, MetaCommand::AllocateProducerIds { broker: 1, count: 100 }).await;
     assert_eq!(block, MetaResponse::ProducerIdBlock { first: 0, count: 100 });
     assert!(applied.has_changed().expect("watch open"));
-    let last = *applied.borrow_and_update();
-    assert_eq!(Some(last), node.status().last_applied);
+    // Index 0 is the bootstrap membership, 1 the new leader's blank entry, 2..=6 the five writes;
+    // the watch moves before a write is answered.
+    assert_eq!(*applied.borrow_and_update(), 6);
+    node.raft()
+        .wait(Some(Duration::from_secs(5)))
+        .applied_index(Some(6), "status catches up")
+        .await
+        .expect("metrics report index 6");
+    assert_eq!(node.status().last_applied, Some(6));
 
     let before = node.state();
     assert_eq!(before.topics["orders"].partitions.len(), 2);
