@@ -6,12 +6,12 @@
 //! order, whatever order their fsyncs return in, so the map always equals a replay of the durable
 //! log. [`OffsetStore::open`] rebuilds the map by replaying every log.
 //!
-//! Parts: [`record`] (batch codec), [`log`] (the log interface), [`file_log`] (its on-disk stand-in
-//! until the `chronik-wal` binding lands), and the store below.
+//! Parts: [`record`] (batch codec), [`log`] (the log interface), [`wal_log`] (its `chronik-wal`
+//! binding), and the store below.
 
-pub mod file_log;
 pub mod log;
 pub mod record;
+pub mod wal_log;
 
 
 use std::collections::{HashMap, VecDeque};
@@ -264,7 +264,7 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
 /// Opens the store on the logs under `dir` (one sub-directory per offsets partition).
 pub fn open_dir(dir: &std::path::Path, count: u32) -> Result<OffsetStore, GroupError> {
     std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
-    OffsetStore::open(count, |index| file_log::open(dir, index))
+    OffsetStore::open(count, |index| wal_log::open(dir, index))
 }
 
 #[cfg(test)]
