@@ -197,10 +197,10 @@ impl PartitionLog {
     }
 
     /// Whole batches from the one containing `offset`, stopping before any batch whose last offset is
-    /// >= `limit_offset` (the high watermark) and before `max_bytes` — except that the first batch is
-    /// always returned whole even if larger than max_bytes (KIP-74). offset == log end (or limit) →
-    /// empty. offset < log start or > log end → OffsetOutOfRange. Stops at a segment end (the caller
-    /// fetches again).
+    /// at or above `limit_offset` (the high watermark) and before `max_bytes` — except that the first
+    /// batch is always returned whole even if larger than `max_bytes` (KIP-74). An offset at the log
+    /// end (or the limit) gives an empty result; one below the log start or past the log end is
+    /// `OffsetOutOfRange`. Stops at a segment end (the caller fetches again).
     pub fn read(&self, offset: i64, max_bytes: usize, limit_offset: i64) -> Result<ReadResult, WalError> {
         self.check_range(offset)?;
         let mut result = ReadResult {

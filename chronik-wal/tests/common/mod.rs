@@ -1,5 +1,5 @@
 //! Test helpers: build valid Kafka v2 record batches without a protocol crate, and open logs.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
