@@ -14,7 +14,7 @@ use crate::batch::{stamp, validate_for_append, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{io_at, WalError};
 use crate::flusher::Flusher;
-use crate::fsutil::{parse_base, segment_file, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
+use crate::fsutil::{parse_base, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
 use crate::segment::{Role, Segment};
 
 /// Log append time reported for CreateTime batches (the broker does not rewrite timestamps).
@@ -400,6 +400,5 @@ fn scan_directory(dir: &Path) -> Result<Vec<i64>, WalError> {
         }
     }
     bases.sort_unstable();
-    debug_assert!(bases.iter().all(|b| segment_file(dir, *b, LOG_EXT).exists()));
     Ok(bases)
 }

@@ -146,3 +146,16 @@ fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
         assert_eq!(log.offset_for_timestamp(ts).unwrap(), want, "ts {ts}");
     }
 }
+
+#[test]
+fn configs_the_format_cannot_represent_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        chronik_wal::LogConfig { segment_bytes: 10, ..small_config() },
+        chronik_wal::LogConfig { segment_bytes: 5 << 30, ..small_config() },
+        chronik_wal::LogConfig { index_bytes_max: 11, ..small_config() },
+    ] {
+        let err = chronik_wal::PartitionLog::open(dir.path(), bad).unwrap_err();
+        assert!(matches!(err, WalError::InvalidConfig(_)), "{err}");
+    }
+}
