@@ -1,0 +1,36 @@
+//! `GET /admin/health`: this node's view of the metadata Raft group (contract in DESIGN §4).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use crate::broker::Broker;
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+    node_id: u64,
+    is_leader: bool,
+    leader_id: Option<u64>,
+    term: u64,
+    cluster_nodes: Vec<u64>,
+    voters: Vec<u64>,
+    learners: Vec<u64>,
+}
+
+pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Health> {
+    let s = broker.meta.status();
+    let status = if s.leader_id.is_some() { "ok" } else { "no_leader" };
+    Json(Health {
+        status,
+        node_id: s.node_id,
+        is_leader: s.is_leader,
+        leader_id: s.leader_id,
+        term: s.term,
+        cluster_nodes: s.nodes.keys().copied().collect(),
+        voters: s.voters,
+        learners: s.learners,
+    })
+}

@@ -1,0 +1,41 @@
+//! FindCoordinator: on a single node this broker coordinates every group. Transaction coordinators are
+//! not available (no transactions yet).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::split_host_port;
+use crate::kafka::dispatch::RequestContext;
+
+/// FindCoordinator key type of a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let (host, port) = split_host_port(&broker.config.advertise.kafka).unwrap_or_else(|| ("127.0.0.1".into(), 9092));
+    let answer = |key: &str| {
+        let c = Coordinator::default().with_key(str_bytes(key));
+        if req.key_type == KEY_TYPE_TRANSACTION {
+            c.with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_host(str_bytes(""))
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str_bytes("transactions are not supported")))
+        } else {
+            c.with_node_id(BrokerId(broker.node_id)).with_host(str_bytes(&host)).with_port(i32::from(port))
+        }
+    };
+    if ctx.version >= 4 {
+        let coordinators = req.coordinator_keys.iter().map(|k| answer(k.as_str())).collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = answer(req.key.as_str());
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message.clone())
+        .with_node_id(c.node_id)
+        .with_host(c.host.clone())
+        .with_port(c.port)
+}

@@ -1,0 +1,57 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, v7) and by
+//! timestamp. Timestamp lookups resolve to the first batch whose largest timestamp reaches the target.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::Broker;
+use crate::kafka::dispatch::RequestContext;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let state = broker.meta.state();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.as_str();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|lp| {
+                    let base = ListOffsetsPartitionResponse::default().with_partition_index(lp.partition_index).with_timestamp(-1).with_offset(-1);
+                    let Some(p) = broker.partitions.get(name, lp.partition_index) else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let epoch = state
+                        .topics
+                        .get(name)
+                        .and_then(|t| t.partitions.get(lp.partition_index as usize))
+                        .map(|pm| pm.leader_epoch)
+                        .unwrap_or(-1);
+                    let base = base.with_leader_epoch(epoch);
+                    let found = match lp.timestamp {
+                        LATEST => Ok(Some((p.high_watermark(), -1))),
+                        EARLIEST => Ok(Some((p.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => p.max_timestamp_offset(),
+                        ts if ts >= 0 => p.offset_for_timestamp(ts),
+                        _ => return base.with_error_code(ResponseError::InvalidRequest.code()),
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => base.with_offset(offset).with_timestamp(ts),
+                        Ok(None) => base,
+                        Err(e) => base.with_error_code(e.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

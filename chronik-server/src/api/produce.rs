@@ -1,0 +1,163 @@
+//! Produce. Per partition, never failing the whole request for one partition: frame-check the v2
+//! batches, check the idempotent producer's sequence, stamp offsets and append the bytes verbatim —
+//! all in request order on the connection. Waiting for the fsync that makes the append durable
+//! (`acks` 1 or -1) happens after, concurrently with later requests; the response is sent in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use tokio::sync::oneshot;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
+use crate::partition::batch::split_batches;
+use crate::partition::topic::topic_config_i64;
+use crate::partition::{AppendResult, Partition, PartitionError};
+
+/// Kafka's "no log append time" marker (timestamps are the producer's CreateTime).
+const NO_TIMESTAMP: i64 = -1;
+
+/// One partition's outcome before durability is awaited.
+struct Pending {
+    topic_index: usize,
+    response: PartitionProduceResponse,
+    /// The partition and the end offset that must become durable before answering.
+    wait: Option<(Arc<Partition>, i64)>,
+}
+
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Result<Reply, DispatchError> {
+    let acks = req.acks;
+    let mut topics: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut pending: Vec<Pending> = Vec::new();
+    let state = broker.meta.state();
+    for (ti, t) in req.topic_data.into_iter().enumerate() {
+        topics.push(TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id));
+        let topic_name = t.name.0.as_str();
+        let topic_meta = state.topics.get(topic_name);
+        for p in t.partition_data {
+            let base = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(NO_TIMESTAMP)
+                .with_log_start_offset(-1);
+            let fail = |code: ResponseError, message: String| Pending {
+                topic_index: ti,
+                response: base.clone().with_error_code(code.code()).with_error_message(Some(str_bytes(&message))),
+                wait: None,
+            };
+            if !matches!(acks, 0 | 1 | -1) {
+                pending.push(fail(ResponseError::InvalidRequiredAcks, format!("acks must be 0, 1 or -1, got {acks}")));
+                continue;
+            }
+            let (Some(tm), Some(partition)) = (topic_meta, broker.partitions.get(topic_name, p.index)) else {
+                pending.push(fail(ResponseError::UnknownTopicOrPartition, format!("{topic_name}-{} is not hosted here", p.index)));
+                continue;
+            };
+            let Some(pm) = tm.partitions.get(p.index as usize) else {
+                pending.push(fail(ResponseError::UnknownTopicOrPartition, "no such partition".into()));
+                continue;
+            };
+            if pm.leader != broker.node_id {
+                pending.push(fail(ResponseError::NotLeaderOrFollower, format!("leader is broker {}", pm.leader)));
+                continue;
+            }
+            let min_isr = topic_config_i64(&tm.configs, "min.insync.replicas", i64::from(broker.config.min_insync_replicas));
+            if acks == -1 && (pm.isr.len() as i64) < min_isr {
+                pending.push(fail(ResponseError::NotEnoughReplicas, format!("ISR has {} of min.insync.replicas {min_isr}", pm.isr.len())));
+                continue;
+            }
+            let Some(records) = p.records else {
+                pending.push(fail(ResponseError::CorruptMessage, "no records".into()));
+                continue;
+            };
+            let size_max = topic_config_i64(&tm.configs, "max.message.bytes", i64::from(broker.config.message_bytes_max));
+            match append_partition(&partition, records, size_max, pm.leader_epoch) {
+                Ok((results, bytes)) => {
+                    broker.metrics.produced(bytes);
+                    let base_offset = match results.first() {
+                        Some(AppendResult::Appended { base_offset, .. }) | Some(AppendResult::Duplicate { base_offset }) => *base_offset,
+                        None => -1,
+                    };
+                    let end = results
+                        .iter()
+                        .filter_map(|r| match r {
+                            AppendResult::Appended { last_offset, .. } => Some(*last_offset + 1),
+                            AppendResult::Duplicate { .. } => None,
+                        })
+                        .max();
+                    let response = base.clone().with_base_offset(base_offset).with_log_start_offset(partition.log_start_offset());
+                    // A duplicate is answered once its original is durable too.
+                    let end = end.unwrap_or_else(|| partition.log_end_offset());
+                    pending.push(Pending { topic_index: ti, response, wait: Some((partition.clone(), end)) });
+                }
+                Err(e) => {
+                    tracing::debug!(topic = topic_name, partition = p.index, error = %e, "produce refused");
+                    pending.push(Pending {
+                        topic_index: ti,
+                        response: base.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+                        wait: None,
+                    });
+                }
+            }
+        }
+    }
+    if acks == 0 {
+        // No response; durability still advances the high watermark in the background.
+        for p in pending {
+            if let Some((partition, end)) = p.wait {
+                tokio::spawn(async move {
+                    if let Err(e) = partition.make_durable(end).await {
+                        tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
+                    }
+                });
+            }
+        }
+        return Ok(Reply::Now(None));
+    }
+    let (tx, rx) = oneshot::channel();
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
+    tokio::spawn(async move {
+        for p in pending {
+            let mut response = p.response;
+            if let Some((partition, end)) = p.wait {
+                match tokio::time::timeout(timeout, partition.make_durable(end)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        response = response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string())));
+                    }
+                    Err(_) => response = response.with_error_code(ResponseError::RequestTimedOut.code()),
+                }
+            }
+            if let Some(t) = topics.get_mut(p.topic_index) {
+                t.partition_responses.push(response);
+            }
+        }
+        let body = ProduceResponse::default().with_responses(topics);
+        let encoded = match ctx.encode(&body) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode produce response");
+                None
+            }
+        };
+        let _ = tx.send(encoded);
+    });
+    Ok(Reply::Later(rx))
+}
+
+fn append_partition(partition: &Partition, records: bytes::Bytes, size_max: i64, leader_epoch: i32) -> Result<(Vec<AppendResult>, usize), PartitionError> {
+    let views = split_batches(&records)?;
+    if let Some(v) = views.iter().find(|v| v.len as i64 > size_max) {
+        return Err(PartitionError::MessageTooLarge { size: v.len, max: i32::try_from(size_max).unwrap_or(i32::MAX) });
+    }
+    // Offsets are stamped in place; the request buffer is shared with the rest of the frame, so this
+    // is usually one copy of the batch.
+    let mut buf = records.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+    let len = buf.len();
+    Ok((partition.append(&mut buf, &views, leader_epoch)?, len))
+}

@@ -1,0 +1,96 @@
+//! The context every request handler sees: config, metadata, partitions, groups, metrics.
+
+use std::sync::Arc;
+
+use chronik_group::GroupCoordinator;
+use chronik_raft::{MetaCommand, MetaError, MetaNode, MetaResponse};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::partition::PartitionManager;
+
+/// Producer ids reserved through Raft per allocation, so InitProducerId rarely needs a metadata write.
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+pub struct Broker {
+    pub config: Config,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub meta: Arc<MetaNode>,
+    pub partitions: PartitionManager,
+    pub groups: Arc<GroupCoordinator>,
+    pub metrics: Metrics,
+    /// Bumped when any partition's high watermark advances; long-polling fetches wait on it.
+    pub data_changed: watch::Sender<u64>,
+    /// The current block of producer ids: next to hand out, end (exclusive).
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Serialises metadata-changing admin operations coming from Kafka clients.
+    pub topic_ops: tokio::sync::Mutex<()>,
+    started: Mutex<std::time::Instant>,
+}
+
+impl Broker {
+    pub fn new(
+        config: Config,
+        cluster_id: String,
+        meta: Arc<MetaNode>,
+        partitions: PartitionManager,
+        groups: Arc<GroupCoordinator>,
+        data_changed: watch::Sender<u64>,
+    ) -> Broker {
+        Broker {
+            node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
+            config,
+            cluster_id,
+            meta,
+            partitions,
+            groups,
+            metrics: Metrics::default(),
+            data_changed,
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+            topic_ops: tokio::sync::Mutex::new(()),
+            started: Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Writes a metadata command, then brings the local partitions in step with the result.
+    pub async fn write_meta(self: &Arc<Self>, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
+        let resp = self.meta.write(cmd).await?;
+        self.reconcile_partitions().await;
+        Ok(resp)
+    }
+
+    /// Opens/deletes partition logs to match the applied metadata.
+    pub async fn reconcile_partitions(self: &Arc<Self>) {
+        let me = self.clone();
+        let state = self.meta.state();
+        let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(&state)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "opening partition logs failed"),
+            Err(e) => tracing::error!(error = %e, "partition reconcile task failed"),
+        }
+    }
+
+    /// Hands out a cluster-unique producer id, reserving a new block through Raft when needed.
+    pub async fn next_producer_id(&self) -> Result<i64, MetaError> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            match self.meta.write(MetaCommand::AllocateProducerIds { broker: self.node_id, count: PRODUCER_ID_BLOCK_SIZE }).await? {
+                MetaResponse::ProducerIdBlock { first, count } => *ids = (first, first + count),
+                other => {
+                    return Err(MetaError::Config(format!("unexpected answer to a producer id allocation: {other:?}")));
+                }
+            }
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.lock().elapsed()
+    }
+}

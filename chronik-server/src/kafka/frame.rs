@@ -1,0 +1,81 @@
+//! Length-prefixed frames: a 4-byte big-endian size, then the request. A size above `frame_bytes_max`
+//! (or negative) is refused before anything is allocated for it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {size} bytes exceeds frame_bytes_max {max}")]
+    TooLarge { size: i64, max: usize },
+    #[error("frame of {size} bytes is too short for a request header")]
+    TooShort { size: i64 },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Smallest request: api key, api version, correlation id, client id length.
+const REQUEST_HEADER_BYTES_MIN: i64 = 10;
+
+/// Reads one frame. `Ok(None)` is a clean end of stream between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_bytes_max: usize) -> Result<Option<Bytes>, FrameError> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let size = i64::from(i32::from_be_bytes(len));
+    if size < REQUEST_HEADER_BYTES_MIN {
+        return Err(FrameError::TooShort { size });
+    }
+    if size as u64 > frame_bytes_max as u64 {
+        return Err(FrameError::TooLarge { size, max: frame_bytes_max });
+    }
+    let mut buf = BytesMut::zeroed(size as usize);
+    reader.read_exact(&mut buf).await?;
+    Ok(Some(buf.freeze()))
+}
+
+/// A response buffer with room reserved for the length prefix; [`finish`] fills it in.
+pub fn response_buffer(capacity_hint: usize) -> BytesMut {
+    let mut buf = BytesMut::with_capacity(capacity_hint + 4);
+    buf.put_i32(0);
+    buf
+}
+
+/// Writes the length prefix of a buffer made by [`response_buffer`].
+pub fn finish(mut buf: BytesMut) -> Bytes {
+    let body_len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&body_len.to_be_bytes());
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused_before_reading_it() {
+        let mut input: &[u8] = &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3];
+        let err = read_frame(&mut input, 1024).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn negative_and_tiny_frames_are_refused() {
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(read_frame(&mut input, 1024).await, Err(FrameError::TooShort { .. })));
+        let mut input: &[u8] = &[0, 0, 0, 2, 0, 0];
+        assert!(matches!(read_frame(&mut input, 1024).await, Err(FrameError::TooShort { .. })));
+    }
+
+    #[tokio::test]
+    async fn clean_eof_and_whole_frame() {
+        let mut input: &[u8] = &[];
+        assert!(read_frame(&mut input, 1024).await.unwrap().is_none());
+        let mut input: &[u8] = &[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0, 0];
+        let frame = read_frame(&mut input, 1024).await.unwrap().unwrap();
+        assert_eq!(frame.len(), 10);
+    }
+}

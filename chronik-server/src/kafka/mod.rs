@@ -1,0 +1,8 @@
+//! The Kafka listener: framing ([`frame`]), the per-connection loop ([`connection`]), supported versions
+//! ([`versions`]) and routing to one handler per API ([`dispatch`]).
+
+pub mod connection;
+pub mod dispatch;
+pub mod frame;
+pub mod listener;
+pub mod versions;

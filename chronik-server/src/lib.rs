@@ -1,0 +1,19 @@
+//! Chronik broker: configuration, the Kafka listener and one handler per Kafka API, partitions with
+//! their logs and producer state, and the admin API.
+//!
+//! - [`config`] / [`cli`]: what the operator gives us.
+//! - [`server`]: start-up and shutdown, wiring the parts together.
+//! - [`broker`]: the shared context every handler sees.
+//! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
+//! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
+//! - [`admin`]: axum admin API and Prometheus metrics.
+
+pub mod admin;
+pub mod api;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod kafka;
+pub mod metrics;
+pub mod partition;
+pub mod server;

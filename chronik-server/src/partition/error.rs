@@ -1,0 +1,56 @@
+//! What can go wrong on one partition, and the Kafka error code each answer carries. One bad partition
+//! never fails the rest of a request: handlers map these per partition.
+
+use chronik_wal::WalError;
+use kafka_protocol::error::ResponseError;
+
+use super::batch::BatchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("{topic}-{partition}: {source}")]
+    Wal { topic: String, partition: i32, source: WalError },
+    #[error("malformed record set: {0}")]
+    Batch(#[from] BatchError),
+    #[error("batch of {size} bytes exceeds message_bytes_max {max}")]
+    MessageTooLarge { size: usize, max: i32 },
+    #[error("out of order sequence number: expected {expected}")]
+    OutOfOrderSequence { expected: i32 },
+    #[error("producer epoch {got} is older than the current {current}")]
+    InvalidProducerEpoch { got: i16, current: i16 },
+    #[error("transactional batches are not supported")]
+    Transactional,
+    #[error("partition is being deleted")]
+    Deleted,
+    #[error("fsync task failed: {0}")]
+    SyncTask(String),
+}
+
+impl PartitionError {
+    pub fn wal(topic: &str, partition: i32, source: WalError) -> Self {
+        PartitionError::Wal { topic: topic.to_string(), partition, source }
+    }
+
+    /// The Kafka error answered for this failure.
+    pub fn kafka_error(&self) -> ResponseError {
+        match self {
+            PartitionError::Wal { source, .. } => match source {
+                WalError::InvalidBatch(_) => ResponseError::CorruptMessage,
+                WalError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+                WalError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+                _ => ResponseError::KafkaStorageError,
+            },
+            PartitionError::Batch(_) => ResponseError::CorruptMessage,
+            PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            PartitionError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
+            PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+            PartitionError::SyncTask(_) => ResponseError::KafkaStorageError,
+        }
+    }
+
+    pub fn code(&self) -> i16 {
+        self.kafka_error().code()
+    }
+}

@@ -1,0 +1,136 @@
+//! Keeps the partitions hosted here in step with the metadata: opens the log of every partition this
+//! broker is a replica of, deletes logs of topics that are gone (also leftovers found at start).
+//! Directories are `logs/<topic>-<partition>.<topic id hex>`, so a topic re-created under the same name
+//! never reuses an old log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chronik_raft::MetadataState;
+use chronik_wal::LogConfig;
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::error::PartitionError;
+use super::partition::Partition;
+use super::topic::topic_config_i64;
+use crate::config::{Config, FsyncMode};
+
+type Key = (String, i32);
+
+pub struct PartitionManager {
+    logs_dir: PathBuf,
+    node_id: i32,
+    defaults: LogConfig,
+    fsync: FsyncMode,
+    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    data_changed: watch::Sender<u64>,
+}
+
+fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PartitionManager {
+    pub fn new(config: &Config, data_changed: watch::Sender<u64>) -> Result<Self, std::io::Error> {
+        let logs_dir = config.data_dir.join("logs");
+        std::fs::create_dir_all(&logs_dir)?;
+        let defaults = LogConfig {
+            segment_bytes: config.segment_bytes,
+            retention_ms: u64::try_from(config.retention_ms).ok(),
+            retention_bytes: u64::try_from(config.retention_bytes).ok(),
+            ..LogConfig::default()
+        };
+        Ok(PartitionManager {
+            logs_dir,
+            node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
+            defaults,
+            fsync: config.fsync,
+            partitions: RwLock::new(HashMap::new()),
+            data_changed,
+        })
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions.read().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    fn dir_for(&self, topic: &str, partition: i32, topic_id: &[u8; 16]) -> PathBuf {
+        self.logs_dir.join(format!("{topic}-{partition}.{}", hex(topic_id)))
+    }
+
+    /// Opens what the metadata assigns here and drops what it no longer lists. Idempotent; called at
+    /// start and after every metadata change. Blocking file I/O: call from a blocking context.
+    pub fn reconcile(&self, state: &MetadataState) -> Result<(), PartitionError> {
+        let mut wanted: HashMap<Key, ([u8; 16], LogConfig)> = HashMap::new();
+        for topic in state.topics.values() {
+            for (i, p) in topic.partitions.iter().enumerate() {
+                if p.replicas.contains(&self.node_id) {
+                    let mut cfg = self.defaults.clone();
+                    let ret_ms = topic_config_i64(&topic.configs, "retention.ms", cfg.retention_ms.map(|v| v as i64).unwrap_or(-1));
+                    cfg.retention_ms = u64::try_from(ret_ms).ok();
+                    let ret_b = topic_config_i64(&topic.configs, "retention.bytes", cfg.retention_bytes.map(|v| v as i64).unwrap_or(-1));
+                    cfg.retention_bytes = u64::try_from(ret_b).ok();
+                    let seg = topic_config_i64(&topic.configs, "segment.bytes", cfg.segment_bytes as i64);
+                    cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
+                    wanted.insert((topic.name.clone(), i as i32), (topic.topic_id, cfg));
+                }
+            }
+        }
+        // Drop partitions no longer wanted (or whose topic was re-created with a new id).
+        let stale: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write();
+            let keys: Vec<Key> = map
+                .iter()
+                .filter(|(k, p)| wanted.get(*k).map(|(id, _)| *id != p.topic_id).unwrap_or(true))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for p in stale {
+            info!(topic = %p.topic, partition = p.index, "deleting partition log");
+            p.delete();
+        }
+        // Open the missing ones.
+        for ((topic, index), (topic_id, cfg)) in wanted {
+            if self.get(&topic, index).is_some() {
+                continue;
+            }
+            let dir = self.dir_for(&topic, index, &topic_id);
+            let p = Partition::open(&dir, &topic, index, topic_id, cfg, self.fsync, self.data_changed.clone())?;
+            self.partitions.write().insert((topic, index), Arc::new(p));
+        }
+        self.remove_orphan_dirs();
+        Ok(())
+    }
+
+    /// Log directories on disk that no open partition owns: topics deleted while this broker was down.
+    fn remove_orphan_dirs(&self) {
+        let owned: std::collections::HashSet<PathBuf> = self
+            .partitions
+            .read()
+            .values()
+            .map(|p| self.dir_for(&p.topic, p.index, &p.topic_id))
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.logs_dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !owned.contains(&path) {
+                warn!(dir = %path.display(), "removing log directory of a deleted topic");
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    warn!(dir = %path.display(), error = %e, "cannot remove orphan log directory");
+                }
+            }
+        }
+    }
+
+    pub fn logs_dir(&self) -> &Path {
+        &self.logs_dir
+    }
+}

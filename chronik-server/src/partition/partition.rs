@@ -1,0 +1,242 @@
+//! One partition replica on this broker: its log, the high watermark consumers read below, and the
+//! idempotent-producer state. Appends and the producer-state check happen under one lock so a retried
+//! batch can never be appended twice; the fsync that makes an append durable happens outside the lock and
+//! is shared by concurrent appends (group commit in `chronik_wal::Flusher`).
+//!
+//! High watermark: with `fsync = "always"` it is the durable end of the log — a consumer never sees a
+//! record that a crash could still take away. With `interval`/`never` it is the log end offset.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chronik_wal::{Flusher, LogConfig, PartitionLog, ReadResult};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::batch::BatchView;
+use super::error::PartitionError;
+use super::producer_state::{ProducerStates, SequenceCheck};
+use crate::config::FsyncMode;
+
+/// The outcome of appending one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendResult {
+    Appended { base_offset: i64, last_offset: i64 },
+    /// A retry of a batch already in the log; nothing was appended.
+    Duplicate { base_offset: i64 },
+}
+
+struct Inner {
+    /// `None` once the partition was deleted; later calls answer UNKNOWN_TOPIC_OR_PARTITION.
+    log: Option<PartitionLog>,
+    producers: ProducerStates,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub topic_id: [u8; 16],
+    inner: Mutex<Inner>,
+    flusher: Arc<Flusher>,
+    fsync: FsyncMode,
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    /// Bumped whenever a high watermark advances, waking long-polling fetches.
+    data_changed: watch::Sender<u64>,
+}
+
+impl Partition {
+    /// Opens (or creates) the log under `dir`, rebuilds producer state from its batch headers and makes
+    /// whatever recovery found durable, so the high watermark starts at the log end.
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        index: i32,
+        topic_id: [u8; 16],
+        log_config: LogConfig,
+        fsync: FsyncMode,
+        data_changed: watch::Sender<u64>,
+    ) -> Result<Partition, PartitionError> {
+        let wal = |e| PartitionError::wal(topic, index, e);
+        let log = PartitionLog::open(dir, log_config).map_err(wal)?;
+        let mut producers = ProducerStates::default();
+        for h in log.batch_headers_from(log.log_start_offset()).map_err(wal)? {
+            if h.producer_id >= 0 && h.base_sequence >= 0 {
+                let delta = (h.last_offset - h.base_offset) as i32;
+                let last_seq = BatchView { base_sequence: h.base_sequence, last_offset_delta: delta, ..empty_view() }
+                    .last_sequence();
+                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, last_seq, h.base_offset, h.last_offset);
+            }
+        }
+        let flusher = log.flusher();
+        let end = log.log_end_offset();
+        flusher.sync_through(end).map_err(wal)?;
+        Ok(Partition {
+            topic: topic.to_string(),
+            index,
+            topic_id,
+            high_watermark: AtomicI64::new(end),
+            log_start_offset: AtomicI64::new(log.log_start_offset()),
+            log_end_offset: AtomicI64::new(end),
+            inner: Mutex::new(Inner { log: Some(log), producers }),
+            flusher,
+            fsync,
+            data_changed,
+        })
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Appends the batches of one produce record set, in order. `records` is the request's buffer; each
+    /// batch's base offset and leader epoch are stamped into it in place. Does not wait for durability.
+    pub fn append(&self, records: &mut [u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
+        let mut inner = self.inner.lock();
+        let Inner { log, producers } = &mut *inner;
+        let log = log.as_mut().ok_or(PartitionError::Deleted)?;
+        let mut out = Vec::with_capacity(views.len());
+        for v in views {
+            if v.is_transactional() || v.is_control() {
+                return Err(PartitionError::Transactional);
+            }
+            if v.is_idempotent() {
+                match producers.check(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence()) {
+                    SequenceCheck::Accept => {}
+                    SequenceCheck::Duplicate { base_offset } => {
+                        out.push(AppendResult::Duplicate { base_offset });
+                        continue;
+                    }
+                    SequenceCheck::OutOfOrder { expected } => return Err(PartitionError::OutOfOrderSequence { expected }),
+                    SequenceCheck::StaleEpoch { current } => {
+                        return Err(PartitionError::InvalidProducerEpoch { got: v.producer_epoch, current })
+                    }
+                }
+            }
+            let bytes = &mut records[v.start..v.start + v.len];
+            let info = log.append(bytes, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            if v.is_idempotent() {
+                producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
+            }
+            out.push(AppendResult::Appended { base_offset: info.base_offset, last_offset: info.last_offset });
+        }
+        self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+        drop(inner);
+        if self.fsync != FsyncMode::Always {
+            self.advance_high_watermark(self.log_end_offset());
+        }
+        Ok(out)
+    }
+
+    /// Resolves once every offset below `end_offset` is durable and visible to consumers.
+    pub async fn make_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), PartitionError> {
+        if self.fsync != FsyncMode::Always {
+            return Ok(());
+        }
+        if self.high_watermark() >= end_offset {
+            return Ok(());
+        }
+        let flusher = self.flusher.clone();
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || flusher.sync_through(end_offset))
+            .await
+            .map_err(|e| PartitionError::SyncTask(e.to_string()))?
+            .map_err(|e| PartitionError::wal(&me.topic, me.index, e))?;
+        self.advance_high_watermark(self.flusher.durable_end_offset());
+        Ok(())
+    }
+
+    /// fsync whatever was appended (the `interval` fsync task).
+    pub fn sync_now(&self) -> Result<(), PartitionError> {
+        self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+    }
+
+    fn advance_high_watermark(&self, to: i64) {
+        let before = self.high_watermark.fetch_max(to, Ordering::AcqRel);
+        if to > before {
+            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// Whole batches from `offset`, below the high watermark (zero-copy slices of the mapped log).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
+        let hw = self.high_watermark();
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        if offset > hw && offset <= log.log_end_offset() {
+            // Past the high watermark but inside the log: nothing visible yet, not out of range.
+            return Ok(ReadResult { records: bytes::Bytes::new(), log_start_offset: log.log_start_offset(), log_end_offset: log.log_end_offset() });
+        }
+        log.read(offset, max_bytes, hw).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+    }
+
+    /// ListOffsets by timestamp: first offset whose batch reaches `ts`, if below the high watermark.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        let found = log.offset_for_timestamp(ts).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        Ok(found.filter(|(offset, _)| *offset < self.high_watermark()))
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the batch holding the largest timestamp below the high watermark.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        let headers = log
+            .batch_headers_from(log.log_start_offset())
+            .map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        let hw = self.high_watermark();
+        Ok(headers
+            .iter()
+            .filter(|h| h.last_offset < hw)
+            .max_by_key(|h| (h.max_timestamp, std::cmp::Reverse(h.base_offset)))
+            .map(|h| (h.last_offset, h.max_timestamp)))
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.lock().log.as_ref().map(|l| l.size_bytes()).unwrap_or(0)
+    }
+
+    /// Deletes segments past retention.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let mut inner = self.inner.lock();
+        let Some(log) = inner.log.as_mut() else { return Ok(0) };
+        let deleted = log.apply_retention(now_ms).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        Ok(deleted)
+    }
+
+    /// Removes the log from disk; the partition answers UNKNOWN_TOPIC_OR_PARTITION from now on.
+    pub fn delete(&self) {
+        let log = self.inner.lock().log.take();
+        if let Some(log) = log {
+            let dir = log.dir().to_path_buf();
+            if let Err(e) = log.delete() {
+                warn!(topic = %self.topic, partition = self.index, dir = %dir.display(), error = %e, "deleting partition log failed");
+            }
+        }
+    }
+}
+
+fn empty_view() -> BatchView {
+    BatchView {
+        start: 0,
+        len: 0,
+        attributes: 0,
+        last_offset_delta: 0,
+        max_timestamp: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: 0,
+    }
+}

@@ -1,0 +1,249 @@
+//! Start-up and shutdown: identity on disk, the metadata Raft node, partition logs, the group
+//! coordinator, the Kafka and admin listeners, and the background tasks (metadata follow-up,
+//! retention, interval fsync).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chronik_group::{GroupConfig, GroupCoordinator, PartitionExists};
+use chronik_raft::{BrokerNode, MetaCommand, MetaConfig, MetaNode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::{Config, FsyncMode};
+use crate::partition::PartitionManager;
+
+/// Identity file: the cluster id and node id this data directory belongs to.
+const IDENTITY_FILE: &str = "meta.properties";
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let broker = start(config).await?;
+    shutdown_signal().await;
+    info!("shutting down");
+    if let Err(e) = broker.meta.shutdown().await {
+        warn!(error = %e, "metadata node shutdown");
+    }
+    // Make everything appended durable before exit, whatever the fsync mode.
+    for p in broker.partitions.all() {
+        if let Err(e) = p.sync_now() {
+            warn!(topic = %p.topic, partition = p.index, error = %e, "final fsync failed");
+        }
+    }
+    Ok(())
+}
+
+/// Starts every part and returns the running broker (listeners and tasks are spawned).
+pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let cluster_id = load_identity(&config.data_dir, config.node_id)?;
+    let node = BrokerNode {
+        kafka_addr: config.advertise.kafka.clone(),
+        wal_addr: config.advertise.wal.clone(),
+        raft_addr: config.advertise.raft.clone(),
+        admin_addr: config.advertise.admin.clone(),
+        rack: None,
+    };
+    // Bind before anything slow so a port clash fails fast and names the address.
+    let kafka_listener = TcpListener::bind(&config.bind.kafka)
+        .await
+        .with_context(|| format!("cannot listen on bind.kafka {}", config.bind.kafka))?;
+    let admin_listener = TcpListener::bind(&config.bind.admin)
+        .await
+        .with_context(|| format!("cannot listen on bind.admin {}", config.bind.admin))?;
+
+    let meta = MetaNode::start(MetaConfig {
+        node_id: config.node_id,
+        node: node.clone(),
+        dir: config.data_dir.clone(),
+        ..MetaConfig::default()
+    })
+    .await
+    .context("metadata node failed to start")?;
+
+    let (data_changed, _) = watch::channel(0u64);
+    let partitions = PartitionManager::new(&config, data_changed.clone()).context("cannot create logs dir")?;
+    let exists_meta = meta.clone();
+    let partition_exists: PartitionExists = Arc::new(move |topic: &str, p: i32| {
+        exists_meta
+            .state()
+            .topics
+            .get(topic)
+            .map(|t| p >= 0 && (p as usize) < t.partitions.len())
+            .unwrap_or(false)
+    });
+    let groups = GroupCoordinator::open(
+        &config.data_dir.join("__consumer_offsets"),
+        GroupConfig {
+            session_timeout_ms_min: config.group_session_timeout_ms_min,
+            session_timeout_ms_max: config.group_session_timeout_ms_max,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            offsets_partitions: config.offsets_partitions,
+            ..GroupConfig::default()
+        },
+        partition_exists,
+    )
+    .context("group coordinator failed to open its offsets logs")?;
+
+    let broker = Arc::new(Broker::new(config, cluster_id, meta, partitions, groups, data_changed));
+    register_self(&broker, node).await?;
+    broker.reconcile_partitions().await;
+
+    tokio::spawn(crate::kafka::listener::run(broker.clone(), kafka_listener));
+    tokio::spawn(crate::admin::serve(broker.clone(), admin_listener));
+    tokio::spawn(follow_metadata(broker.clone()));
+    tokio::spawn(retention_task(broker.clone()));
+    if broker.config.fsync == FsyncMode::Interval {
+        tokio::spawn(interval_fsync_task(broker.clone()));
+    }
+    info!(
+        node_id = broker.node_id,
+        cluster_id = %broker.cluster_id,
+        kafka = %broker.config.bind.kafka,
+        admin = %broker.config.bind.admin,
+        data_dir = %broker.config.data_dir.display(),
+        "chronik broker started"
+    );
+    Ok(broker)
+}
+
+/// Records this broker (with all its addresses) in the metadata, or updates changed addresses.
+async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result<()> {
+    let known = broker.meta.state().brokers.get(&broker.node_id).map(|b| (b.node.clone(), b.fenced));
+    if known != Some((node.clone(), false)) {
+        broker
+            .meta
+            .write(MetaCommand::RegisterBroker { id: broker.node_id, node })
+            .await
+            .context("cannot register this broker in the metadata")?;
+    }
+    Ok(())
+}
+
+/// The cluster id this data dir belongs to; created on first start. A data dir of another node is refused.
+fn load_identity(data_dir: &Path, node_id: u64) -> anyhow::Result<String> {
+    let path = data_dir.join(IDENTITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut cluster = None;
+            let mut node = None;
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("cluster.id=") {
+                    cluster = Some(v.trim().to_string());
+                }
+                if let Some(v) = line.strip_prefix("node.id=") {
+                    node = v.trim().parse::<u64>().ok();
+                }
+            }
+            let cluster = cluster.with_context(|| format!("{} has no cluster.id", path.display()))?;
+            if node != Some(node_id) {
+                anyhow::bail!(
+                    "data dir {} belongs to node {:?}, not node {node_id}; node ids are never reused for a data dir",
+                    data_dir.display(),
+                    node
+                );
+            }
+            Ok(cluster)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster = new_cluster_id();
+            let tmp = data_dir.join(format!("{IDENTITY_FILE}.tmp"));
+            std::fs::write(&tmp, format!("cluster.id={cluster}\nnode.id={node_id}\n"))
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).context("fsync identity file")?;
+            std::fs::rename(&tmp, &path).context("install identity file")?;
+            std::fs::File::open(data_dir).and_then(|d| d.sync_all()).context("fsync data dir")?;
+            Ok(cluster)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Kafka cluster ids are 22-character URL-safe base64 of a random UUID.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = String::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits & 63) as usize] as char);
+        bits >>= 6;
+    }
+    out
+}
+
+/// Reacts to applied metadata: opens new partitions, deletes logs of deleted topics.
+async fn follow_metadata(broker: Arc<Broker>) {
+    let mut applied = broker.meta.subscribe();
+    while applied.changed().await.is_ok() {
+        broker.reconcile_partitions().await;
+    }
+}
+
+async fn retention_task(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.retention_check_interval_ms.max(1000)));
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now_ms = now_ms();
+            for p in b.partitions.all() {
+                match p.apply_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
+                    Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn interval_fsync_task(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.fsync_interval_ms));
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in b.partitions.all() {
+                if let Err(e) = p.sync_now() {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "interval fsync failed");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
