@@ -58,7 +58,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 }
             };
             broker.metrics.bytes_in(frame.len() + 4);
-            let out = match dispatch::handle(&broker, frame).await {
+            let out = match dispatch::handle(&broker, frame, &peer).await {
                 Ok(Reply::Now(Some(b))) => Outgoing::Ready(b),
                 Ok(Reply::Now(None)) => continue,
                 Ok(Reply::Later(rx)) => Outgoing::Later(rx),

@@ -4,12 +4,14 @@
 //! header or body that does not decode, and a version we do not serve — except ApiVersions, which answers
 //! an unsupported version with a v0 body carrying UNSUPPORTED_VERSION so the client can retry lower.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use chronik_group::ClientInfo;
 use tokio::sync::oneshot;
 
 use super::frame::{finish, response_buffer};
@@ -74,7 +76,7 @@ fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, Dis
     })
 }
 
-pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchError> {
+pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Result<Reply, DispatchError> {
     let mut body = frame;
     let key_raw = (&body[0..2]).get_i16();
     let version = (&body[2..4]).get_i16();
@@ -106,7 +108,10 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Dispatc
             now(ctx.encode(&api::create_partitions::handle(b, &ctx, decode(&ctx, &mut body)?).await)?)
         }
         ApiKey::FindCoordinator => now(ctx.encode(&api::find_coordinator::handle(b, &ctx, decode(&ctx, &mut body)?))?),
-        ApiKey::JoinGroup => now(ctx.encode(&b.groups.join_group(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::JoinGroup => {
+            let client = ClientInfo { client_id: ctx.client_id().to_string(), client_host: format!("/{}", peer.ip()) };
+            now(ctx.encode(&b.groups.join_group_from(decode(&ctx, &mut body)?, version, &client).await)?)
+        }
         ApiKey::SyncGroup => now(ctx.encode(&b.groups.sync_group(decode(&ctx, &mut body)?, version).await)?),
         ApiKey::Heartbeat => now(ctx.encode(&b.groups.heartbeat(decode(&ctx, &mut body)?, version).await)?),
         ApiKey::LeaveGroup => now(ctx.encode(&b.groups.leave_group(decode(&ctx, &mut body)?, version).await)?),
