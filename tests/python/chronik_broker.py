@@ -124,6 +124,7 @@ class Broker:
             raise BrokerError(f"broker already running as pid {self.proc.pid}")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # plain log files
         self._log_file = open(self.log_path, "ab")
         self._log_file.write(f"\n==== start #{self.starts + 1} ====\n".encode())
         self._log_file.flush()

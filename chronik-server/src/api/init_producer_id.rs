@@ -15,11 +15,9 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: InitProduc
     if req.transactional_id.is_some() {
         return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
-        if req.producer_epoch < i16::MAX - 1 {
-            return base.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
-        }
-        // Epoch exhausted: a fresh id, as Kafka does.
+    // A known producer asking again gets its epoch bumped; an exhausted epoch gets a fresh id, as in Kafka.
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        return base.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
     }
     match broker.next_producer_id().await {
         Ok(id) => base.with_producer_id(ProducerId(id)).with_producer_epoch(0),

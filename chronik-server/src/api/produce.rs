@@ -50,7 +50,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 response: base.clone().with_error_code(code.code()).with_error_message(Some(str_bytes(&message))),
                 wait: None,
             };
-            if !matches!(acks, 0 | 1 | -1) {
+            if !(-1..=1).contains(&acks) {
                 pending.push(fail(ResponseError::InvalidRequiredAcks, format!("acks must be 0, 1 or -1, got {acks}")));
                 continue;
             }

@@ -138,8 +138,10 @@ mod tests {
         assert_eq!(s.check(1, 0, 5, 9), Duplicate { base_offset: 105 });
         // A gap is refused.
         assert_eq!(s.check(1, 0, 12, 13), OutOfOrder { expected: 10 });
-        // An older epoch is fenced; a newer one restarts at 0.
-        assert_eq!(s.check(1, -1 + 0, 10, 10), Accept);
+        // The next batch in order is accepted.
+        assert_eq!(s.check(1, 0, 10, 10), Accept);
+        // A newer epoch restarts at 0; then the older epoch is fenced.
+        assert_eq!(s.check(1, 1, 0, 0), Accept);
         s.record(1, 1, 0, 0, 110, 110);
         assert_eq!(s.check(1, 0, 1, 1), StaleEpoch { current: 1 });
         assert_eq!(s.check(1, 2, 3, 3), OutOfOrder { expected: 0 });

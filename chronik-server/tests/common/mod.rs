@@ -430,6 +430,21 @@ impl KafkaClient {
         }
     }
 
+    /// Whether a response (any byte) arrives within `wait`, without consuming it. Fails if the broker
+    /// closes the connection instead.
+    pub fn answers_within(&mut self, wait: Duration) -> Result<bool> {
+        self.stream.set_read_timeout(Some(wait))?;
+        let mut byte = [0u8; 1];
+        let result = self.stream.peek(&mut byte);
+        self.stream.set_read_timeout(Some(CALL_TIMEOUT))?;
+        match result {
+            Ok(0) => bail!("the broker closed the connection"),
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     // ---- one-call helpers for the common APIs ----
 
     /// Metadata at `version` for `topics` (`None` = all topics).
@@ -558,19 +573,28 @@ pub fn encode_request<R: Request>(version: i16, correlation: i32, req: &R) -> Re
     Ok(buf.freeze())
 }
 
-/// A request frame whose header claims (`api_key`, `version`) with a hand-written v1 header
-/// (non-flexible) followed by `body`; for APIs and versions the codec refuses to encode.
-pub fn raw_request(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Bytes {
+/// A request frame whose header claims (`api_key`, `version`), encoded at `header_version` (1 = classic,
+/// 2 = flexible), followed by `body` verbatim; for APIs and versions the codec refuses to encode.
+pub fn raw_request(api_key: i16, version: i16, header_version: i16, correlation: i32, body: &[u8]) -> Result<Bytes> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api_key;
+    header.request_api_version = version;
+    header.correlation_id = correlation;
+    header.client_id = Some(StrBytes::from_static_str("chronik-it"));
     let mut buf = BytesMut::new();
     buf.put_i32(0);
-    buf.put_i16(api_key);
-    buf.put_i16(version);
-    buf.put_i32(correlation);
-    buf.put_i16(-1); // null client id
+    header.encode(&mut buf, header_version).context("encoding a raw request header")?;
     buf.put_slice(body);
-    let len = (buf.len() - 4) as i32;
+    let len = i32::try_from(buf.len() - 4)?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf.freeze()
+    Ok(buf.freeze())
+}
+
+/// Encodes a message body alone at `version` (to put behind a hand-made header).
+pub fn encode_body<M: Encodable>(version: i16, body: &M) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    body.encode(&mut buf, version).context("encoding a body")?;
+    Ok(buf.freeze())
 }
 
 pub fn topic_name(name: &str) -> TopicName {
