@@ -26,6 +26,8 @@ pub struct PartitionManager {
     defaults: LogConfig,
     fsync: FsyncMode,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
+    reconcile_lock: parking_lot::Mutex<()>,
     data_changed: watch::Sender<u64>,
 }
 
@@ -49,6 +51,7 @@ impl PartitionManager {
             defaults,
             fsync: config.fsync,
             partitions: RwLock::new(HashMap::new()),
+            reconcile_lock: parking_lot::Mutex::new(()),
             data_changed,
         })
     }
@@ -68,6 +71,7 @@ impl PartitionManager {
     /// Opens what the metadata assigns here and drops what it no longer lists. Idempotent; called at
     /// start and after every metadata change. Blocking file I/O: call from a blocking context.
     pub fn reconcile(&self, state: &MetadataState) -> Result<(), PartitionError> {
+        let _one_at_a_time = self.reconcile_lock.lock();
         let mut wanted: HashMap<Key, ([u8; 16], LogConfig)> = HashMap::new();
         for topic in state.topics.values() {
             for (i, p) in topic.partitions.iter().enumerate() {

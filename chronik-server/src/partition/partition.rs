@@ -179,27 +179,38 @@ impl Partition {
         log.read(offset, max_bytes, hw).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
     }
 
-    /// ListOffsets by timestamp: first offset whose batch reaches `ts`, if below the high watermark.
+    /// ListOffsets by timestamp: the first record (below the high watermark) whose timestamp is at least
+    /// `ts`, with its timestamp. The time index finds the batch; the batch is decoded to find the record.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+        let hw = self.high_watermark();
         let inner = self.inner.lock();
         let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let found = log.offset_for_timestamp(ts).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
-        Ok(found.filter(|(offset, _)| *offset < self.high_watermark()))
+        let wal = |e| PartitionError::wal(&self.topic, self.index, e);
+        let Some((batch_offset, batch_ts)) = log.offset_for_timestamp(ts).map_err(wal)? else { return Ok(None) };
+        if batch_offset >= hw {
+            return Ok(None);
+        }
+        let batch = log.read(batch_offset, 1, hw).map_err(wal)?.records;
+        Ok(Some(record_where(&batch, |t| t >= ts).unwrap_or((batch_offset, batch_ts))))
     }
 
-    /// ListOffsets MAX_TIMESTAMP: the batch holding the largest timestamp below the high watermark.
+    /// ListOffsets MAX_TIMESTAMP: the first record holding the largest timestamp below the high watermark.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        let hw = self.high_watermark();
         let inner = self.inner.lock();
         let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let headers = log
-            .batch_headers_from(log.log_start_offset())
-            .map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
-        let hw = self.high_watermark();
-        Ok(headers
+        let wal = |e| PartitionError::wal(&self.topic, self.index, e);
+        let headers = log.batch_headers_from(log.log_start_offset()).map_err(wal)?;
+        let Some(best) = headers
             .iter()
             .filter(|h| h.last_offset < hw)
             .max_by_key(|h| (h.max_timestamp, std::cmp::Reverse(h.base_offset)))
-            .map(|h| (h.last_offset, h.max_timestamp)))
+        else {
+            return Ok(None);
+        };
+        let batch = log.read(best.base_offset, 1, hw).map_err(wal)?.records;
+        let max_ts = best.max_timestamp;
+        Ok(Some(record_where(&batch, |t| t == max_ts).unwrap_or((best.last_offset, max_ts))))
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -225,6 +236,14 @@ impl Partition {
             }
         }
     }
+}
+
+/// Offset and timestamp of the first record of the first batch in `bytes` whose timestamp satisfies
+/// `pred`. Decodes (and decompresses) that one batch; `None` if it does not decode.
+fn record_where(bytes: &bytes::Bytes, pred: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
+    let mut buf = bytes.clone();
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().find(|r| pred(r.timestamp)).map(|r| (r.offset, r.timestamp))
 }
 
 fn empty_view() -> BatchView {

@@ -718,13 +718,12 @@ pub fn decode_records(records: &Option<Bytes>) -> Result<Vec<Fetched>> {
 /// Polls `check` until it returns `Ok(Some(_))` or `timeout` passes; the last error is reported.
 pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("never checked");
     loop {
-        match check() {
+        let last = match check() {
             Ok(Some(v)) => return Ok(v),
-            Ok(None) => last = "condition not met".into(),
-            Err(e) => last = format!("{e:#}"),
-        }
+            Ok(None) => "condition not met".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
         if Instant::now() >= deadline {
             bail!("{what}: not reached within {timeout:?} ({last})");
         }
