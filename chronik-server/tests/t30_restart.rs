@@ -1,0 +1,200 @@
+//! Crash and restart: kill -9 the broker, start it again on the same data dir and ports, and check that
+//! acknowledged records, idempotent-producer state and committed group offsets are all still there.
+
+mod common;
+
+use anyhow::{ensure, Result};
+use kafka_protocol::messages::{
+    offset_commit_request::OffsetCommitRequestPartition, offset_commit_request::OffsetCommitRequestTopic,
+    offset_fetch_request::OffsetFetchRequestTopic, GroupId, InitProducerIdRequest, OffsetCommitRequest,
+    OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use common::{code, decode_records, record_batch, topic_name, Idempotence, KafkaClient, TestBroker};
+
+fn values_and_offsets(c: &mut KafkaClient, topic: &str, partition: i32) -> Result<Vec<(i64, String)>> {
+    let p = c.fetch(12, topic, partition, 0, 0, 1)?;
+    ensure!(p.error_code == code::NONE, "Fetch {topic}-{partition}: error {}", p.error_code);
+    Ok(decode_records(&p.records)?.into_iter().map(|r| (r.offset, r.value)).collect())
+}
+
+#[test]
+fn acknowledged_records_survive_kill_9() -> Result<()> {
+    let mut broker = TestBroker::start()?;
+    let t0 = common::now_ms();
+    let before = {
+        let mut c = broker.client()?;
+        c.create_topic_ok("crash", 2)?;
+        let p = c.produce(9, "crash", 0, record_batch(&["a", "b", "c"], t0, None)?, 1)?;
+        ensure!(p.error_code == code::NONE && p.base_offset == 0, "{p:?}");
+        let p = c.produce(9, "crash", 0, record_batch(&["d"], t0 + 1, None)?, -1)?;
+        ensure!(p.error_code == code::NONE && p.base_offset == 3, "{p:?}");
+        let p = c.produce(9, "crash", 1, record_batch(&["p1-a", "p1-b"], t0 + 2, None)?, -1)?;
+        ensure!(p.error_code == code::NONE && p.base_offset == 0, "{p:?}");
+        (values_and_offsets(&mut c, "crash", 0)?, values_and_offsets(&mut c, "crash", 1)?)
+    };
+    ensure!(before.0.len() == 4 && before.1.len() == 2, "before the crash: {before:?}");
+
+    let old_pid = broker.pid();
+    broker.kill9()?;
+    broker.restart()?;
+    ensure!(broker.pid() != old_pid, "restart did not start a new process");
+
+    let mut c = broker.client()?;
+    let after = (values_and_offsets(&mut c, "crash", 0)?, values_and_offsets(&mut c, "crash", 1)?);
+    ensure!(after == before, "records after restart {after:?} differ from before {before:?}");
+    ensure!(c.latest_offset("crash", 0)? == 4, "latest offset of partition 0 after restart");
+    ensure!(c.latest_offset("crash", 1)? == 2, "latest offset of partition 1 after restart");
+    let p = c.fetch(12, "crash", 0, 0, 0, 1)?;
+    ensure!(p.high_watermark == 4, "high watermark after restart: {}", p.high_watermark);
+    let md = c.metadata(11, Some(&["crash"]), false)?;
+    ensure!(md.topics[0].error_code == code::NONE && md.topics[0].partitions.len() == 2, "topic after restart: {md:?}");
+    // Appends continue where the log ended.
+    let p = c.produce(9, "crash", 0, record_batch(&["e"], t0 + 3, None)?, 1)?;
+    ensure!(p.error_code == code::NONE && p.base_offset == 4, "Produce after restart: {p:?}");
+
+    // A second crash right after that append keeps it too.
+    broker.restart()?;
+    let mut c = broker.client()?;
+    let values: Vec<String> = values_and_offsets(&mut c, "crash", 0)?.into_iter().map(|(_, v)| v).collect();
+    ensure!(values == ["a", "b", "c", "d", "e"], "after the second crash: {values:?}");
+    Ok(())
+}
+
+#[test]
+fn idempotent_duplicate_after_restart_gets_the_original_offset() -> Result<()> {
+    let mut broker = TestBroker::start()?;
+    let (pid, epoch) = {
+        let mut c = broker.client()?;
+        c.create_topic_ok("idem-crash", 1)?;
+        let mut req = InitProducerIdRequest::default();
+        req.transactional_id = None;
+        req.transaction_timeout_ms = 60_000;
+        let resp = c.call(4, &req)?;
+        ensure!(resp.error_code == code::NONE, "InitProducerId: {resp:?}");
+        (resp.producer_id.0, resp.producer_epoch)
+    };
+    let seq = |base_sequence| Some(Idempotence { producer_id: pid, producer_epoch: epoch, base_sequence });
+    let t0 = common::now_ms();
+    let b0 = record_batch(&["a", "b", "c"], t0, seq(0))?;
+    let b3 = record_batch(&["d", "e"], t0, seq(3))?;
+    {
+        let mut c = broker.client()?;
+        let p = c.produce(9, "idem-crash", 0, b0.clone(), -1)?;
+        ensure!(p.error_code == code::NONE && p.base_offset == 0, "{p:?}");
+        let p = c.produce(9, "idem-crash", 0, b3.clone(), -1)?;
+        ensure!(p.error_code == code::NONE && p.base_offset == 3, "{p:?}");
+    }
+
+    broker.kill9()?;
+    broker.restart()?;
+
+    let mut c = broker.client()?;
+    let p = c.produce(9, "idem-crash", 0, b3, -1)?;
+    ensure!(p.error_code == code::NONE, "duplicate after restart: error {}", p.error_code);
+    ensure!(p.base_offset == 3, "duplicate after restart: base offset {}, want the original 3", p.base_offset);
+    let p = c.produce(9, "idem-crash", 0, b0, -1)?;
+    ensure!(p.error_code == code::NONE && p.base_offset == 0, "older duplicate after restart: {p:?}");
+    ensure!(c.latest_offset("idem-crash", 0)? == 5, "a duplicate was appended after restart");
+    // The producer's sequence state was rebuilt: a gap is refused, the next sequence accepted.
+    let p = c.produce(9, "idem-crash", 0, record_batch(&["gap"], t0, seq(9))?, -1)?;
+    ensure!(p.error_code == code::OUT_OF_ORDER_SEQUENCE_NUMBER, "gap after restart: error {}, want 45", p.error_code);
+    let p = c.produce(9, "idem-crash", 0, record_batch(&["f"], t0, seq(5))?, -1)?;
+    ensure!(p.error_code == code::NONE && p.base_offset == 5, "next sequence after restart: {p:?}");
+    // Producer ids handed out after a restart are new ones.
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = None;
+    req.transaction_timeout_ms = 60_000;
+    let resp = c.call(4, &req)?;
+    ensure!(resp.error_code == code::NONE && resp.producer_id.0 != pid, "InitProducerId after restart reused {pid}: {resp:?}");
+    Ok(())
+}
+
+fn commit(c: &mut KafkaClient, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partitions = offsets
+        .iter()
+        .map(|&(partition, offset)| {
+            let mut p = OffsetCommitRequestPartition::default();
+            p.partition_index = partition;
+            p.committed_offset = offset;
+            p.committed_metadata = Some(StrBytes::from_string(format!("meta-{offset}")));
+            p
+        })
+        .collect();
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    // A simple (standalone) commit: no member, generation -1.
+    req.generation_id_or_member_epoch = -1;
+    req.member_id = StrBytes::from_static_str("");
+    req.retention_time_ms = -1;
+    req.topics = vec![t];
+    let resp = c.call(2, &req)?;
+    for t in &resp.topics {
+        for p in &t.partitions {
+            ensure!(p.error_code == code::NONE, "OffsetCommit {group} {topic}-{}: error {}", p.partition_index, p.error_code);
+        }
+    }
+    ensure!(
+        resp.topics.iter().map(|t| t.partitions.len()).sum::<usize>() == offsets.len(),
+        "OffsetCommit answered {resp:?}"
+    );
+    Ok(())
+}
+
+/// Committed (offset, metadata) per partition, via OffsetFetch v1.
+fn fetch_committed(c: &mut KafkaClient, group: &str, topic: &str, partitions: &[i32]) -> Result<Vec<(i32, i64, String)>> {
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partition_indexes = partitions.to_vec();
+    let mut req = OffsetFetchRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    req.topics = Some(vec![t]);
+    let resp = c.call(1, &req)?;
+    let mut out = Vec::new();
+    for t in &resp.topics {
+        for p in &t.partitions {
+            ensure!(p.error_code == code::NONE, "OffsetFetch {group} {topic}-{}: error {}", p.partition_index, p.error_code);
+            let meta = p.metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            out.push((p.partition_index, p.committed_offset, meta));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn committed_group_offsets_survive_kill_9() -> Result<()> {
+    let mut broker = TestBroker::start()?;
+    {
+        let mut c = broker.client()?;
+        c.create_topic_ok("oc", 3)?;
+        commit(&mut c, "g1", "oc", &[(0, 42), (1, 7)])?;
+        commit(&mut c, "g1", "oc", &[(0, 43)])?;
+        commit(&mut c, "g2", "oc", &[(2, 99)])?;
+        let got = fetch_committed(&mut c, "g1", "oc", &[0, 1, 2])?;
+        ensure!(
+            got == vec![(0, 43, "meta-43".into()), (1, 7, "meta-7".into()), (2, -1, String::new())],
+            "g1 before the crash: {got:?}"
+        );
+    }
+    broker.kill9()?;
+    broker.restart()?;
+    let mut c = broker.client()?;
+    let got = fetch_committed(&mut c, "g1", "oc", &[0, 1, 2])?;
+    ensure!(
+        got == vec![(0, 43, "meta-43".into()), (1, 7, "meta-7".into()), (2, -1, String::new())],
+        "g1 after the crash: {got:?}"
+    );
+    let got = fetch_committed(&mut c, "g2", "oc", &[2])?;
+    ensure!(got == vec![(2, 99, "meta-99".into())], "g2 after the crash: {got:?}");
+    // Commits keep working after the restart, and the latest one wins after another crash.
+    commit(&mut c, "g1", "oc", &[(1, 8)])?;
+    broker.restart()?;
+    let mut c = broker.client()?;
+    let got = fetch_committed(&mut c, "g1", "oc", &[1])?;
+    ensure!(got == vec![(1, 8, "meta-8".into())], "g1 partition 1 after the second crash: {got:?}");
+    Ok(())
+}
