@@ -65,8 +65,7 @@ impl Broker {
     /// Opens/deletes partition logs to match the applied metadata.
     pub async fn reconcile_partitions(self: &Arc<Self>) {
         let me = self.clone();
-        let state = self.meta.state();
-        let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(&state)).await;
+        let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(|| me.meta.state())).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "opening partition logs failed"),

@@ -70,8 +70,10 @@ impl PartitionManager {
 
     /// Opens what the metadata assigns here and drops what it no longer lists. Idempotent; called at
     /// start and after every metadata change. Blocking file I/O: call from a blocking context.
-    pub fn reconcile(&self, state: &MetadataState) -> Result<(), PartitionError> {
+    /// `current` is read after taking the reconcile lock, so an older view can never undo a newer one.
+    pub fn reconcile(&self, current: impl Fn() -> Arc<MetadataState>) -> Result<(), PartitionError> {
         let _one_at_a_time = self.reconcile_lock.lock();
+        let state = current();
         let mut wanted: HashMap<Key, ([u8; 16], LogConfig)> = HashMap::new();
         for topic in state.topics.values() {
             for (i, p) in topic.partitions.iter().enumerate() {
