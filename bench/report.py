@@ -1,0 +1,142 @@
+"""The benchmark's table (Markdown), built from the raw figures run.py collected.
+
+Every broker figure is shown as the median of the repeats, the min–max range and
+the spread ((max − min) / median), and next to the machine ceiling it is bound by:
+produce throughput by the slower of sequential write with fsync per MiB and
+loopback TCP, consume throughput by loopback TCP, latencies by the fsync latency.
+"""
+
+from stats import Repeated
+
+NA_CLUSTER = "n/a — cluster not yet available"
+
+
+def _num(v, digits=1):
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def _range(rep, unit="", digits=1):
+    if not rep.ok:
+        return "—"
+    s = rep.spread_pct()
+    return f"{_num(rep.low, digits)}–{_num(rep.high, digits)}{unit} (±{s / 2:.0f}%)" if s is not None else "—"
+
+
+def _pct(part, whole):
+    if part is None or not whole:
+        return "—"
+    return f"{100.0 * part / whole:.1f}%"
+
+
+def ceilings_table(c):
+    loop, seq = Repeated(c["loopback_mb_s"]), Repeated(c["seqwrite_mb_s"])
+    p50, p99 = Repeated(c["fsync_p50_ms"]), Repeated(c["fsync_p99_ms"])
+    rows = [
+        "| machine ceiling | median | min–max (spread) |",
+        "|---|---|---|",
+        f"| loopback TCP bandwidth ({c.get('loopback_tool', '?')}) | {_num(loop.median)} MB/s | {_range(loop, ' MB/s')} |",
+        f"| sequential write, fsync every MiB | {_num(seq.median)} MB/s | {_range(seq, ' MB/s')} |",
+        f"| fsync latency, 4 KiB write + fdatasync, p50 | {_num(p50.median, 2)} ms | {_range(p50, ' ms', 2)} |",
+        f"| fsync latency, 4 KiB write + fdatasync, p99 | {_num(p99.median, 2)} ms | {_range(p99, ' ms', 2)} |",
+    ]
+    return rows
+
+
+def _measurement_names(results):
+    names = []
+    for key in _produce_keys(results):
+        size, acks = key.split("/")
+        names.append(f"produce {size} B, acks={acks}")
+    names += ["consume from start, 1 KiB records", "produce latency p50 / p99 / p99.9 (acks=all, ½ peak)",
+              "end-to-end latency p50 / p99 / p99.9", "broker CPU per GB written (100 B / 1 KiB)",
+              "broker peak RSS (VmHWM)"]
+    return names
+
+
+def _produce_keys(results):
+    for t in results.get("targets", []):
+        if "produce" in t:
+            return list(t["produce"].keys())
+    return ["100/1", "100/all", "1024/1", "1024/all"]
+
+
+def target_rows(t, c):
+    """(measurement, median, range, vs ceiling, notes) rows for one target."""
+    if "unavailable" in t:
+        return [(name, NA_CLUSTER, "", "", "") for name in _measurement_names({"targets": []})]
+    loop = Repeated(c["loopback_mb_s"]).median
+    seq = Repeated(c["seqwrite_mb_s"]).median
+    bound_mb_s, bound_name = min((seq, "disk write+fsync/MiB"), (loop, "loopback"))
+    f50, f99 = Repeated(c["fsync_p50_ms"]).median, Repeated(c["fsync_p99_ms"]).median
+    rows = []
+    for key, runs in t["produce"].items():
+        size, acks = key.split("/")
+        mb, rec = Repeated(r["mb_s"] for r in runs), Repeated(r["rec_s"] for r in runs)
+        bc = Repeated(r["broker_cores"] for r in runs).median
+        cc = Repeated(r["client_cores"] for r in runs).median
+        errs = sum(r["delivery_errors"] for r in runs)
+        rows.append((f"produce {size} B, acks={acks}",
+                     f"{_num(rec.median)} rec/s, {_num(mb.median)} MB/s", _range(mb, " MB/s"),
+                     f"{_pct(mb.median, bound_mb_s)} of {bound_name}",
+                     f"CPU cores: broker {bc:.2f}, clients {cc:.2f}" + (f"; {errs} delivery errors" if errs else "")))
+    cons = t["consume"]
+    mb = Repeated(r["mb_s"] for r in cons)
+    bc = Repeated(r["broker_cores"] for r in cons).median
+    rows.append(("consume from start, 1 KiB records", f"{_num(mb.median)} MB/s, "
+                 f"{_num(Repeated(r['rec_s'] for r in cons).median)} rec/s", _range(mb, " MB/s"),
+                 f"{_pct(mb.median, loop)} of loopback",
+                 f"{cons[0]['records']:,} records ({cons[0]['bytes'] / 1e6:,.0f} MB), page cache warm; "
+                 f"CPU cores: broker {bc:.2f}, clients {Repeated(r['client_cores'] for r in cons).median:.2f}"))
+    lat = t["latency"]
+    rate = Repeated(r["achieved_rate"] for r in lat).median
+    for name, label in (("produce", "produce latency p50 / p99 / p99.9 (acks=all, ½ peak)"),
+                        ("e2e", "end-to-end latency p50 / p99 / p99.9")):
+        p50 = Repeated(r[f"{name}_p50_ms"] for r in lat)
+        p99 = Repeated(r[f"{name}_p99_ms"] for r in lat)
+        p999 = Repeated(r[f"{name}_p999_ms"] for r in lat)
+        vs = (f"p50 = {p50.median / f50:.1f}× fsync p50, p99 = {p99.median / f99:.1f}× fsync p99"
+              if p50.ok and p99.ok and f50 and f99 else "—")
+        rows.append((label, f"{_num(p50.median, 2)} / {_num(p99.median, 2)} / {_num(p999.median, 2)} ms",
+                     "p99 " + _range(p99, " ms", 2), vs,
+                     f"1 KiB at {_num(rate)} rec/s ({_num(rate * 1024 / 1e6)} MB/s)"
+                     if name == "produce" else
+                     "timestamp in the value, read by one consumer using "
+                     f"{Repeated(r['e2e_client_cores'] for r in lat).median:.2f} cores"))
+    per_gb = []
+    for size in ("100", "1024"):
+        runs = [r for k, v in t["produce"].items() if k.startswith(size + "/") for r in v]
+        per_gb.append(Repeated(r["cpu_s_per_gb"] for r in runs))
+    rows.append(("broker CPU per GB written (100 B / 1 KiB)",
+                 f"{_num(per_gb[0].median)} / {_num(per_gb[1].median)} CPU s/GB",
+                 f"1 KiB {_range(per_gb[1], ' s/GB')}", "",
+                 "GB of record values acknowledged; utime+stime of the broker"))
+    rows.append(("broker peak RSS (VmHWM)", f"{_num(t['peak_rss_mib'])} MiB", "", "",
+                 f"after all runs; includes mapped segment pages (RssAnon at the end: {_num(t['rss_anon_mib'])} MiB)"))
+    return rows
+
+
+def render(results):
+    c = results["ceilings"]
+    out = [f"Chronik benchmark — {results['mode']} mode, {results['repeats']} runs per figure, "
+           f"{results['producers']} producer / {results['consumers']} consumer processes "
+           f"(confluent-kafka, librdkafka), {results['partitions']} partitions per topic; "
+           f"load average {results['load_1m_before']:.2f} before, {results.get('load_1m_after', 0):.2f} after; "
+           f"{results.get('elapsed_s', 0):.0f} s", ""]
+    out += ceilings_table(c)
+    out.append("")
+    out.append("| target | measurement | median | min–max (spread) | vs ceiling | notes |")
+    out.append("|---|---|---|---|---|---|")
+    reasons = []
+    for t in results.get("targets", []):
+        for row in target_rows(t, c):
+            out.append(f"| {t['label']} | " + " | ".join(row) + " |")
+        if "unavailable" in t:
+            reasons.append(f"{t['label']}: {t['unavailable']}")
+    if reasons:
+        out.append("")
+        out += [f"- {r}" for r in reasons]
+    return "\n".join(out)

@@ -1,0 +1,280 @@
+"""Chronik benchmark driver: machine ceilings, then produce, consume and latency runs.
+
+Run through `scripts/bench` (which builds the release binary and the .venv first);
+see docs/BENCHMARKS.md for the method and how to read the table.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import ceilings
+import procstat
+import report
+from loadgen import LoadError, run_group
+from stats import percentile
+from targets import ClusterUnavailable, SingleNode, ThreeNodeCluster
+
+RECORD_SIZES_BYTES = (100, 1024)
+ACKS = ("1", "all")
+LATENCY_RECORD_BYTES = 1024
+# Latency runs produce at this fraction of the measured 1 KiB acks=all peak.
+LATENCY_RATE_FRACTION = 0.5
+TOPIC_CREATE_TIMEOUT_S = 30.0
+WATERMARK_TIMEOUT_S = 10.0
+E2E_GRACE_S = 3.0
+
+
+class Mode:
+    """Sizes of one benchmark run; --quick shrinks everything to ~2 minutes."""
+
+    def __init__(self, quick, repeats, producers, partitions):
+        self.quick = quick
+        self.repeats = repeats if repeats else 3
+        self.producers = producers
+        self.partitions = partitions
+        self.consumers = 2
+        # None: librdkafka's default fetch.wait.max.ms (500 ms), what a user gets.
+        self.fetch_wait_ms = None
+        self.produce_s = 2.0 if quick else 8.0
+        self.latency_s = 3.0 if quick else 10.0
+        self.loopback_s = 1 if quick else 3
+        self.seqwrite_bytes = (64 if quick else 512) * ceilings.MIB
+        self.fsync_count = 200 if quick else 1000
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- ceilings ---------------------------------------------------------------
+
+def measure_ceilings(mode, data_dir):
+    out = {"loopback_mb_s": [], "seqwrite_mb_s": [], "fsync_p50_ms": [], "fsync_p99_ms": []}
+    port = None
+    for i in range(mode.repeats):
+        from chronik_broker import free_ports  # the harness's port picker
+        port = free_ports(1)[0]
+        mb_s, tool = ceilings.loopback_mb_s(mode.loopback_s, port)
+        out["loopback_mb_s"].append(mb_s)
+        out["loopback_tool"] = tool
+        out["seqwrite_mb_s"].append(ceilings.sequential_fsync_mb_s(data_dir, mode.seqwrite_bytes))
+        p50, p99 = ceilings.fsync_latency_ms(data_dir, mode.fsync_count)
+        out["fsync_p50_ms"].append(p50)
+        out["fsync_p99_ms"].append(p99)
+        log(f"ceilings #{i + 1}: loopback {mb_s:.0f} MB/s ({tool}), "
+            f"seq write+fsync/MiB {out['seqwrite_mb_s'][-1]:.0f} MB/s, fsync p50 {p50:.2f} ms p99 {p99:.2f} ms")
+    return out
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def create_topic(target, name, partitions):
+    admin = AdminClient({"bootstrap.servers": target.bootstrap, "log_level": 4})
+    futures = admin.create_topics([NewTopic(name, partitions, target.replication)])
+    futures[name].result(timeout=TOPIC_CREATE_TIMEOUT_S)
+
+
+def end_offsets(target, topic, partitions):
+    c = Consumer({"bootstrap.servers": target.bootstrap, "group.id": "bench-watermarks", "log_level": 4})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=WATERMARK_TIMEOUT_S)[1]
+                for p in range(partitions)]
+    finally:
+        c.close()
+
+
+def broker_cpu(target):
+    return sum(procstat.cpu_seconds(pid) for pid in target.pids)
+
+
+def fmt_ms(out, name):
+    return "/".join("—" if out[f"{name}_{k}_ms"] is None else f"{out[f'{name}_{k}_ms']:.2f}"
+                    for k in ("p50", "p99", "p999"))
+
+
+def split_partitions(partitions, groups):
+    return [",".join(str(p) for p in range(partitions) if p % groups == g) for g in range(groups)]
+
+
+# ---- produce ----------------------------------------------------------------
+
+def measure_produce(target, mode, size, acks, rep, log_dir):
+    topic = f"bench-produce-{size}b-acks{acks}-{rep}"
+    create_topic(target, topic, mode.partitions)
+    spec = ["produce", "--bootstrap", target.bootstrap, "--topic", topic, "--size", str(size),
+            "--acks", acks, "--duration", str(mode.produce_s)]
+    cpu0 = broker_cpu(target)
+    results = run_group([spec] * mode.producers, mode.produce_s, log_dir)
+    cpu1 = broker_cpu(target)
+    errs = [r.get("error") or r.get("first_error") for r in results if r.get("error") or r.get("errors")]
+    if any(r.get("error") for r in results):
+        raise LoadError(f"{topic}: {errs[0]}")
+    acked = sum(r["acked"] for r in results)
+    nbytes = sum(r["bytes"] for r in results)
+    wall = max(r["t_end"] for r in results) - min(r["t_start"] for r in results)
+    out = {
+        "topic": topic, "records": acked, "bytes": nbytes, "wall_s": wall,
+        "rec_s": acked / wall, "mb_s": nbytes / wall / 1e6,
+        "broker_cpu_s": cpu1 - cpu0, "broker_cores": (cpu1 - cpu0) / wall,
+        "client_cores": sum(r["cpu_s"] for r in results) / wall,
+        "cpu_s_per_gb": (cpu1 - cpu0) / (nbytes / 1e9) if nbytes else None,
+        "delivery_errors": sum(r["errors"] for r in results), "first_error": errs[0] if errs else None,
+    }
+    log(f"{target.label} produce {size} B acks={acks} #{rep + 1}: {out['rec_s']:,.0f} rec/s "
+        f"{out['mb_s']:.1f} MB/s, broker {out['broker_cores']:.2f} cores, "
+        f"clients {out['client_cores']:.2f} cores, errors {out['delivery_errors']}")
+    return out
+
+
+# ---- consume ----------------------------------------------------------------
+
+def measure_consume(target, mode, topic, rep, log_dir):
+    ends = end_offsets(target, topic, mode.partitions)
+    groups = split_partitions(mode.partitions, mode.consumers)
+    specs = []
+    for g in groups:
+        expect = sum(ends[int(p)] for p in g.split(","))
+        specs.append(["consume", "--bootstrap", target.bootstrap, "--topic", topic,
+                      "--partitions", g, "--expect", str(expect)])
+    cpu0 = broker_cpu(target)
+    results = run_group(specs, 60.0, log_dir)
+    cpu1 = broker_cpu(target)
+    errors = [r["error"] for r in results if r.get("error")]
+    if errors:
+        raise LoadError(f"consume {topic}: {errors[0]}")
+    records = sum(r["records"] for r in results)
+    nbytes = sum(r["bytes"] for r in results)
+    wall = max(r["t_end"] for r in results) - min(r["t_start"] for r in results)
+    out = {"topic": topic, "records": records, "expected": sum(ends), "bytes": nbytes,
+           "wall_s": wall, "mb_s": nbytes / wall / 1e6, "rec_s": records / wall,
+           "broker_cores": (cpu1 - cpu0) / wall,
+           "client_cores": sum(r["cpu_s"] for r in results) / wall}
+    log(f"{target.label} consume #{rep + 1}: {records:,} records {out['mb_s']:.1f} MB/s "
+        f"in {wall:.1f}s, broker {out['broker_cores']:.2f} cores, clients {out['client_cores']:.2f} cores")
+    return out
+
+
+# ---- latency ----------------------------------------------------------------
+
+def measure_latency(target, mode, rate, rep, log_dir):
+    topic = f"bench-latency-{rep}"
+    create_topic(target, topic, mode.partitions)
+    per_producer = rate / mode.producers
+    prod = ["rate", "--bootstrap", target.bootstrap, "--topic", topic, "--size",
+            str(LATENCY_RECORD_BYTES), "--acks", "all", "--duration", str(mode.latency_s),
+            "--rate", f"{per_producer:.1f}"]
+    e2e = ["e2e", "--bootstrap", target.bootstrap, "--topic", topic,
+           "--partitions", ",".join(str(p) for p in range(mode.partitions)),
+           "--duration", str(mode.latency_s), "--grace", str(E2E_GRACE_S)]
+    if mode.fetch_wait_ms is not None:
+        e2e += ["--fetch-wait-ms", str(mode.fetch_wait_ms)]
+    results = run_group([e2e] + [prod] * mode.producers, mode.latency_s + E2E_GRACE_S, log_dir)
+    errors = [r.get("error") or r.get("first_error") for r in results
+              if r.get("error") or r.get("errors")]
+    if any(r.get("error") and "latencies_ms" not in r for r in results):
+        raise LoadError(f"latency {topic}: {errors[0]}")
+    e2e_lat = sorted(results[0]["latencies_ms"])
+    prod_lat = sorted(x for r in results[1:] for x in r["latencies_ms"])
+    wall = max(r["t_end"] for r in results[1:]) - min(r["t_start"] for r in results[1:])
+    out = {"target_rate": rate, "achieved_rate": len(prod_lat) / wall, "acked": len(prod_lat),
+           "sent": sum(r["sent"] for r in results[1:]), "e2e_records": len(e2e_lat),
+           "errors": errors[:3], "e2e_client_cores": results[0]["cpu_s"] / (wall + E2E_GRACE_S)}
+    for name, lat in (("produce", prod_lat), ("e2e", e2e_lat)):
+        for pct, key in ((50, "p50"), (99, "p99"), (99.9, "p999")):
+            out[f"{name}_{key}_ms"] = percentile(lat, pct)
+    log(f"{target.label} latency #{rep + 1} at {rate:,.0f} rec/s (achieved {out['achieved_rate']:,.0f}): "
+        f"produce p50/p99/p99.9 {fmt_ms(out, 'produce')} ms; "
+        f"e2e {fmt_ms(out, 'e2e')} ms ({len(e2e_lat)} records, consumer {out['e2e_client_cores']:.2f} cores)")
+    return out
+
+
+# ---- one target -------------------------------------------------------------
+
+def bench_target(target, mode, log_dir):
+    res = {"label": target.label, "produce": {}, "consume": [], "latency": []}
+    for size in RECORD_SIZES_BYTES:
+        for acks in ACKS:
+            res["produce"][f"{size}/{acks}"] = [
+                measure_produce(target, mode, size, acks, rep, log_dir) for rep in range(mode.repeats)]
+    # Consume from the start of the largest topic written so far (1 KiB records).
+    runs = [r for k, v in res["produce"].items() if k.startswith(f"{max(RECORD_SIZES_BYTES)}/") for r in v]
+    largest = max(runs, key=lambda r: r["bytes"])
+    res["consume"] = [measure_consume(target, mode, largest["topic"], rep, log_dir)
+                      for rep in range(mode.repeats)]
+    peak = sorted(r["rec_s"] for r in res["produce"][f"{LATENCY_RECORD_BYTES}/all"])
+    rate = LATENCY_RATE_FRACTION * peak[len(peak) // 2]
+    res["latency"] = [measure_latency(target, mode, rate, rep, log_dir) for rep in range(mode.repeats)]
+    res["peak_rss_mib"] = max(procstat.peak_rss_mib(pid) or 0 for pid in target.pids)
+    res["rss_anon_mib"] = max((procstat.status_kib(pid, "RssAnon") or 0) / 1024 for pid in target.pids)
+    return res
+
+
+def run_target(cls, workdir, mode, log_dir):
+    target = cls(workdir, mode.partitions)
+    log(f"starting {target.label} in {workdir}")
+    try:
+        target.start()
+    except ClusterUnavailable as e:
+        log(f"{target.label}: unavailable: {e}")
+        return {"label": target.label, "unavailable": str(e)}
+    try:
+        return bench_target(target, mode, log_dir)
+    except Exception:
+        print(target.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        target.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Chronik benchmark (see docs/BENCHMARKS.md)")
+    ap.add_argument("--quick", action="store_true", help="short runs: about 2 minutes in all")
+    ap.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3)")
+    ap.add_argument("--producers", type=int, default=3, help="producer processes (default 3)")
+    ap.add_argument("--partitions", type=int, default=6, help="partitions per topic (default 6)")
+    ap.add_argument("--single-only", action="store_true", help="skip the three-node cluster")
+    ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
+    ap.add_argument("--json", help="also write every raw figure to this file")
+    ap.add_argument("--markdown", help="also write the table to this file")
+    args = ap.parse_args()
+    mode = Mode(args.quick, args.repeats, args.producers, args.partitions)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="chronik-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_dir = workdir / "worker-logs"
+    started = time.time()
+    results = {"mode": "quick" if mode.quick else "full", "repeats": mode.repeats,
+               "producers": mode.producers, "consumers": mode.consumers, "partitions": mode.partitions,
+               "load_1m_before": procstat.load_average_1m(), "workdir": str(workdir)}
+    try:
+        log(f"work dir {workdir}; load average {results['load_1m_before']:.2f}")
+        results["ceilings"] = measure_ceilings(mode, str(workdir))
+        results["targets"] = [run_target(SingleNode, workdir / "single", mode, log_dir)]
+        if args.single_only:
+            results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
+        else:
+            results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
+    finally:
+        results["elapsed_s"] = time.time() - started
+        results["load_1m_after"] = procstat.load_average_1m()
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    table = report.render(results)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
