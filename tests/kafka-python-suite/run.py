@@ -33,6 +33,9 @@ KAFKA_VERSION = "3.0"
 CACHE_DIR = REPO_ROOT / ".cache" / "kafka-python-suite"
 SDIST_NAME = f"kafka_python-{KAFKA_PYTHON_VERSION}"
 DESELECT_FILE = HERE / "deselected.txt"
+SUITE_NODE_ID = 1
+SUITE_NUM_PARTITIONS = 4
+SUITE_SESSION_TIMEOUT_MS_MIN = 1000
 # Whole-suite deadline handed to pytest-timeout per test (seconds).
 PER_TEST_TIMEOUT_S = 300
 
@@ -84,7 +87,14 @@ def main(extra):
     workdir = Path(tempfile.mkdtemp(prefix="chronik-kp-suite-"))
     kafka_root = workdir / "kafka-root"  # must exist; the fixtures never use it with KAFKA_URI
     kafka_root.mkdir()
-    broker = Broker(workdir / "broker", auto_create_topics=True, num_partitions=1)
+    # Mirror the broker kafka-python's fixtures would have spawned (its
+    # servers/resources/default/kafka.properties): num.partitions=4 (the fixture's
+    # default), group.min.session.timeout.ms=1000 (test_group asks for a 3 s session).
+    # That file also says broker.id=0, which test_create_partitions relies on, but
+    # Chronik refuses node_id 0 (SUITE_NODE_ID).
+    broker = Broker(workdir / "broker", node_id=SUITE_NODE_ID, auto_create_topics=True,
+                    num_partitions=SUITE_NUM_PARTITIONS,
+                    extra_config=f"group_session_timeout_ms_min = {SUITE_SESSION_TIMEOUT_MS_MIN}")
     try:
         broker.start()
     except BrokerError as e:
@@ -110,9 +120,14 @@ def main(extra):
         print("kafka-python suite: chronik-server died during the run\n" + broker.log_tail(),
               file=sys.stderr)
         rc = rc or 3
-    elif rc != 0:
-        print(broker.log_tail(), file=sys.stderr)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if rc != 0:
+        # Keep the broker's data and full log for a post-mortem.
+        print(f"kafka-python suite: failed (exit {rc}); broker log kept at {broker.log_path}",
+              file=sys.stderr)
+        if alive:
+            print(broker.log_tail(), file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return rc
 
 
