@@ -514,3 +514,29 @@ fn pipelined_requests_are_answered_in_order() -> Result<()> {
     ensure!(latest == 6, "latest offset {latest}");
     Ok(())
 }
+
+#[test]
+fn fetch_returns_a_whole_first_batch_larger_than_max_bytes() -> Result<()> {
+    let broker = TestBroker::start()?;
+    let mut c = broker.client()?;
+    c.create_topic_ok("kip74", 1)?;
+    let value = "v".repeat(2048);
+    let p = c.produce(9, "kip74", 0, record_batch(&[&value, &value, &value], common::now_ms(), None)?, 1)?;
+    ensure!(p.error_code == code::NONE, "Produce: {p:?}");
+    let p = c.produce(9, "kip74", 0, record_batch(&["after"], common::now_ms(), None)?, 1)?;
+    ensure!(p.error_code == code::NONE && p.base_offset == 3, "Produce: {p:?}");
+    for version in [4, 12] {
+        let mut req = common::fetch_request("kip74", 0, 0, 0, 1);
+        req.max_bytes = 100;
+        req.topics[0].partitions[0].partition_max_bytes = 100;
+        let resp = c.call(version, &req)?;
+        let part = &resp.responses[0].partitions[0];
+        ensure!(part.error_code == code::NONE, "Fetch v{version}: error {}", part.error_code);
+        let got = decode_records(&part.records)?;
+        let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+        // The first batch whole (KIP-74); nothing beyond it fits the limit.
+        ensure!(offsets == vec![0, 1, 2], "Fetch v{version} with max_bytes 100: offsets {offsets:?}");
+        ensure!(got.iter().all(|r| r.value.len() == 2048), "Fetch v{version}: truncated values");
+    }
+    Ok(())
+}

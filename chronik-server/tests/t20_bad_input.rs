@@ -289,3 +289,21 @@ fn a_closed_bad_connection_does_not_disturb_a_good_one() -> Result<()> {
     ensure!(p.error_code == code::NONE && p.base_offset == 0, "Produce on the good connection: {p:?}");
     Ok(())
 }
+
+#[test]
+fn batch_above_message_bytes_max_is_refused() -> Result<()> {
+    const MESSAGE_BYTES_MAX: i32 = 1024;
+    let broker =
+        TestBroker::start_with(BrokerOpts { message_bytes_max: Some(MESSAGE_BYTES_MAX), ..Default::default() })?;
+    let mut c = broker.client()?;
+    c.create_topic_ok("big", 1)?;
+    let t0 = common::now_ms();
+    let small = "s".repeat(100);
+    let p = c.produce(9, "big", 0, record_batch(&[&small], t0, None)?, 1)?;
+    ensure!(p.error_code == code::NONE && p.base_offset == 0, "batch under the limit: {p:?}");
+    let large = "L".repeat(2 * MESSAGE_BYTES_MAX as usize);
+    let p = c.produce(9, "big", 0, record_batch(&[&large], t0, None)?, 1)?;
+    ensure!(p.error_code == 10, "batch above message_bytes_max: error {}, want MESSAGE_TOO_LARGE 10", p.error_code);
+    ensure!(c.latest_offset("big", 0)? == 1, "the oversized batch was appended");
+    Ok(())
+}

@@ -283,11 +283,36 @@ impl TestBroker {
     }
 }
 
+impl TestBroker {
+    /// Every stderr line of every process this broker ran that reports a panic.
+    pub fn panics(&self) -> Vec<String> {
+        (1..=self.starts)
+            .flat_map(|n| std::fs::read_to_string(self.stderr_path(n)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| l.contains("panicked"))
+            .collect()
+    }
+}
+
 impl Drop for TestBroker {
+    /// Kills the process; keeps the directory when `CHRONIK_TEST_KEEP` is set; fails the test when the
+    /// broker panicked anywhere (a panic in a spawned task does not stop the process, so it would
+    /// otherwise go unnoticed).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::env::var_os("CHRONIK_TEST_KEEP").is_some() {
+            eprintln!("kept broker dir {}", self.dir.path().display());
+            let dir = std::mem::replace(&mut self.dir, match tempfile::tempdir() {
+                Ok(d) => d,
+                Err(_) => return,
+            });
+            let _ = dir.keep();
+        }
+        let panics = self.panics();
+        if !panics.is_empty() && !std::thread::panicking() {
+            panic!("the broker panicked:\n{}", panics.join("\n"));
         }
     }
 }
@@ -704,7 +729,18 @@ pub fn decode_records(records: &Option<Bytes>) -> Result<Vec<Fetched>> {
         Some(b) => b.clone(),
         None => return Ok(Vec::new()),
     };
-    let sets = RecordBatchDecoder::decode_all(&mut buf).context("decoding fetched record batches")?;
+    // A partial batch at the end is legal in a Fetch answer (clients skip it): decode whole ones only.
+    let mut sets = Vec::new();
+    while buf.len() >= 12 {
+        let batch_len = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        ensure!(batch_len > 0, "fetched batch with length {batch_len}");
+        let size = 12 + batch_len as usize;
+        if buf.len() < size {
+            break;
+        }
+        let mut one = buf.split_to(size);
+        sets.push(RecordBatchDecoder::decode(&mut one).context("decoding a fetched record batch")?);
+    }
     let mut out = Vec::new();
     for set in sets {
         for r in set.records {
