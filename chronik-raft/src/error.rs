@@ -54,4 +54,19 @@ pub enum MetaError {
     Raft { during: &'static str, message: String },
     #[error("node {node_id}: {what} not reached within {waited_ms} ms")]
     LeaderTimeout { node_id: NodeId, what: &'static str, waited_ms: u64 },
+    /// The peer listener could not bind its address.
+    #[error("cannot listen for metadata peers on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    /// A write found no leader to take it within its deadline (election in progress, leader
+    /// unreachable, or no quorum). It may still have been applied: commands are idempotent.
+    #[error("node {node_id}: metadata write not done after {attempts} attempts in {waited_ms} ms: {last_error}")]
+    NoLeader { node_id: NodeId, attempts: u32, waited_ms: u64, last_error: String },
+}
+
+impl MetaError {
+    /// True for conditions that pass without intervention (no leader yet, leader elsewhere), so a
+    /// client may retry; false for broken config, storage or a stopped Raft.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, MetaError::ForwardToLeader { .. } | MetaError::NoLeader { .. } | MetaError::LeaderTimeout { .. })
+    }
 }

@@ -7,7 +7,13 @@
 //! - [`command`]: [`MetaCommand`] and [`MetaResponse`], what the log carries and what applying answers.
 //! - [`state`]: [`MetadataState`] and its deterministic, validating `apply` — plain code, no I/O.
 //! - [`node`]: [`MetaNode`], the API the broker uses (start, write, state, subscribe, status).
-//! - [`network`]: the peer network factory; today every RPC is `Unreachable` (one-voter group).
+//! - [`peer`]: the peer transport on the raft address — framed JSON over TCP, a listener, pooled
+//!   reconnecting clients; carries openraft's RPCs plus forwarded writes and cluster info.
+//! - [`network`]: openraft's network factory and per-peer client over [`peer`].
+//! - [`bootstrap`]: the static bootstrap rule (DESIGN §3) as a pure decision, and the questions
+//!   that feed it.
+//! - [`forward`]: writes from any node — local when leader, else forwarded to the leader, retried
+//!   (bounded) through elections.
 //! - Storage: [`frame`] (log frame format), [`log_file`] (the log file), [`log_store`] (openraft's
 //!   log storage), [`snapshot_store`] and [`state_machine`] (openraft's state machine), `durable`
 //!   (atomic small files).
@@ -29,17 +35,23 @@
 //! All small files are replaced atomically: temp file, fsync, rename, fsync the directory.
 //!
 //! # Life cycle
-//! An empty `raft/` directory bootstraps a one-voter group of this node; any stored state means the
-//! node restarts from disk and never initializes again (re-initializing would fork the cluster).
+//! An empty `raft/` directory with no peers configured bootstraps a one-voter group of this node.
+//! With peers, only the lowest id initializes (all peers as voters), and only when no peer belongs
+//! to a cluster already and a majority answered; the others wait for the leader to reach them.
+//! Any stored state means the node restarts from disk and never initializes again
+//! (re-initializing would fork the cluster).
 
+pub mod bootstrap;
 pub mod command;
 mod durable;
 pub mod error;
+pub mod forward;
 pub mod frame;
 pub mod log_file;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer;
 pub mod snapshot_store;
 pub mod state;
 pub mod state_machine;
@@ -47,6 +59,7 @@ pub mod types;
 
 pub use command::{MetaCommand, MetaResponse};
 pub use error::{MetaError, StoreError};
+pub use peer::{ClusterInfo, PeerError};
 pub use node::{MetaConfig, MetaNode, MetaStatus, LEADER_WAIT_MS, RAFT_DIR_NAME};
 pub use state::{BrokerRecord, MetadataState, PartitionRecord, TopicRecord, NO_LEADER};
 pub use types::{BrokerNode, NodeId, TypeConfig};

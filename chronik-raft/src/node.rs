@@ -1,15 +1,21 @@
-//! [`MetaNode`]: opens the stores, starts openraft, forms or rejoins the group, and gives the broker
-//! a small API — write a command, read the applied state, watch it change, report status.
+//! [`MetaNode`]: opens the stores, starts openraft and the peer listener, forms, joins or rejoins
+//! the group, and gives the broker a small API — write a command (from any node), read the applied
+//! state, watch it change, report status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Config, ServerState, SnapshotPolicy};
-use parking_lot::RwLock;
+use openraft::error::{InitializeError, RaftError};
+use openraft::{Config, RaftMetrics, ServerState, SnapshotPolicy};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::bootstrap::{ask_peers, decide, Decision, DISCOVERY_RETRY_MS};
+use crate::peer::{PeerPool, PeerServer};
 
 use crate::command::{MetaCommand, MetaResponse};
 use crate::error::MetaError;
@@ -20,7 +26,7 @@ use crate::state::MetadataState;
 use crate::state_machine::{PublishedState, StateMachineStore};
 use crate::types::{BrokerNode, MetaRaft, NodeId};
 
-/// How long `start` waits for a leader (itself when bootstrapping).
+/// Default of [`MetaConfig::leader_wait_ms`]: how long `start` waits for a leader.
 pub const LEADER_WAIT_MS: u64 = 10_000;
 /// Time allowed per snapshot chunk; openraft's 200 ms default retries a slow chunk forever.
 pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
@@ -37,6 +43,14 @@ pub struct MetaConfig {
     pub node: BrokerNode,
     /// The broker data directory; the metadata lives in `dir/raft/`.
     pub dir: PathBuf,
+    /// Where to listen for metadata peers (`host:port`); `None` runs no listener, which suits a
+    /// single node with no peers.
+    pub bind_raft_addr: Option<String>,
+    /// Every member of a static cluster, this node included, with its endpoints. Empty means a
+    /// single-node group of `node_id` at `node`.
+    pub peers: BTreeMap<NodeId, BrokerNode>,
+    /// How long `start` waits for the group to have a leader (bootstrap questions included).
+    pub leader_wait_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
@@ -51,6 +65,9 @@ impl Default for MetaConfig {
             node_id: 1,
             node: BrokerNode::default(),
             dir: PathBuf::from("data"),
+            bind_raft_addr: None,
+            peers: BTreeMap::new(),
+            leader_wait_ms: LEADER_WAIT_MS,
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 600,
             election_timeout_max_ms: 1200,
@@ -60,6 +77,19 @@ impl Default for MetaConfig {
 }
 
 impl MetaConfig {
+    /// The initial voters: `peers`, or just this node when no peers are given. Peers that leave
+    /// out this node are refused: this node would never be a member of the group it bootstraps.
+    fn members(&self) -> Result<BTreeMap<NodeId, BrokerNode>, String> {
+        if self.peers.is_empty() {
+            return Ok(BTreeMap::from([(self.node_id, self.node.clone())]));
+        }
+        if !self.peers.contains_key(&self.node_id) {
+            let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+            return Err(format!("peers {ids:?} do not include this node's id {}", self.node_id));
+        }
+        Ok(self.peers.clone())
+    }
+
     /// openraft's config for this node; the error says which timing rule was broken.
     fn raft_config(&self) -> Result<Config, String> {
         let keep = self.snapshot_logs_since_last;
@@ -98,16 +128,26 @@ pub struct MetaNode {
     raft: MetaRaft,
     published: PublishedState,
     applied_rx: watch::Receiver<u64>,
-    /// Whether this start formed a new one-voter group (the data dir was empty).
+    /// Whether this start called `initialize` (formed a new group from an empty data dir).
     bootstrapped: bool,
+    /// Connections to peers, shared by the Raft network and write forwarding.
+    pool: PeerPool,
+    /// The listener on the raft address; taken out on shutdown.
+    server: Mutex<Option<PeerServer>>,
 }
 
 impl MetaNode {
-    /// Open the stores under `dir`. Fresh (no vote, no log, no snapshot): initialize a one-voter
-    /// cluster {node_id: node} and wait (bounded) until this node is leader. Existing: start from
-    /// disk, never initialize again, and wait (bounded) until a leader is known.
+    /// Open the stores under `dir`, listen for peers on `bind_raft_addr` (when set), then form,
+    /// join or rejoin the group and wait (bounded by `leader_wait_ms`) until a leader is known.
+    ///
+    /// - Stored state (vote, log or snapshot): restart from disk; never initialize again.
+    /// - Fresh, no other peers: initialize a one-voter group of this node and wait to lead it.
+    /// - Fresh with peers: the bootstrap rule of [`crate::bootstrap`] — the lowest id initializes
+    ///   all peers as voters once a majority answered that they are fresh too; the others wait for
+    ///   the leader to reach them.
     pub async fn start(cfg: MetaConfig) -> Result<Arc<MetaNode>, MetaError> {
         let raft_config = Arc::new(cfg.raft_config().map_err(MetaError::Config)?);
+        let members = cfg.members().map_err(MetaError::Config)?;
         let raft_dir = cfg.dir.join(RAFT_DIR_NAME);
         std::fs::create_dir_all(&raft_dir)
             .map_err(|source| MetaError::Io { verb: "create directory", path: raft_dir.clone(), source })?;
@@ -120,42 +160,131 @@ impl MetaNode {
         let state_machine = StateMachineStore::open(snapshots, published.clone(), applied_tx)?;
         let fresh = log_store.is_pristine() && !state_machine.has_state();
 
-        let raft = MetaRaft::new(cfg.node_id, raft_config, Network, log_store, state_machine)
+        let id = cfg.node_id;
+        let pool = PeerPool::default();
+        let raft = MetaRaft::new(id, raft_config, Network::new(id, pool.clone()), log_store, state_machine)
             .await
             .map_err(|e| MetaError::Raft { during: "start", message: e.to_string() })?;
-        let node = MetaNode { node_id: cfg.node_id, raft, published, applied_rx, bootstrapped: fresh };
-
-        let wait = node.raft.wait(Some(Duration::from_millis(LEADER_WAIT_MS)));
-        let id = cfg.node_id;
-        if fresh {
-            tracing::info!(node_id = id, dir = %raft_dir.display(), "bootstrapping a one-voter metadata group");
-            node.raft
-                .initialize(BTreeMap::from([(id, cfg.node.clone())]))
-                .await
-                .map_err(|e| MetaError::Raft { during: "initialize", message: e.to_string() })?;
-            wait.metrics(|m| m.current_leader == Some(id) && m.state == ServerState::Leader, "this node leads")
-                .await
-                .map_err(|_| MetaError::LeaderTimeout { node_id: id, what: "leadership of the new group", waited_ms: LEADER_WAIT_MS })?;
-        } else {
-            tracing::info!(node_id = id, dir = %raft_dir.display(), "restarting metadata node from disk");
-            wait.metrics(|m| m.current_leader.is_some(), "a leader is known")
-                .await
-                .map_err(|_| MetaError::LeaderTimeout { node_id: id, what: "a known leader", waited_ms: LEADER_WAIT_MS })?;
+        let server = match &cfg.bind_raft_addr {
+            None => None,
+            Some(addr) => match PeerServer::start(addr, id, raft.clone()).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = raft.shutdown().await;
+                    return Err(e);
+                }
+            },
+        };
+        let mut node = MetaNode {
+            node_id: id,
+            raft,
+            published,
+            applied_rx,
+            bootstrapped: false,
+            pool,
+            server: Mutex::new(server),
+        };
+        match node.form_or_join(&cfg, fresh, &raft_dir, members).await {
+            Ok(bootstrapped) => node.bootstrapped = bootstrapped,
+            Err(e) => {
+                if let Err(stop) = node.shutdown().await {
+                    tracing::warn!(node_id = id, error = %stop, "stopping the metadata node after a failed start");
+                }
+                return Err(e);
+            }
         }
         let status = node.status();
         tracing::info!(node_id = id, leader = ?status.leader_id, term = status.term, last_applied = ?status.last_applied, "metadata node started");
         Ok(Arc::new(node))
     }
 
-    /// Replicate `cmd` and return how it applied. Not leader → [`MetaError::ForwardToLeader`].
-    pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(MetaError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
-            }
-            Err(e) => Err(MetaError::Raft { during: "client write", message: e.to_string() }),
+    /// Bring this node into a group; true when it initialized a new one. See [`MetaNode::start`].
+    async fn form_or_join(
+        &self,
+        cfg: &MetaConfig,
+        fresh: bool,
+        raft_dir: &std::path::Path,
+        members: BTreeMap<NodeId, BrokerNode>,
+    ) -> Result<bool, MetaError> {
+        let id = self.node_id;
+        let waited_ms = cfg.leader_wait_ms;
+        let deadline = Instant::now() + Duration::from_millis(waited_ms);
+        let ids: BTreeSet<NodeId> = members.keys().copied().collect();
+        let single = ids.iter().all(|m| *m == id);
+        if !fresh {
+            tracing::info!(node_id = id, dir = %raft_dir.display(), "restarting metadata node from disk");
+            self.wait_until(deadline, |m| m.current_leader.is_some(), "a known leader", waited_ms).await?;
+            return Ok(false);
         }
+        let mut initialized_here = false;
+        loop {
+            let reached = self.raft.is_initialized().await.map_err(|e| MetaError::Raft { during: "bootstrap", message: e.to_string() })?;
+            if reached {
+                tracing::info!(node_id = id, "a metadata leader reached this fresh node; joining its cluster");
+                break;
+            }
+            let answers = if !single && ids.first() == Some(&id) { ask_peers(id, &members, &self.pool).await } else { BTreeMap::new() };
+            match decide(id, &ids, &answers) {
+                Decision::Initialize => {
+                    if single {
+                        tracing::info!(node_id = id, dir = %raft_dir.display(), "bootstrapping a one-voter metadata group");
+                    } else {
+                        tracing::info!(node_id = id, voters = ?ids, answers = ?answers, "bootstrapping the metadata group as its lowest id");
+                    }
+                    match self.raft.initialize(members.clone()).await {
+                        Ok(()) => initialized_here = true,
+                        // A leader reached this node between the check and the call: already a member.
+                        Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                            tracing::info!(node_id = id, reason = %e, "not initializing: this node already joined a cluster");
+                        }
+                        Err(e) => return Err(MetaError::Raft { during: "initialize", message: e.to_string() }),
+                    }
+                    break;
+                }
+                Decision::Wait => {
+                    tracing::info!(node_id = id, voters = ?ids, answers = ?answers, "fresh metadata node waiting for the leader to reach it");
+                    break;
+                }
+                Decision::AskAgain => {
+                    if Instant::now() >= deadline {
+                        return Err(MetaError::LeaderTimeout { node_id: id, what: "answers from a majority of fresh peers", waited_ms });
+                    }
+                    tracing::debug!(node_id = id, answers = ?answers, "too few peers answered to bootstrap; asking again");
+                    tokio::time::sleep(Duration::from_millis(DISCOVERY_RETRY_MS)).await;
+                }
+            }
+        }
+        if single {
+            let leads = |m: &RaftMetrics<NodeId, BrokerNode>| m.current_leader == Some(id) && m.state == ServerState::Leader;
+            self.wait_until(deadline, leads, "leadership of the new group", waited_ms).await?;
+        } else {
+            self.wait_until(deadline, |m| m.current_leader.is_some(), "a known leader", waited_ms).await?;
+        }
+        Ok(initialized_here)
+    }
+
+    /// Wait until `until` holds for the Raft metrics, or fail with [`MetaError::LeaderTimeout`].
+    async fn wait_until(
+        &self,
+        deadline: Instant,
+        until: impl Fn(&RaftMetrics<NodeId, BrokerNode>) -> bool + Send,
+        what: &'static str,
+        waited_ms: u64,
+    ) -> Result<(), MetaError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left))
+            .metrics(until, what)
+            .await
+            .map(|_| ())
+            .map_err(|_| MetaError::LeaderTimeout { node_id: self.node_id, what, waited_ms })
+    }
+
+    /// Apply `cmd` through the group and return how it applied. On a follower the command is
+    /// forwarded to the leader; through elections the write is retried until
+    /// [`crate::forward::WRITE_DEADLINE_MS`], then fails with [`MetaError::NoLeader`].
+    pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
+        crate::forward::write(self.node_id, &self.raft, &self.pool, cmd).await
     }
 
     /// Last applied state, cheap to call per request.
@@ -184,7 +313,8 @@ impl MetaNode {
         }
     }
 
-    /// True when this start formed a new group from an empty data dir.
+    /// True when this start formed a new group (called `initialize`); in a fresh multi-node
+    /// cluster exactly one node reports true.
     pub fn bootstrapped(&self) -> bool {
         self.bootstrapped
     }
@@ -194,8 +324,18 @@ impl MetaNode {
         &self.raft
     }
 
-    /// Stop the Raft instance; storage is durable at every step, so nothing more is flushed.
+    /// The address the peer listener is bound to, when `bind_raft_addr` was set.
+    pub fn raft_local_addr(&self) -> Option<SocketAddr> {
+        self.server.lock().as_ref().map(|s| s.local_addr())
+    }
+
+    /// Close the peer listener (peers see this node as down at once), then stop the Raft instance;
+    /// storage is durable at every step, so nothing more is flushed.
     pub async fn shutdown(&self) -> Result<(), MetaError> {
+        let server = self.server.lock().take();
+        if let Some(server) = server {
+            server.stop().await;
+        }
         self.raft.shutdown().await.map_err(|e| MetaError::Raft { during: "shutdown", message: e.to_string() })
     }
 }

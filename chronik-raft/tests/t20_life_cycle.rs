@@ -27,6 +27,7 @@ fn config(dir: &Path, snapshot_logs_since_last: u64) -> MetaConfig {
         election_timeout_min_ms: 200,
         election_timeout_max_ms: 400,
         snapshot_logs_since_last,
+        ..MetaConfig::default()
     }
 }
 
