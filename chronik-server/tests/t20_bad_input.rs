@@ -307,3 +307,35 @@ fn batch_above_message_bytes_max_is_refused() -> Result<()> {
     ensure!(c.latest_offset("big", 0)? == 1, "the oversized batch was appended");
     Ok(())
 }
+
+/// A 249-character name is legal in Kafka; its partition must get a log, and a failure to open one
+/// partition's log must not keep other topics from opening theirs.
+#[test]
+fn longest_legal_topic_name_is_usable_and_does_not_block_others() -> Result<()> {
+    let broker = TestBroker::start()?;
+    let mut c = broker.client()?;
+    let longest = "c".repeat(249);
+    c.create_topic_ok(&longest, 1)?;
+    // Topics created after it still get working logs.
+    let mut others_failed = Vec::new();
+    for i in 0..8 {
+        let name = format!("after-long-{i}");
+        c.create_topic_ok(&name, 1)?;
+        let p = c.produce(9, &name, 0, record_batch(&["x"], common::now_ms(), None)?, 1)?;
+        if p.error_code != code::NONE {
+            others_failed.push((name, p.error_code));
+        }
+    }
+    let p = c.produce(9, &longest, 0, record_batch(&["long"], common::now_ms(), None)?, 1)?;
+    ensure!(
+        others_failed.is_empty(),
+        "topics created after a 249-character one cannot be produced to: {others_failed:?}"
+    );
+    ensure!(
+        p.error_code == code::NONE && p.base_offset == 0,
+        "Produce to a 249-character topic: error {} ({:?})",
+        p.error_code,
+        p.error_message.as_ref().map(|m| m.len())
+    );
+    Ok(())
+}
