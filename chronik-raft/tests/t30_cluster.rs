@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chronik_raft::peer::{PeerConn, PeerError, PeerResponse, PeerRpc};
+use chronik_raft::network::Network;
+use chronik_raft::peer::{PeerConn, PeerError, PeerPool, PeerResponse, PeerRpc};
+use openraft::error::RPCError;
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::VoteRequest;
 use chronik_raft::{BrokerNode, ClusterInfo, MetaCommand, MetaConfig, MetaNode, MetaResponse, MetaStatus, NodeId};
 use tempfile::TempDir;
 
@@ -245,7 +249,17 @@ async fn t30_rpc_for_another_node_id_is_refused() {
     assert!(matches!(refused, Err(PeerError::WrongTarget { .. })), "{refused:?}");
     assert!(!node.state().topics.contains_key("sneaky"));
 
-    // The same connection pool can still talk to the right id.
+    // openraft's client sees the refusal as an unreachable peer (it backs off, never replicates).
+    let misdirected = BrokerNode { raft_addr: addr.clone(), ..Default::default() };
+    let mut client = Network::new(5, PeerPool::default()).new_client(2, &misdirected).await;
+    let vote = VoteRequest::new(openraft::Vote::new(9, 5), None);
+    match client.vote(vote, RPCOption::new(timeout)).await {
+        Err(RPCError::Unreachable(u)) => assert!(u.to_string().contains("that address is node 1"), "{u}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(node.status().is_leader, "the misaddressed vote did not reach node 1's Raft");
+
+    // The right id is answered.
     let right = PeerConn::new(1, addr);
     match right.call(PeerRpc::ClusterInfo, timeout).await {
         Ok(PeerResponse::ClusterInfo(ClusterInfo { node_id: 1, initialized: true, leader_id: Some(1), .. })) => {}
@@ -261,4 +275,47 @@ async fn t30_rpc_for_another_node_id_is_refused() {
     // After shutdown the port is released: nobody answers.
     let gone = PeerConn::new(1, cluster.peers[&1].raft_addr.clone()).call(PeerRpc::ClusterInfo, timeout).await;
     assert!(matches!(gone, Err(PeerError::Connect { .. })), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t30_late_node_behind_a_purged_log_gets_the_snapshot() {
+    let cluster = Cluster::new(&[1, 2, 3]);
+    let mut nodes = BTreeMap::new();
+    {
+        let mut starts = tokio::task::JoinSet::new();
+        for id in [1, 2] {
+            let mut cfg = cluster.config(id);
+            cfg.snapshot_logs_since_last = 5;
+            starts.spawn(async move { (id, MetaNode::start(cfg).await) });
+        }
+        while let Some(done) = starts.join_next().await {
+            let (id, started) = done.expect("start task");
+            nodes.insert(id, started.unwrap_or_else(|e| panic!("node {id} start: {e}")));
+        }
+    }
+    agreed_leader(&nodes).await;
+    register_all(&cluster, &nodes[&1]).await;
+    for i in 0..30u8 {
+        nodes[&2].write(create(&format!("t-{i}"), i + 1)).await.expect("write");
+    }
+    let leader = agreed_leader(&nodes).await.node_id;
+    nodes[&leader]
+        .raft()
+        .wait(Some(Duration::from_millis(WAIT_MS)))
+        .metrics(|m| m.purged.map(|p| p.index > 5).unwrap_or(false), "leader purged its log")
+        .await
+        .expect("purge");
+
+    let mut cfg = cluster.config(3);
+    cfg.snapshot_logs_since_last = 5;
+    nodes.insert(3, MetaNode::start(cfg).await.expect("late start"));
+    // The leader no longer holds the first entries, so node 3 can only get there through a
+    // snapshot sent over the transport in chunks.
+    same_state_everywhere(&nodes, "the late node installed the snapshot").await;
+    assert_eq!(nodes[&3].state().topics.len(), 30);
+    assert!(nodes[&3].raft().metrics().borrow().snapshot.is_some());
+
+    for node in nodes.into_values() {
+        stop(node).await;
+    }
 }
