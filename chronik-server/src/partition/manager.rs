@@ -1,6 +1,7 @@
 //! Keeps the partitions hosted here in step with the metadata: opens the log of every partition this
 //! broker is a replica of, deletes logs of topics that are gone (also leftovers found at start).
-//! Directories are `logs/<topic>-<partition>.<topic id hex>`, so a topic re-created under the same name
+//! Directories are `logs/<topic>-<partition>` (at most 255 bytes for a 249-character name, as in Kafka),
+//! each with a `partition.metadata` file naming the topic id, so a topic re-created under the same name
 //! never reuses an old log.
 
 use std::collections::HashMap;
@@ -19,6 +20,9 @@ use super::topic::topic_config_i64;
 use crate::config::{Config, FsyncMode};
 
 type Key = (String, i32);
+
+/// Names the topic id a partition directory belongs to.
+const TOPIC_ID_FILE: &str = "partition.metadata";
 
 pub struct PartitionManager {
     logs_dir: PathBuf,
@@ -64,8 +68,30 @@ impl PartitionManager {
         self.partitions.read().values().cloned().collect()
     }
 
-    fn dir_for(&self, topic: &str, partition: i32, topic_id: &[u8; 16]) -> PathBuf {
-        self.logs_dir.join(format!("{topic}-{partition}.{}", hex(topic_id)))
+    fn dir_for(&self, topic: &str, partition: i32) -> PathBuf {
+        self.logs_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// Prepares the directory of a partition of topic `topic_id`: a directory left by an earlier topic of
+    /// the same name is removed first. The id file is written durably before the log is opened.
+    fn claim_dir(dir: &Path, topic_id: &[u8; 16]) -> std::io::Result<()> {
+        let id_file = dir.join(TOPIC_ID_FILE);
+        let want = format!("topic_id: {}\n", hex(topic_id));
+        match std::fs::read_to_string(&id_file) {
+            Ok(have) if have == want => return Ok(()),
+            Ok(_) => {
+                warn!(dir = %dir.display(), "removing log of an earlier topic with the same name");
+                std::fs::remove_dir_all(dir)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{TOPIC_ID_FILE}.part"));
+        std::fs::write(&tmp, want)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &id_file)?;
+        std::fs::File::open(dir)?.sync_all()
     }
 
     /// Opens what the metadata assigns here and drops what it no longer lists. Idempotent; called at
@@ -103,27 +129,35 @@ impl PartitionManager {
             info!(topic = %p.topic, partition = p.index, "deleting partition log");
             p.delete();
         }
-        // Open the missing ones.
+        // Open the missing ones. One partition that cannot open (disk error, corruption) is reported and
+        // does not keep the others from opening.
+        let mut first_error = None;
+        let wanted_dirs: std::collections::HashSet<PathBuf> = wanted.keys().map(|(t, i)| self.dir_for(t, *i)).collect();
         for ((topic, index), (topic_id, cfg)) in wanted {
             if self.get(&topic, index).is_some() {
                 continue;
             }
-            let dir = self.dir_for(&topic, index, &topic_id);
-            let p = Partition::open(&dir, &topic, index, topic_id, cfg, self.fsync, self.data_changed.clone())?;
-            self.partitions.write().insert((topic, index), Arc::new(p));
+            let dir = self.dir_for(&topic, index);
+            let opened = Self::claim_dir(&dir, &topic_id)
+                .map_err(|source| PartitionError::wal(&topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))
+                .and_then(|()| Partition::open(&dir, &topic, index, topic_id, cfg, self.fsync, self.data_changed.clone()));
+            match opened {
+                Ok(p) => {
+                    self.partitions.write().insert((topic, index), Arc::new(p));
+                }
+                Err(e) => {
+                    tracing::error!(%topic, partition = index, error = %e, "cannot open partition log");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        self.remove_orphan_dirs();
-        Ok(())
+        self.remove_orphan_dirs(&wanted_dirs);
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// Log directories on disk that no open partition owns: topics deleted while this broker was down.
-    fn remove_orphan_dirs(&self) {
-        let owned: std::collections::HashSet<PathBuf> = self
-            .partitions
-            .read()
-            .values()
-            .map(|p| self.dir_for(&p.topic, p.index, &p.topic_id))
-            .collect();
+    /// Log directories on disk that the metadata does not assign here: topics deleted while this broker
+    /// was down. A partition that failed to open is still wanted, so its data is never removed here.
+    fn remove_orphan_dirs(&self, owned: &std::collections::HashSet<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(&self.logs_dir) else { return };
         for entry in entries.flatten() {
             let path = entry.path();
