@@ -202,11 +202,13 @@ fn committed_group_offsets_survive_kill_9() -> Result<()> {
 /// The active segment's `.log` of `topic`-`partition` (the newest one by name).
 fn active_segment(broker: &TestBroker, topic: &str, partition: i32) -> Result<std::path::PathBuf> {
     let logs = broker.data_dir().join("logs");
-    let prefix = format!("{topic}-{partition}.");
+    // `<topic>-<partition>`, possibly followed by `.<topic id>`.
+    let name = format!("{topic}-{partition}");
+    let with_id = format!("{name}.");
     let mut dirs = Vec::new();
     for entry in std::fs::read_dir(&logs)? {
         let path = entry?.path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)) {
+        if path.is_dir() && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == name || n.starts_with(&with_id)) {
             dirs.push(path);
         }
     }
@@ -272,5 +274,54 @@ fn torn_tail_after_kill_9_is_truncated_on_restart() -> Result<()> {
     ensure!(p.error_code == code::NONE && p.base_offset == 3, "append after torn-tail recovery: {p:?}");
     let got = values_and_offsets(&mut c, "torn", 0)?;
     ensure!(got.last() == Some(&(3, "d".to_string())) && got.len() == 4, "log after the append: {got:?}");
+    Ok(())
+}
+
+#[test]
+fn deleted_topics_stay_deleted_and_created_ones_stay_after_restart() -> Result<()> {
+    let mut broker = TestBroker::start_with(common::BrokerOpts { auto_create_topics: false, ..Default::default() })?;
+    {
+        let mut c = broker.client()?;
+        c.create_topic_ok("keep", 2)?;
+        c.create_topic_ok("drop", 1)?;
+        let p = c.produce(9, "drop", 0, record_batch(&["x"], common::now_ms(), None)?, 1)?;
+        ensure!(p.error_code == code::NONE, "{p:?}");
+        let mut req = kafka_protocol::messages::DeleteTopicsRequest::default();
+        req.topic_names = vec![topic_name("drop")];
+        req.timeout_ms = 10_000;
+        let resp = c.call(4, &req)?;
+        ensure!(resp.responses[0].error_code == code::NONE, "DeleteTopics: {resp:?}");
+    }
+    broker.kill9()?;
+    broker.restart()?;
+    let mut c = broker.client()?;
+    let md = c.metadata(11, None, false)?;
+    let names: Vec<String> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    ensure!(names == ["keep"], "topics after restart: {names:?}");
+    ensure!(md.topics[0].partitions.len() == 2, "keep has {} partitions after restart", md.topics[0].partitions.len());
+    let p = c.produce(9, "drop", 0, record_batch(&["y"], common::now_ms(), None)?, 1)?;
+    ensure!(p.error_code == code::UNKNOWN_TOPIC_OR_PARTITION, "Produce to the deleted topic after restart: {p:?}");
+    // Its log directory is gone from disk.
+    let logs = broker.data_dir().join("logs");
+    let leftovers: Vec<String> = std::fs::read_dir(&logs)?
+        .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+        .filter(|n| n == "drop-0" || n.starts_with("drop-0."))
+        .collect();
+    ensure!(leftovers.is_empty(), "log dirs of the deleted topic remain: {leftovers:?}");
+    Ok(())
+}
+
+#[test]
+fn broker_restarts_with_a_249_character_topic() -> Result<()> {
+    let mut broker = TestBroker::start()?;
+    let longest = "d".repeat(249);
+    broker.client()?.create_topic_ok(&longest, 1)?;
+    broker.client()?.create_topic_ok("short", 1)?;
+    broker.restart()?;
+    let mut c = broker.client()?;
+    let p = c.produce(9, "short", 0, record_batch(&["s"], common::now_ms(), None)?, 1)?;
+    ensure!(p.error_code == code::NONE, "Produce to a short topic after restart: {p:?}");
+    let p = c.produce(9, &longest, 0, record_batch(&["l"], common::now_ms(), None)?, 1)?;
+    ensure!(p.error_code == code::NONE, "Produce to the 249-character topic after restart: error {}", p.error_code);
     Ok(())
 }
