@@ -15,23 +15,25 @@ use crate::error::MetaError;
 use crate::peer::{ForwardRefusal, Lane, PeerPool, PeerResponse, PeerRpc};
 use crate::types::{MetaRaft, NodeId};
 
-/// How long one write may take in all, forwarding and retries included.
+/// Default of [`crate::MetaConfig::write_deadline_ms`]: how long one write may take in all,
+/// forwarding and retries included.
 pub const WRITE_DEADLINE_MS: u64 = 10_000;
 /// Longest single forward to the leader (it answers once the command is committed and applied).
 pub const FORWARD_TIMEOUT_MS: u64 = 5_000;
 /// Pause before retrying after the leader moved or could not be reached.
 pub const WRITE_RETRY_PAUSE_MS: u64 = 100;
 
-/// Write `cmd` through the group from node `node_id`: locally when leader, else via the leader.
-pub async fn write(node_id: NodeId, raft: &MetaRaft, pool: &PeerPool, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
-    let deadline = Instant::now() + Duration::from_millis(WRITE_DEADLINE_MS);
+/// Write `cmd` through the group from node `node_id`: locally when leader, else via the leader;
+/// give up with [`MetaError::NoLeader`] after `deadline_ms`.
+pub async fn write(node_id: NodeId, raft: &MetaRaft, pool: &PeerPool, cmd: MetaCommand, deadline_ms: u64) -> Result<MetaResponse, MetaError> {
+    let deadline = Instant::now() + Duration::from_millis(deadline_ms);
     let mut attempts = 0u32;
     let mut last_error = String::from("no attempt finished");
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(MetaError::NoLeader { node_id, attempts: attempts - 1, waited_ms: WRITE_DEADLINE_MS, last_error });
+            return Err(MetaError::NoLeader { node_id, attempts: attempts - 1, waited_ms: deadline_ms, last_error });
         }
         let local = match tokio::time::timeout(left, raft.client_write(cmd.clone())).await {
             Ok(r) => r,

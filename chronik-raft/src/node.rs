@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::bootstrap::{ask_peers, decide, Decision, DISCOVERY_RETRY_MS};
+use crate::forward::WRITE_DEADLINE_MS;
 use crate::peer::{PeerPool, PeerServer};
 
 use crate::command::{MetaCommand, MetaResponse};
@@ -51,6 +52,8 @@ pub struct MetaConfig {
     pub peers: BTreeMap<NodeId, BrokerNode>,
     /// How long `start` waits for the group to have a leader (bootstrap questions included).
     pub leader_wait_ms: u64,
+    /// How long one `write` may take, forwarding and retries through elections included.
+    pub write_deadline_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
@@ -68,6 +71,7 @@ impl Default for MetaConfig {
             bind_raft_addr: None,
             peers: BTreeMap::new(),
             leader_wait_ms: LEADER_WAIT_MS,
+            write_deadline_ms: WRITE_DEADLINE_MS,
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 600,
             election_timeout_max_ms: 1200,
@@ -132,6 +136,8 @@ pub struct MetaNode {
     bootstrapped: bool,
     /// Connections to peers, shared by the Raft network and write forwarding.
     pool: PeerPool,
+    /// Bound on one `write`, from [`MetaConfig::write_deadline_ms`].
+    write_deadline_ms: u64,
     /// The listener on the raft address; taken out on shutdown.
     server: Mutex<Option<PeerServer>>,
 }
@@ -182,6 +188,7 @@ impl MetaNode {
             applied_rx,
             bootstrapped: false,
             pool,
+            write_deadline_ms: cfg.write_deadline_ms,
             server: Mutex::new(server),
         };
         match node.form_or_join(&cfg, fresh, &raft_dir, members).await {
@@ -282,9 +289,9 @@ impl MetaNode {
 
     /// Apply `cmd` through the group and return how it applied. On a follower the command is
     /// forwarded to the leader; through elections the write is retried until
-    /// [`crate::forward::WRITE_DEADLINE_MS`], then fails with [`MetaError::NoLeader`].
+    /// `write_deadline_ms`, then fails with [`MetaError::NoLeader`] (retriable).
     pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
-        crate::forward::write(self.node_id, &self.raft, &self.pool, cmd).await
+        crate::forward::write(self.node_id, &self.raft, &self.pool, cmd, self.write_deadline_ms).await
     }
 
     /// Last applied state, cheap to call per request.

@@ -16,6 +16,9 @@ use tempfile::TempDir;
 /// Upper bound for anything a test waits for (elections take a few hundred ms here).
 const WAIT_MS: u64 = 15_000;
 
+/// Bound on one write in these tests: long enough to ride out an election.
+const WRITE_DEADLINE_MS: u64 = 5_000;
+
 /// Ports that were free a moment ago: bind them all at once, then release them.
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<std::net::TcpListener> =
@@ -61,6 +64,7 @@ impl Cluster {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             leader_wait_ms: WAIT_MS,
+            write_deadline_ms: WRITE_DEADLINE_MS,
             snapshot_logs_since_last: 1000,
         }
     }
@@ -314,6 +318,70 @@ async fn t30_late_node_behind_a_purged_log_gets_the_snapshot() {
     same_state_everywhere(&nodes, "the late node installed the snapshot").await;
     assert_eq!(nodes[&3].state().topics.len(), 30);
     assert!(nodes[&3].raft().metrics().borrow().snapshot.is_some());
+
+    for node in nodes.into_values() {
+        stop(node).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t30_whole_cluster_restarts_from_disk_without_initializing() {
+    let cluster = Cluster::new(&[1, 2, 3]);
+    let nodes = cluster.start_all(&[1, 2, 3]).await;
+    let first = agreed_leader(&nodes).await;
+    register_all(&cluster, &nodes[&2]).await;
+    nodes[&3].write(create("kept", 5)).await.expect("write");
+    same_state_everywhere(&nodes, "written everywhere").await;
+    let before = nodes[&1].state();
+    for node in nodes.into_values() {
+        stop(node).await;
+    }
+
+    let nodes = cluster.start_all(&[1, 2, 3]).await;
+    assert!(nodes.values().all(|n| !n.bootstrapped()), "no node initializes on restart");
+    let second = agreed_leader(&nodes).await;
+    // openraft lets a leader whose vote was committed resume leading in the same term (no other
+    // node can have been granted that term); the term must never go back.
+    assert!(second.term >= first.term, "term went from {} to {}", first.term, second.term);
+    assert_eq!(second.voters, vec![1, 2, 3]);
+    same_state_everywhere(&nodes, "state restored everywhere").await;
+    assert_eq!(nodes[&2].state(), before);
+    let again = nodes[&1].write(create("kept", 6)).await.expect("write after restart");
+    assert_eq!(again, MetaResponse::TopicAlreadyExists);
+
+    for node in nodes.into_values() {
+        stop(node).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t30_without_a_quorum_writes_fail_retriably_then_resume() {
+    let cluster = Cluster::new(&[1, 2, 3]);
+    let mut nodes = cluster.start_all(&[1, 2, 3]).await;
+    let first = agreed_leader(&nodes).await;
+    register_all(&cluster, &nodes[&1]).await;
+    let survivor = *nodes.keys().find(|id| **id != first.node_id).expect("a follower");
+    let gone: Vec<NodeId> = nodes.keys().copied().filter(|id| *id != survivor).collect();
+    for id in &gone {
+        stop(nodes.remove(id).expect("node")).await;
+    }
+
+    let started = tokio::time::Instant::now();
+    let err = nodes[&survivor].write(create("lonely", 1)).await.expect_err("no quorum, no write");
+    let took_ms = started.elapsed().as_millis() as u64;
+    assert!(err.is_retriable(), "{err}");
+    assert!(matches!(err, chronik_raft::MetaError::NoLeader { node_id, .. } if node_id == survivor), "{err}");
+    assert!(took_ms >= WRITE_DEADLINE_MS - 100 && took_ms < WRITE_DEADLINE_MS + 3_000, "gave up after {took_ms} ms");
+
+    for id in gone {
+        nodes.insert(id, cluster.start(id).await);
+    }
+    agreed_leader(&nodes).await;
+    let r = nodes[&survivor].write(create("lonely", 2)).await.expect("write once a quorum is back");
+    // The failed attempt may or may not have been applied after all; either answer is consistent.
+    assert!(matches!(r, MetaResponse::TopicCreated { .. } | MetaResponse::TopicAlreadyExists), "{r:?}");
+    same_state_everywhere(&nodes, "state agrees after the outage").await;
+    assert!(nodes[&first.node_id].state().topics.contains_key("lonely"));
 
     for node in nodes.into_values() {
         stop(node).await;
