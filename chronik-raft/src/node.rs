@@ -15,13 +15,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::bootstrap::{ask_peers, decide, Decision, DISCOVERY_RETRY_MS};
-use crate::forward::WRITE_DEADLINE_MS;
-use crate::peer::{PeerPool, PeerServer};
-
 use crate::command::{MetaCommand, MetaResponse};
 use crate::error::MetaError;
+use crate::forward::WRITE_DEADLINE_MS;
 use crate::log_store::LogStore;
 use crate::network::Network;
+use crate::peer::{PeerPool, PeerServer};
 use crate::snapshot_store::SnapshotStore;
 use crate::state::MetadataState;
 use crate::state_machine::{PublishedState, StateMachineStore};
@@ -81,15 +80,19 @@ impl Default for MetaConfig {
 }
 
 impl MetaConfig {
-    /// The initial voters: `peers`, or just this node when no peers are given. Peers that leave
-    /// out this node are refused: this node would never be a member of the group it bootstraps.
+    /// The initial voters: `peers`, or just this node when no peers are given. Refused: peers
+    /// that leave out this node (it would never be a member of the group it bootstraps), and
+    /// other peers without a listener (they could never reach this node).
     fn members(&self) -> Result<BTreeMap<NodeId, BrokerNode>, String> {
         if self.peers.is_empty() {
             return Ok(BTreeMap::from([(self.node_id, self.node.clone())]));
         }
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         if !self.peers.contains_key(&self.node_id) {
-            let ids: Vec<NodeId> = self.peers.keys().copied().collect();
             return Err(format!("peers {ids:?} do not include this node's id {}", self.node_id));
+        }
+        if ids.len() > 1 && self.bind_raft_addr.is_none() {
+            return Err(format!("peers {ids:?} are configured but no raft address to listen on (bind_raft_addr)"));
         }
         Ok(self.peers.clone())
     }
