@@ -26,6 +26,8 @@ PLAIN_PRODUCER = {
     "enable.idempotence": False,
     "retries": 0,
     "message.timeout.ms": 30_000,
+    # No lingering: requests are nearly always in flight, so the kill lands on some.
+    "linger.ms": 0,
 }
 
 

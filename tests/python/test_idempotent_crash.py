@@ -24,6 +24,8 @@ IDEMPOTENT_PRODUCER = {
     # Long enough to ride out the restart; retries are unlimited under idempotence.
     "message.timeout.ms": 120_000,
     "retry.backoff.ms": 100,
+    # No lingering: requests are nearly always in flight, so the kill lands on some.
+    "linger.ms": 0,
 }
 
 

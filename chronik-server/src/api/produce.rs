@@ -107,7 +107,12 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
         }
     }
     if acks == 0 {
-        // No response; durability still advances the high watermark in the background.
+        // No response. A failed partition closes the connection, as Kafka does, so the client notices
+        // (refreshes metadata, reconnects) instead of losing records silently.
+        if let Some(failed) = pending.iter().find(|p| p.response.error_code != 0) {
+            return Err(DispatchError::AcksZeroFailed { code: failed.response.error_code });
+        }
+        // Durability still advances the high watermark in the background.
         for p in pending {
             if let Some((partition, end)) = p.wait {
                 tokio::spawn(async move {

@@ -35,6 +35,8 @@ pub enum DispatchError {
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed { api: ApiKey, version: i16, reason: String },
+    #[error("acks=0 produce failed with error {code}; closing so the client notices")]
+    AcksZeroFailed { code: i16 },
     #[error("cannot encode {api:?} v{version} response: {reason}")]
     Encode { api: ApiKey, version: i16, reason: String },
 }
