@@ -74,6 +74,11 @@ pub struct ConfigFile {
     pub group_session_timeout_ms_max: Option<i32>,
     pub offsets_partitions: Option<u32>,
     pub fetch_wait_ms_max: Option<u64>,
+    pub replica_lag_time_max_ms: Option<u64>,
+    pub replica_fetch_wait_ms_max: Option<u64>,
+    pub broker_session_timeout_ms: Option<u64>,
+    pub broker_heartbeat_interval_ms: Option<u64>,
+    pub leader_rebalance_interval_ms: Option<u64>,
     pub admin_token: Option<String>,
     pub bind: Option<Addresses>,
     pub advertise: Option<Addresses>,
@@ -106,6 +111,15 @@ pub struct Config {
     pub offsets_partitions: u32,
     /// Upper bound on a Fetch's `max_wait_ms`, so a client cannot park a request forever.
     pub fetch_wait_ms_max: u64,
+    /// A follower that has not caught up with the leader's log end for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch may wait at the leader for new data.
+    pub replica_fetch_wait_ms_max: u64,
+    /// A broker whose heartbeats stop for this long is fenced and its partitions get new leaders.
+    pub broker_session_timeout_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
+    /// How often the controller moves leadership back to preferred replicas that are in sync.
+    pub leader_rebalance_interval_ms: u64,
     pub admin_token: Option<String>,
     pub bind: ResolvedAddresses,
     pub advertise: ResolvedAddresses,
@@ -114,6 +128,7 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct ResolvedAddresses {
+    // Addresses of one node: Kafka clients, partition replication, metadata Raft, admin API.
     pub kafka: String,
     pub wal: String,
     pub raft: String,
@@ -140,6 +155,20 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// True when this node is one of several (a `[[peers]]` list with more than this node).
+    pub fn is_cluster(&self) -> bool {
+        self.peers.iter().any(|p| p.id != self.node_id)
+    }
+
+    /// Admin address of a peer: its own entry, else its raft host with the default admin port.
+    pub fn peer_admin_addr(p: &Peer) -> String {
+        if let Some(a) = &p.admin {
+            return a.clone();
+        }
+        let host = split_host_port(&p.raft).map(|(h, _)| h).unwrap_or_else(|| "127.0.0.1".into());
+        format!("{host}:{}", u64::from(ADMIN_PORT_BASE) + p.id)
+    }
+
     /// Loads `path` (or the embedded defaults when `None`), applies the overrides and validates.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let file = match path {
@@ -218,6 +247,11 @@ impl Config {
             group_session_timeout_ms_max: file.group_session_timeout_ms_max.unwrap_or(1_800_000),
             offsets_partitions: file.offsets_partitions.unwrap_or(8),
             fetch_wait_ms_max: file.fetch_wait_ms_max.unwrap_or(30_000),
+            replica_lag_time_max_ms: file.replica_lag_time_max_ms.unwrap_or(10_000),
+            replica_fetch_wait_ms_max: file.replica_fetch_wait_ms_max.unwrap_or(500),
+            broker_session_timeout_ms: file.broker_session_timeout_ms.unwrap_or(6_000),
+            broker_heartbeat_interval_ms: file.broker_heartbeat_interval_ms.unwrap_or(1_000),
+            leader_rebalance_interval_ms: file.leader_rebalance_interval_ms.unwrap_or(5_000),
             admin_token: file.admin_token.or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()),
             bind,
             advertise,
@@ -251,6 +285,20 @@ impl Config {
         }
         if self.offsets_partitions == 0 || self.offsets_partitions > 1024 {
             return Err(invalid("offsets_partitions", "must be between 1 and 1024"));
+        }
+        if self.broker_heartbeat_interval_ms == 0 || self.broker_heartbeat_interval_ms * 2 > self.broker_session_timeout_ms {
+            return Err(invalid("broker_heartbeat_interval_ms", "must be positive and at most half of broker_session_timeout_ms"));
+        }
+        if self.replica_lag_time_max_ms < 100 {
+            return Err(invalid("replica_lag_time_max_ms", "must be at least 100"));
+        }
+        if !self.peers.is_empty() && !self.peers.iter().any(|p| p.id == self.node_id) {
+            return Err(invalid("peers", &format!("no [[peers]] entry for this node (node_id = {})", self.node_id)));
+        }
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("peers", "two [[peers]] entries have the same id"));
         }
         if self.connections_max == 0 {
             return Err(invalid("connections_max", "must be positive"));

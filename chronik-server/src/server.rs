@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::{Config, FsyncMode};
+
 use crate::partition::PartitionManager;
 
 /// Identity file: the cluster id and node id this data directory belongs to.
@@ -56,10 +57,40 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
         .await
         .with_context(|| format!("cannot listen on bind.admin {}", config.bind.admin))?;
 
+    // Partition replication is served on the wal port with the Kafka protocol (followers fetch).
+    let wal_listener = if config.is_cluster() {
+        Some(
+            TcpListener::bind(&config.bind.wal)
+                .await
+                .with_context(|| format!("cannot listen on bind.wal {}", config.bind.wal))?,
+        )
+    } else {
+        None
+    };
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| {
+            let n = if p.id == config.node_id {
+                node.clone()
+            } else {
+                BrokerNode {
+                    kafka_addr: p.kafka.clone(),
+                    wal_addr: p.wal.clone(),
+                    raft_addr: p.raft.clone(),
+                    admin_addr: Config::peer_admin_addr(p),
+                    rack: None,
+                }
+            };
+            (p.id, n)
+        })
+        .collect();
     let meta = MetaNode::start(MetaConfig {
         node_id: config.node_id,
         node: node.clone(),
         dir: config.data_dir.clone(),
+        bind_raft_addr: config.is_cluster().then(|| config.bind.raft.clone()),
+        peers: if config.is_cluster() { peers } else { Default::default() },
         ..MetaConfig::default()
     })
     .await
@@ -94,6 +125,9 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     broker.reconcile_partitions().await;
 
     tokio::spawn(crate::kafka::listener::run(broker.clone(), kafka_listener));
+    if let Some(wal_listener) = wal_listener {
+        tokio::spawn(crate::kafka::listener::run(broker.clone(), wal_listener));
+    }
     tokio::spawn(crate::admin::serve(broker.clone(), admin_listener));
     tokio::spawn(follow_metadata(broker.clone()));
     tokio::spawn(retention_task(broker.clone()));

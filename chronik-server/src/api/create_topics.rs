@@ -97,9 +97,11 @@ pub fn validate_assignments(assignments: &[Vec<i32>], live: &[i32]) -> Result<()
 
 /// A metadata write that failed: not the leader (multi-node) or the metadata layer is unavailable.
 pub fn meta_refusal(e: chronik_raft::MetaError) -> Refusal {
-    match e {
-        chronik_raft::MetaError::ForwardToLeader { .. } => (ResponseError::NotController, e.to_string()),
-        other => (ResponseError::UnknownServerError, other.to_string()),
+    // No leader right now (election, lost quorum): a retriable answer, the client refreshes and retries.
+    if e.is_retriable() {
+        (ResponseError::NotController, e.to_string())
+    } else {
+        (ResponseError::UnknownServerError, e.to_string())
     }
 }
 
