@@ -20,7 +20,8 @@ use crate::error::MetaError;
 use crate::forward::WRITE_DEADLINE_MS;
 use crate::log_store::LogStore;
 use crate::network::Network;
-use crate::peer::{PeerPool, PeerServer};
+use crate::liveness::Liveness;
+use crate::peer::{Lane, PeerPool, PeerResponse, PeerRpc, PeerServer};
 use crate::snapshot_store::SnapshotStore;
 use crate::state::MetadataState;
 use crate::state_machine::{PublishedState, StateMachineStore};
@@ -143,6 +144,8 @@ pub struct MetaNode {
     write_deadline_ms: u64,
     /// The listener on the raft address; taken out on shutdown.
     server: Mutex<Option<PeerServer>>,
+    /// Brokers' last heartbeats, filled while this node leads.
+    liveness: Arc<Liveness>,
 }
 
 impl MetaNode {
@@ -174,9 +177,10 @@ impl MetaNode {
         let raft = MetaRaft::new(id, raft_config, Network::new(id, pool.clone()), log_store, state_machine)
             .await
             .map_err(|e| MetaError::Raft { during: "start", message: e.to_string() })?;
+        let liveness = Arc::new(Liveness::default());
         let server = match &cfg.bind_raft_addr {
             None => None,
-            Some(addr) => match PeerServer::start(addr, id, raft.clone()).await {
+            Some(addr) => match PeerServer::start(addr, id, raft.clone(), liveness.clone()).await {
                 Ok(s) => Some(s),
                 Err(e) => {
                     let _ = raft.shutdown().await;
@@ -193,6 +197,7 @@ impl MetaNode {
             pool,
             write_deadline_ms: cfg.write_deadline_ms,
             server: Mutex::new(server),
+            liveness,
         };
         match node.form_or_join(&cfg, fresh, &raft_dir, members).await {
             Ok(bootstrapped) => node.bootstrapped = bootstrapped,
@@ -325,6 +330,29 @@ impl MetaNode {
 
     /// True when this start formed a new group (called `initialize`); in a fresh multi-node
     /// cluster exactly one node reports true.
+    /// Tells the metadata leader this broker is alive: recorded locally when this node leads, else
+    /// sent to the leader. Returns whether the leader accepted it.
+    pub async fn heartbeat(&self, timeout: std::time::Duration) -> Result<bool, MetaError> {
+        let status = self.status();
+        let Some(leader_id) = status.leader_id else { return Ok(false) };
+        if leader_id == self.node_id {
+            self.liveness.record(self.node_id);
+            return Ok(true);
+        }
+        let Some(leader) = status.nodes.get(&leader_id) else { return Ok(false) };
+        let conn = self.pool.conn(leader_id, &leader.raft_addr, Lane::Client);
+        match conn.call(PeerRpc::BrokerHeartbeat { broker: self.node_id }, timeout).await {
+            Ok(PeerResponse::BrokerHeartbeat { accepted, .. }) => Ok(accepted),
+            Ok(other) => Err(MetaError::Raft { during: "broker heartbeat", message: format!("unexpected answer {other:?}") }),
+            Err(e) => Err(MetaError::Raft { during: "broker heartbeat", message: e.to_string() }),
+        }
+    }
+
+    /// Last heartbeats seen while this node leads (the controller reads them).
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
     pub fn bootstrapped(&self) -> bool {
         self.bootstrapped
     }

@@ -6,6 +6,7 @@
 //! - [`broker`]: the shared context every handler sees.
 //! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
 //! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
+//! - [`controller`]: broker heartbeats, fencing, leader failover and preferred-leader rebalance.
 //! - [`admin`]: axum admin API and Prometheus metrics.
 
 pub mod admin;
@@ -13,6 +14,7 @@ pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;

@@ -16,7 +16,7 @@ pub struct PeerRequest {
     pub rpc: PeerRpc,
 }
 
-/// The request kinds: openraft's three, and two of ours.
+/// The request kinds: openraft's three, and three of ours.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRpc {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
@@ -28,6 +28,8 @@ pub enum PeerRpc {
     ForwardWrite(MetaCommand),
     /// Ask whether the receiver belongs to a formed cluster (bootstrap, DESIGN §3).
     ClusterInfo,
+    /// A broker tells the metadata leader it is alive (the controller fences brokers that stop).
+    BrokerHeartbeat { broker: NodeId },
 }
 
 impl PeerRpc {
@@ -39,6 +41,7 @@ impl PeerRpc {
             PeerRpc::InstallSnapshot(_) => "install snapshot",
             PeerRpc::ForwardWrite(_) => "forward write",
             PeerRpc::ClusterInfo => "cluster info",
+            PeerRpc::BrokerHeartbeat { .. } => "broker heartbeat",
         }
     }
 }
@@ -51,6 +54,8 @@ pub enum PeerResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     ForwardWrite(Result<MetaResponse, ForwardRefusal>),
     ClusterInfo(ClusterInfo),
+    /// `accepted` is false when the receiver is not the leader; `leader_id` says who is, if known.
+    BrokerHeartbeat { accepted: bool, leader_id: Option<NodeId> },
     /// The request named `target`, but this is node `receiver`; nothing was done.
     WrongTarget { receiver: NodeId, target: NodeId },
 }

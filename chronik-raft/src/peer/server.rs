@@ -8,7 +8,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
+use std::sync::Arc;
+
 use crate::error::MetaError;
+use crate::liveness::Liveness;
 use crate::peer::message::{ClusterInfo, ForwardRefusal, PeerRequest, PeerResponse, PeerRpc};
 use crate::peer::wire::{read_frame, write_frame};
 use crate::types::{MetaRaft, NodeId};
@@ -28,14 +31,14 @@ pub struct PeerServer {
 
 impl PeerServer {
     /// Bind `bind_addr` and serve RPCs addressed to `node_id` from `raft`.
-    pub async fn start(bind_addr: &str, node_id: NodeId, raft: MetaRaft) -> Result<PeerServer, MetaError> {
+    pub async fn start(bind_addr: &str, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) -> Result<PeerServer, MetaError> {
         let listener = TcpListener::bind(bind_addr)
             .await
             .map_err(|source| MetaError::Bind { addr: bind_addr.to_string(), source })?;
         let local_addr = listener.local_addr().map_err(|source| MetaError::Bind { addr: bind_addr.to_string(), source })?;
         tracing::info!(node_id, addr = %local_addr, "metadata peer listener started");
         let span = tracing::info_span!("raft_listener", node_id, addr = %local_addr);
-        let task = tokio::spawn(accept_loop(listener, node_id, raft).instrument(span));
+        let task = tokio::spawn(accept_loop(listener, node_id, raft, liveness).instrument(span));
         Ok(PeerServer { local_addr, task })
     }
 
@@ -59,7 +62,7 @@ impl Drop for PeerServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft) {
+async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) {
     // Connection tasks live in the set, so aborting this task aborts them all.
     let mut conns = JoinSet::new();
     loop {
@@ -71,7 +74,7 @@ async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft) {
                         continue;
                     }
                     let span = tracing::debug_span!("raft_peer_conn", %peer);
-                    conns.spawn(serve_conn(stream, node_id, raft.clone()).instrument(span));
+                    conns.spawn(serve_conn(stream, node_id, raft.clone(), liveness.clone()).instrument(span));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a peer connection failed");
@@ -83,7 +86,7 @@ async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft) {
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft) {
+async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "set TCP_NODELAY on peer connection");
     }
@@ -96,7 +99,7 @@ async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft) {
                 return;
             }
         };
-        let answer = handle(node_id, &raft, request).await;
+        let answer = handle(node_id, &raft, &liveness, request).await;
         if let Err(e) = write_frame(&mut stream, &answer).await {
             tracing::debug!(error = %e, "answering peer failed");
             return;
@@ -105,7 +108,7 @@ async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft) {
 }
 
 /// Answer one request as node `node_id`. A request for another id is refused untouched.
-pub async fn handle(node_id: NodeId, raft: &MetaRaft, request: PeerRequest) -> PeerResponse {
+pub async fn handle(node_id: NodeId, raft: &MetaRaft, liveness: &Liveness, request: PeerRequest) -> PeerResponse {
     if request.target != node_id {
         tracing::warn!(node_id, target = request.target, rpc = request.rpc.name(), "refusing a peer RPC addressed to another node id");
         return PeerResponse::WrongTarget { receiver: node_id, target: request.target };
@@ -127,6 +130,14 @@ pub async fn handle(node_id: NodeId, raft: &MetaRaft, request: PeerRequest) -> P
             // lets the asker bootstrap a second cluster.
             let initialized = raft.is_initialized().await.unwrap_or(true);
             PeerResponse::ClusterInfo(ClusterInfo { node_id, initialized, leader_id: m.current_leader, term: m.current_term })
+        }
+        PeerRpc::BrokerHeartbeat { broker } => {
+            let leader_id = raft.metrics().borrow().current_leader;
+            let accepted = leader_id == Some(node_id);
+            if accepted {
+                liveness.record(broker);
+            }
+            PeerResponse::BrokerHeartbeat { accepted, leader_id }
         }
     }
 }
