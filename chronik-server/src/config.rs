@@ -189,8 +189,8 @@ impl Config {
 
     pub fn resolve(file: ConfigFile, o: &Overrides) -> Result<Config, ConfigError> {
         let node_id = o.node_id.or(file.node_id).unwrap_or(1);
-        if node_id == 0 || node_id > i32::MAX as u64 {
-            return Err(invalid("node_id", "must be between 1 and 2147483647"));
+        if node_id > i32::MAX as u64 {
+            return Err(invalid("node_id", "must be between 0 and 2147483647"));
         }
         let admin_port = ADMIN_PORT_BASE
             .checked_add(u16::try_from(node_id).unwrap_or(u16::MAX))

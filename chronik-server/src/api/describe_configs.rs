@@ -18,12 +18,34 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// Config value types (Kafka's DescribeConfigsResponse.ConfigType).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// The value type of a config we report, as Kafka declares it.
+fn config_type(name: &str) -> i8 {
+    match name {
+        "retention.ms" | "retention.bytes" | "segment.ms" | "log.retention.ms" | "log.retention.bytes" => TYPE_LONG,
+        "max.message.bytes" | "min.insync.replicas" | "segment.bytes" | "broker.id" | "num.partitions" | "message.max.bytes"
+        | "log.segment.bytes" | "socket.request.max.bytes" | "group.initial.rebalance.delay.ms"
+        | "group.min.session.timeout.ms" | "group.max.session.timeout.ms" => TYPE_INT,
+        "default.replication.factor" => TYPE_INT,
+        "unclean.leader.election.enable" | "auto.create.topics.enable" => TYPE_BOOLEAN,
+        "cleanup.policy" | "listeners" | "advertised.listeners" => TYPE_LIST,
+        _ => TYPE_STRING,
+    }
+}
+
 fn entry(name: &str, value: &str, read_only: bool, source: i8) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))
         .with_read_only(read_only)
         .with_config_source(source)
+        .with_config_type(config_type(name))
 }
 
 pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -52,8 +74,11 @@ pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DescribeConfigsR
                         return base.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(str_bytes("not this broker")));
                     }
                     let c = &broker.config;
+                    // Broker configs cannot be changed at run time (no AlterConfigs yet): all read-only.
                     [
                         ("broker.id", broker.node_id.to_string()),
+                        ("listeners", format!("PLAINTEXT://{}", c.bind.kafka)),
+                        ("advertised.listeners", format!("PLAINTEXT://{}", c.advertise.kafka)),
                         ("num.partitions", c.num_partitions.to_string()),
                         ("default.replication.factor", c.replication_factor.to_string()),
                         ("min.insync.replicas", c.min_insync_replicas.to_string()),
