@@ -1,8 +1,9 @@
-//! Command line (DESIGN §4): `start`, `version`; cluster subcommands arrive with the multi-node issue.
+//! Command line (DESIGN §4): `start`, `cluster status|health|members|leader` (run by
+//! [`crate::cluster_cli`]), `version`. Membership changes (`add-node`, …) arrive with the next issue.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "chronik-server", about = "Chronik: a Kafka-compatible streaming broker")]
@@ -35,6 +36,38 @@ pub enum Command {
         #[arg(long)]
         advertise: Option<String>,
     },
+    /// Read-only views of a running cluster through the nodes' admin APIs.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Nodes, partitions (leader, epoch, replicas, ISR) and under-replicated counts, from the leader.
+    Status(TargetArgs),
+    /// Every node's view: reachable, leader, term, role. Exits 1 unless all agree on one leader.
+    Health(TargetArgs),
+    /// The brokers in the metadata: role, liveness and addresses.
+    Members(TargetArgs),
+    /// The metadata (Raft) leader and its term.
+    Leader(TargetArgs),
+}
+
+/// Which cluster to ask and how to print the answer.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Config file whose `[[peers]]` name the admin addresses to ask.
+    #[arg(long, conflicts_with = "admin")]
+    pub config: Option<PathBuf>,
+    /// One node's admin address (HOST:PORT); the other nodes are found through it. Default
+    /// 127.0.0.1:10001 when neither --config nor --admin is given.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,7 +1,7 @@
 //! Chronik broker: configuration, the Kafka listener and one handler per Kafka API, partitions with
 //! their logs and producer state, and the admin API.
 //!
-//! - [`config`] / [`cli`]: what the operator gives us.
+//! - [`config`] / [`cli`]: what the operator gives us; [`cluster_cli`]: the `cluster` subcommands.
 //! - [`server`]: start-up and shutdown, wiring the parts together.
 //! - [`broker`]: the shared context every handler sees.
 //! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
@@ -13,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod broker;
 pub mod cli;
+pub mod cluster_cli;
 pub mod config;
 pub mod controller;
 pub mod kafka;

@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
             println!("chronik-server {}", env!("CARGO_PKG_VERSION"));
             std::process::ExitCode::SUCCESS
         }
+        Command::Cluster { command } => chronik_server::cluster_cli::run(&command),
         Command::Start { config, data_dir, node_id, join, bind, advertise } => {
             if join {
                 eprintln!("error: --join needs the multi-node cluster, which this build does not have yet");
