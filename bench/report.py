@@ -4,7 +4,11 @@ Every broker figure is shown as the median of the repeats, the min–max range a
 the spread ((max − min) / median), and next to the machine ceiling it is bound by:
 produce throughput by the slower of sequential write with fsync per MiB and
 loopback TCP, consume throughput by loopback TCP, latencies by the fsync latency.
+Rows marked (Python) come from confluent-kafka processes, rows marked (C) from
+rdkafka_performance when it is available.
 """
+
+import os
 
 from stats import Repeated
 
@@ -47,54 +51,52 @@ def ceilings_table(c):
 
 
 def _measurement_names(results):
-    names = []
-    for key in _produce_keys(results):
-        size, acks = key.split("/")
-        names.append(f"produce {size} B, acks={acks}")
-    names += ["consume from start, 1 KiB records", "produce latency p50 / p99 / p99.9 (acks=all, ½ peak)",
-              "end-to-end latency p50 / p99 / p99.9", "broker CPU per GB written (100 B / 1 KiB)",
-              "broker peak RSS (VmHWM)"]
+    names = [f"produce {k.split('/')[0]} B, acks={k.split('/')[1]} (Python)" for k in PRODUCE_KEYS]
+    names += ["consume from start, 1 KiB records (Python)"]
+    for rate_label in ("½ Python peak", "1,000 rec/s"):
+        names += [f"produce latency p50 / p99 / p99.9 (acks=all, {rate_label})",
+                  f"end-to-end latency p50 / p99 / p99.9 ({rate_label})"]
+    names += [f"produce {k.split('/')[0]} B, acks={k.split('/')[1]} (C)" for k in PRODUCE_KEYS]
+    names += ["consume from start, 1 KiB records (C)",
+              "broker CPU per GB written (100 B / 1 KiB)", "broker peak RSS (VmHWM)"]
     return names
 
 
-def _produce_keys(results):
-    for t in results.get("targets", []):
-        if "produce" in t:
-            return list(t["produce"].keys())
-    return ["100/1", "100/all", "1024/1", "1024/all"]
+PRODUCE_KEYS = ["100/1", "100/all", "1024/1", "1024/all"]
 
 
-def target_rows(t, c):
-    """(measurement, median, range, vs ceiling, notes) rows for one target."""
-    if "unavailable" in t:
-        return [(name, NA_CLUSTER, "", "", "") for name in _measurement_names({"targets": []})]
-    loop = Repeated(c["loopback_mb_s"]).median
-    seq = Repeated(c["seqwrite_mb_s"]).median
-    bound_mb_s, bound_name = min((seq, "disk write+fsync/MiB"), (loop, "loopback"))
-    f50, f99 = Repeated(c["fsync_p50_ms"]).median, Repeated(c["fsync_p99_ms"]).median
+def _produce_rows(runs_by_key, client, bound_mb_s, bound_name):
     rows = []
-    for key, runs in t["produce"].items():
+    for key, runs in runs_by_key.items():
         size, acks = key.split("/")
         mb, rec = Repeated(r["mb_s"] for r in runs), Repeated(r["rec_s"] for r in runs)
         bc = Repeated(r["broker_cores"] for r in runs).median
         cc = Repeated(r["client_cores"] for r in runs).median
         errs = sum(r["delivery_errors"] for r in runs)
-        rows.append((f"produce {size} B, acks={acks}",
+        notes = f"CPU cores: broker {bc:.2f}" + (f", clients {cc:.2f}" if cc is not None else "")
+        rows.append((f"produce {size} B, acks={acks} ({client})",
                      f"{_num(rec.median)} rec/s, {_num(mb.median)} MB/s", _range(mb, " MB/s"),
                      f"{_pct(mb.median, bound_mb_s)} of {bound_name}",
-                     f"CPU cores: broker {bc:.2f}, clients {cc:.2f}" + (f"; {errs} delivery errors" if errs else "")))
-    cons = t["consume"]
+                     notes + (f"; {errs} delivery errors" if errs else "")))
+    return rows
+
+
+def _consume_row(cons, client, loop):
     mb = Repeated(r["mb_s"] for r in cons)
     bc = Repeated(r["broker_cores"] for r in cons).median
-    rows.append(("consume from start, 1 KiB records", f"{_num(mb.median)} MB/s, "
-                 f"{_num(Repeated(r['rec_s'] for r in cons).median)} rec/s", _range(mb, " MB/s"),
-                 f"{_pct(mb.median, loop)} of loopback",
-                 f"{cons[0]['records']:,} records ({cons[0]['bytes'] / 1e6:,.0f} MB), page cache warm; "
-                 f"CPU cores: broker {bc:.2f}, clients {Repeated(r['client_cores'] for r in cons).median:.2f}"))
-    lat = t["latency"]
+    cc = Repeated(r["client_cores"] for r in cons).median
+    return (f"consume from start, 1 KiB records ({client})",
+            f"{_num(mb.median)} MB/s, {_num(Repeated(r['rec_s'] for r in cons).median)} rec/s",
+            _range(mb, " MB/s"), f"{_pct(mb.median, loop)} of loopback",
+            f"{cons[0]['records']:,} records ({cons[0]['bytes'] / 1e6:,.0f} MB), page cache warm; "
+            f"CPU cores: broker {bc:.2f}" + (f", clients {cc:.2f}" if cc is not None else ""))
+
+
+def _latency_rows(lat, rate_label, f50, f99):
+    rows = []
     rate = Repeated(r["achieved_rate"] for r in lat).median
-    for name, label in (("produce", "produce latency p50 / p99 / p99.9 (acks=all, ½ peak)"),
-                        ("e2e", "end-to-end latency p50 / p99 / p99.9")):
+    for name, label in (("produce", f"produce latency p50 / p99 / p99.9 (acks=all, {rate_label})"),
+                        ("e2e", f"end-to-end latency p50 / p99 / p99.9 ({rate_label})")):
         p50 = Repeated(r[f"{name}_p50_ms"] for r in lat)
         p99 = Repeated(r[f"{name}_p99_ms"] for r in lat)
         p999 = Repeated(r[f"{name}_p999_ms"] for r in lat)
@@ -102,18 +104,41 @@ def target_rows(t, c):
               if p50.ok and p99.ok and f50 and f99 else "—")
         rows.append((label, f"{_num(p50.median, 2)} / {_num(p99.median, 2)} / {_num(p999.median, 2)} ms",
                      "p99 " + _range(p99, " ms", 2), vs,
-                     f"1 KiB at {_num(rate)} rec/s ({_num(rate * 1024 / 1e6)} MB/s)"
+                     f"1 KiB at {_num(rate)} rec/s ({_num(rate * 1024 / 1e6)} MB/s), Python producers"
                      if name == "produce" else
                      "timestamp in the value, read by one consumer using "
                      f"{Repeated(r['e2e_client_cores'] for r in lat).median:.2f} cores"))
+    return rows
+
+
+def target_rows(t, c, c_missing):
+    """(measurement, median, range, vs ceiling, notes) rows for one target."""
+    if "unavailable" in t:
+        return [(name, NA_CLUSTER, "", "", "") for name in _measurement_names({"targets": []})]
+    loop = Repeated(c["loopback_mb_s"]).median
+    seq = Repeated(c["seqwrite_mb_s"]).median
+    bound_mb_s, bound_name = min((seq, "disk write+fsync/MiB"), (loop, "loopback"))
+    f50, f99 = Repeated(c["fsync_p50_ms"]).median, Repeated(c["fsync_p99_ms"]).median
+    rows = _produce_rows(t["produce"], "Python", bound_mb_s, bound_name)
+    rows.append(_consume_row(t["consume"], "Python", loop))
+    rows += _latency_rows(t["latency"], "½ Python peak", f50, f99)
+    rows += _latency_rows(t["latency_low"], "1,000 rec/s", f50, f99)
+    if "c_produce" in t:
+        rows += _produce_rows(t["c_produce"], "C", bound_mb_s, bound_name)
+        rows.append(_consume_row(t["c_consume"], "C", loop))
+    else:
+        rows += [(f"produce {k.split('/')[0]} B, acks={k.split('/')[1]} (C)", f"n/a — {c_missing}", "", "", "")
+                 for k in PRODUCE_KEYS]
+        rows.append(("consume from start, 1 KiB records (C)", f"n/a — {c_missing}", "", "", ""))
     per_gb = []
     for size in ("100", "1024"):
-        runs = [r for k, v in t["produce"].items() if k.startswith(size + "/") for r in v]
+        runs = [r for group in ("produce", "c_produce") for k, v in t.get(group, {}).items()
+                if k.startswith(size + "/") for r in v]
         per_gb.append(Repeated(r["cpu_s_per_gb"] for r in runs))
     rows.append(("broker CPU per GB written (100 B / 1 KiB)",
                  f"{_num(per_gb[0].median)} / {_num(per_gb[1].median)} CPU s/GB",
                  f"1 KiB {_range(per_gb[1], ' s/GB')}", "",
-                 "GB of record values acknowledged; utime+stime of the broker"))
+                 "all produce runs; GB of record values acknowledged; utime+stime of the broker"))
     rows.append(("broker peak RSS (VmHWM)", f"{_num(t['peak_rss_mib'])} MiB", "", "",
                  f"after all runs; includes mapped segment pages (RssAnon at the end: {_num(t['rss_anon_mib'])} MiB)"))
     return rows
@@ -127,12 +152,16 @@ def render(results):
            f"load average {results['load_1m_before']:.2f} before, {results.get('load_1m_after', 0):.2f} after; "
            f"{results.get('elapsed_s', 0):.0f} s", ""]
     out += ceilings_table(c)
+    c_gen = results.get("c_loadgen", {})
+    out.append("")
+    out.append(f"C load generator: {c_gen.get('path') or 'none'} ({c_gen.get('how', 'not run')}); "
+               f"CPU cores are averages over a run (the machine has {os.cpu_count()}).")
     out.append("")
     out.append("| target | measurement | median | min–max (spread) | vs ceiling | notes |")
     out.append("|---|---|---|---|---|---|")
     reasons = []
     for t in results.get("targets", []):
-        for row in target_rows(t, c):
+        for row in target_rows(t, c, results.get("c_loadgen", {}).get("how", "not run")):
             out.append(f"| {t['label']} | " + " | ".join(row) + " |")
         if "unavailable" in t:
             reasons.append(f"{t['label']}: {t['unavailable']}")

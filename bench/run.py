@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import ceilings
 import procstat
+import rdkperf
 import report
 from loadgen import LoadError, run_group
 from stats import percentile
@@ -27,9 +28,15 @@ ACKS = ("1", "all")
 LATENCY_RECORD_BYTES = 1024
 # Latency runs produce at this fraction of the measured 1 KiB acks=all peak.
 LATENCY_RATE_FRACTION = 0.5
+# A second latency run at a low fixed rate shows the broker's latency when the
+# load generator is far from saturating the machine's two cores.
+LATENCY_LOW_RATE = 1000.0
 TOPIC_CREATE_TIMEOUT_S = 30.0
 WATERMARK_TIMEOUT_S = 10.0
 E2E_GRACE_S = 3.0
+# First guess of the C generator's rate (records/s) to size a run of the wanted length;
+# later repeats use the rate the previous run reached.
+C_RATE_GUESS = {100: 800_000, 1024: 250_000}
 
 
 class Mode:
@@ -48,6 +55,9 @@ class Mode:
         self.loopback_s = 1 if quick else 3
         self.seqwrite_bytes = (64 if quick else 512) * ceilings.MIB
         self.fsync_count = 200 if quick else 1000
+        # Configurations the C generator (rdkafka_performance) runs, when available.
+        self.c_acks = ("all",) if quick else ACKS
+        self.rdkperf = None
 
 
 def log(msg):
@@ -164,8 +174,8 @@ def measure_consume(target, mode, topic, rep, log_dir):
 
 # ---- latency ----------------------------------------------------------------
 
-def measure_latency(target, mode, rate, rep, log_dir):
-    topic = f"bench-latency-{rep}"
+def measure_latency(target, mode, rate, rep, log_dir, tag="half-peak"):
+    topic = f"bench-latency-{tag}-{rep}"
     create_topic(target, topic, mode.partitions)
     per_producer = rate / mode.producers
     prod = ["rate", "--bootstrap", target.bootstrap, "--topic", topic, "--size",
@@ -196,6 +206,56 @@ def measure_latency(target, mode, rate, rep, log_dir):
     return out
 
 
+# ---- C load generator (optional) ------------------------------------------
+
+def measure_produce_c(target, mode, size, acks, rep, rate_guess):
+    topic = f"bench-c-produce-{size}b-acks{acks}-{rep}"
+    create_topic(target, topic, mode.partitions)
+    count = max(1000, int(rate_guess * mode.produce_s))
+    cpu0 = broker_cpu(target)
+    delivered, failed, secs = rdkperf.produce(mode.rdkperf, target.bootstrap, topic, size, acks, count,
+                                              mode.produce_s * 10)
+    cpu1 = broker_cpu(target)
+    nbytes = delivered * size
+    out = {"topic": topic, "records": delivered, "bytes": nbytes, "wall_s": secs,
+           "rec_s": delivered / secs, "mb_s": nbytes / secs / 1e6, "broker_cpu_s": cpu1 - cpu0,
+           "broker_cores": (cpu1 - cpu0) / secs, "client_cores": None,
+           "cpu_s_per_gb": (cpu1 - cpu0) / (nbytes / 1e9) if nbytes else None,
+           "delivery_errors": failed, "first_error": None}
+    log(f"{target.label} C produce {size} B acks={acks} #{rep + 1}: {out['rec_s']:,.0f} rec/s "
+        f"{out['mb_s']:.1f} MB/s, broker {out['broker_cores']:.2f} cores, failed {failed}")
+    return out
+
+
+def measure_consume_c(target, mode, topic, rep):
+    ends = end_offsets(target, topic, mode.partitions)
+    cpu0 = broker_cpu(target)
+    records, nbytes, secs = rdkperf.consume(mode.rdkperf, target.bootstrap, topic,
+                                            range(mode.partitions), sum(ends), 60.0)
+    cpu1 = broker_cpu(target)
+    out = {"topic": topic, "records": records, "expected": sum(ends), "bytes": nbytes, "wall_s": secs,
+           "mb_s": nbytes / secs / 1e6, "rec_s": records / secs, "broker_cores": (cpu1 - cpu0) / secs,
+           "client_cores": None}
+    log(f"{target.label} C consume #{rep + 1}: {records:,} records {out['mb_s']:.1f} MB/s in {secs:.1f}s, "
+        f"broker {out['broker_cores']:.2f} cores")
+    return out
+
+
+def bench_target_c(target, mode, res):
+    res["c_produce"] = {}
+    for size in RECORD_SIZES_BYTES:
+        for acks in mode.c_acks:
+            guess = C_RATE_GUESS[size]
+            runs = []
+            for rep in range(mode.repeats):
+                runs.append(measure_produce_c(target, mode, size, acks, rep, guess))
+                guess = runs[-1]["rec_s"]
+            res["c_produce"][f"{size}/{acks}"] = runs
+    largest = max((r for v in res["c_produce"].values() for r in v if r["topic"].startswith(
+        f"bench-c-produce-{max(RECORD_SIZES_BYTES)}b")), key=lambda r: r["bytes"])
+    res["c_consume"] = [measure_consume_c(target, mode, largest["topic"], rep) for rep in range(mode.repeats)]
+
+
 # ---- one target -------------------------------------------------------------
 
 def bench_target(target, mode, log_dir):
@@ -212,6 +272,10 @@ def bench_target(target, mode, log_dir):
     peak = sorted(r["rec_s"] for r in res["produce"][f"{LATENCY_RECORD_BYTES}/all"])
     rate = LATENCY_RATE_FRACTION * peak[len(peak) // 2]
     res["latency"] = [measure_latency(target, mode, rate, rep, log_dir) for rep in range(mode.repeats)]
+    res["latency_low"] = [measure_latency(target, mode, LATENCY_LOW_RATE, rep, log_dir, tag="low")
+                          for rep in range(mode.repeats)]
+    if mode.rdkperf:
+        bench_target_c(target, mode, res)
     res["peak_rss_mib"] = max(procstat.peak_rss_mib(pid) or 0 for pid in target.pids)
     res["rss_anon_mib"] = max((procstat.status_kib(pid, "RssAnon") or 0) / 1024 for pid in target.pids)
     return res
@@ -241,12 +305,14 @@ def main():
     ap.add_argument("--producers", type=int, default=3, help="producer processes (default 3)")
     ap.add_argument("--partitions", type=int, default=6, help="partitions per topic (default 6)")
     ap.add_argument("--single-only", action="store_true", help="skip the three-node cluster")
+    ap.add_argument("--no-c", action="store_true", help="skip the rdkafka_performance (C client) rows")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
     mode = Mode(args.quick, args.repeats, args.producers, args.partitions)
+    mode.rdkperf, c_how = (None, "skipped (--no-c)") if args.no_c else rdkperf.find_or_build()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="chronik-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -254,9 +320,11 @@ def main():
     started = time.time()
     results = {"mode": "quick" if mode.quick else "full", "repeats": mode.repeats,
                "producers": mode.producers, "consumers": mode.consumers, "partitions": mode.partitions,
-               "load_1m_before": procstat.load_average_1m(), "workdir": str(workdir)}
+               "load_1m_before": procstat.load_average_1m(), "workdir": str(workdir),
+               "c_loadgen": {"path": mode.rdkperf, "how": c_how}}
     try:
-        log(f"work dir {workdir}; load average {results['load_1m_before']:.2f}")
+        log(f"work dir {workdir}; load average {results['load_1m_before']:.2f}; "
+            f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = [run_target(SingleNode, workdir / "single", mode, log_dir)]
         if args.single_only:
