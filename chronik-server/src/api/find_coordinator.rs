@@ -1,11 +1,11 @@
-//! FindCoordinator: on a single node this broker coordinates every group. Transaction coordinators are
-//! not available (no transactions yet).
+//! FindCoordinator: the broker that coordinates groups (see `group_routing`). Transaction
+//! coordinators are not available (no transactions yet).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::str_bytes;
+use super::{group_routing, str_bytes};
 use crate::broker::Broker;
 use crate::config::split_host_port;
 use crate::kafka::dispatch::RequestContext;
@@ -14,7 +14,11 @@ use crate::kafka::dispatch::RequestContext;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let (host, port) = split_host_port(&broker.config.advertise.kafka).unwrap_or_else(|| ("127.0.0.1".into(), 9092));
+    let coordinator = group_routing::coordinator_id(broker).and_then(|id| {
+        let addr = broker.meta.state().brokers.get(&id).map(|b| b.node.kafka_addr.clone())?;
+        let (host, port) = split_host_port(&addr)?;
+        Some((id, host, port))
+    });
     let answer = |key: &str| {
         let c = Coordinator::default().with_key(str_bytes(key));
         if req.key_type == KEY_TYPE_TRANSACTION {
@@ -23,8 +27,13 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorRequest
                 .with_host(str_bytes(""))
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(str_bytes("transactions are not supported")))
+        } else if let Some((id, host, port)) = &coordinator {
+            c.with_node_id(BrokerId(*id)).with_host(str_bytes(host)).with_port(i32::from(*port))
         } else {
-            c.with_node_id(BrokerId(broker.node_id)).with_host(str_bytes(&host)).with_port(i32::from(port))
+            c.with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_host(str_bytes(""))
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
         }
     };
     if ctx.version >= 4 {
