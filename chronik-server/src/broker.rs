@@ -28,6 +28,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Serialises metadata-changing admin operations coming from Kafka clients.
     pub topic_ops: tokio::sync::Mutex<()>,
+    /// One replica fetcher per leader broker this broker follows partitions from.
+    pub fetchers: crate::replication::Fetchers,
     started: Mutex<std::time::Instant>,
 }
 
@@ -51,6 +53,7 @@ impl Broker {
             data_changed,
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             topic_ops: tokio::sync::Mutex::new(()),
+            fetchers: crate::replication::Fetchers::default(),
             started: Mutex::new(std::time::Instant::now()),
         }
     }
@@ -62,7 +65,8 @@ impl Broker {
         Ok(resp)
     }
 
-    /// Opens/deletes partition logs to match the applied metadata.
+    /// Opens/deletes partition logs to match the applied metadata, then sets each one's replication
+    /// role (leader or follower, epoch, ISR) and the fetchers to match.
     pub async fn reconcile_partitions(self: &Arc<Self>) {
         let me = self.clone();
         let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(|| me.meta.state())).await;
@@ -71,6 +75,7 @@ impl Broker {
             Ok(Err(e)) => tracing::error!(error = %e, "opening partition logs failed"),
             Err(e) => tracing::error!(error = %e, "partition reconcile task failed"),
         }
+        crate::replication::apply_roles(self);
     }
 
     /// Hands out a cluster-unique producer id, reserving a new block through Raft when needed.

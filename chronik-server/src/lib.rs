@@ -6,6 +6,7 @@
 //! - [`broker`]: the shared context every handler sees.
 //! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
 //! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
+//! - [`replication`]: follower fetchers, leader/follower roles, ISR upkeep (Kafka's replication model).
 //! - [`controller`]: broker heartbeats, fencing, leader failover and preferred-leader rebalance.
 //! - [`admin`]: axum admin API and Prometheus metrics.
 
@@ -19,4 +20,5 @@ pub mod controller;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;
+pub mod replication;
 pub mod server;

@@ -131,6 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     tokio::spawn(crate::admin::serve(broker.clone(), admin_listener));
     tokio::spawn(follow_metadata(broker.clone()));
     tokio::spawn(retention_task(broker.clone()));
+    crate::replication::spawn(broker.clone());
     if broker.config.is_cluster() {
         crate::controller::spawn(broker.clone());
     }

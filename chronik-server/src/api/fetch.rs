@@ -5,6 +5,11 @@
 //! (KIP-74), so a consumer can never stall on a batch larger than its limits.
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the client to
 //! keep sending full requests.
+//!
+//! Two kinds of fetcher: consumers (`replica_id` < 0) read below the high watermark and only from the
+//! leader (a follower answers NOT_LEADER_OR_FOLLOWER); followers (`replica_id` = their broker id, on
+//! the wal port) read up to the log end, their fetch offset tells the leader how far they have stored,
+//! and their long poll wakes on any append rather than on high-watermark moves.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +30,9 @@ struct Collected {
 }
 
 fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
+    let replica = req.replica_id.0;
+    let state = broker.meta.state();
+    let now_ms = crate::server::now_ms();
     let mut remaining = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut any_error = false;
@@ -45,11 +53,26 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
                 partitions.push(pd.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
+            let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
+            let read = if replica >= 0 {
+                p.replica_read(replica, fp.fetch_offset, fp.current_leader_epoch, limit.max(1), now_ms)
+            } else {
+                let leads = state
+                    .topics
+                    .get(name)
+                    .and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)))
+                    .is_some_and(|pm| pm.leader == broker.node_id);
+                if leads {
+                    p.read(fp.fetch_offset, limit.max(1)).map(|r| (r, p.high_watermark()))
+                } else {
+                    Err(crate::partition::PartitionError::NotLeader)
+                }
+            };
             let hw = p.high_watermark();
             pd = pd.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(p.log_start_offset());
-            let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
-            match p.read(fp.fetch_offset, limit.max(1)) {
-                Ok(r) => {
+            match read {
+                Ok((r, hw)) => {
+                    pd = pd.with_high_watermark(hw).with_last_stable_offset(hw);
                     // Over the limits only when it is the response's first data (KIP-74).
                     let fits = r.records.len() <= limit || total == 0;
                     if fits && !r.records.is_empty() {
@@ -71,10 +94,12 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
 }
 
 pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
-    let wait_ms = u64::try_from(req.max_wait_ms).unwrap_or(0).min(broker.config.fetch_wait_ms_max);
+    let wait_max_ms = if req.replica_id.0 >= 0 { broker.config.replica_fetch_wait_ms_max } else { broker.config.fetch_wait_ms_max };
+    let wait_ms = u64::try_from(req.max_wait_ms).unwrap_or(0).min(wait_max_ms);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
-    let mut changes = broker.data_changed.subscribe();
+    // Followers wait for appends (they read past the HW); consumers for high-watermark moves.
+    let mut changes = if req.replica_id.0 >= 0 { broker.partitions.subscribe_appends() } else { broker.data_changed.subscribe() };
     loop {
         changes.borrow_and_update();
         let c = collect(broker, &req);

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, v7) and by
 //! timestamp. Timestamp lookups resolve to the first batch whose largest timestamp reaches the target.
+//! Only the leader answers clients (its high watermark is the one that counts); a follower says
+//! NOT_LEADER_OR_FOLLOWER, as Kafka does.
 
 use std::sync::Arc;
 
@@ -29,12 +31,11 @@ pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ListOffsetsReque
                     let Some(p) = broker.partitions.get(name, lp.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    let epoch = state
-                        .topics
-                        .get(name)
-                        .and_then(|t| t.partitions.get(lp.partition_index as usize))
-                        .map(|pm| pm.leader_epoch)
-                        .unwrap_or(-1);
+                    let pm = state.topics.get(name).and_then(|t| t.partitions.get(usize::try_from(lp.partition_index).unwrap_or(usize::MAX)));
+                    let epoch = pm.map(|pm| pm.leader_epoch).unwrap_or(-1);
+                    if req.replica_id.0 < 0 && pm.is_some_and(|pm| pm.leader != broker.node_id) {
+                        return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
                     let base = base.with_leader_epoch(epoch);
                     let found = match lp.timestamp {
                         LATEST => Ok(Some((p.high_watermark(), -1))),

@@ -2,6 +2,10 @@
 //! batches, check the idempotent producer's sequence, stamp offsets and append the bytes verbatim —
 //! all in request order on the connection. Waiting for the fsync that makes the append durable
 //! (`acks` 1 or -1) happens after, concurrently with later requests; the response is sent in order.
+//! `acks=1` waits for the leader's own fsync; `acks=-1` also waits until the high watermark passes the
+//! batch (every ISR member stored it), failing with NOT_ENOUGH_REPLICAS before the append when the ISR
+//! is below `min.insync.replicas`, NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile,
+//! and REQUEST_TIMED_OUT when the request's timeout passes first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,8 @@ struct Pending {
     response: PartitionProduceResponse,
     /// The partition and the end offset that must become durable before answering.
     wait: Option<(Arc<Partition>, i64)>,
+    /// acks=all: the leader epoch the batch was appended in and the ISR size required.
+    replicate: Option<(i32, usize)>,
 }
 
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Result<Reply, DispatchError> {
@@ -49,6 +55,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 topic_index: ti,
                 response: base.clone().with_error_code(code.code()).with_error_message(Some(str_bytes(&message))),
                 wait: None,
+                replicate: None,
             };
             if !(-1..=1).contains(&acks) {
                 pending.push(fail(ResponseError::InvalidRequiredAcks, format!("acks must be 0, 1 or -1, got {acks}")));
@@ -62,7 +69,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::UnknownTopicOrPartition, "no such partition".into()));
                 continue;
             };
-            if pm.leader != broker.node_id {
+            if pm.leader != broker.node_id || partition.leading_epoch() != Some(pm.leader_epoch) {
                 pending.push(fail(ResponseError::NotLeaderOrFollower, format!("leader is broker {}", pm.leader)));
                 continue;
             }
@@ -93,7 +100,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                     let response = base.clone().with_base_offset(base_offset).with_log_start_offset(partition.log_start_offset());
                     // A duplicate is answered once its original is durable too.
                     let end = end.unwrap_or_else(|| partition.log_end_offset());
-                    pending.push(Pending { topic_index: ti, response, wait: Some((partition.clone(), end)) });
+                    let replicate = (acks == -1).then(|| (pm.leader_epoch, usize::try_from(min_isr).unwrap_or(usize::MAX)));
+                    pending.push(Pending { topic_index: ti, response, wait: Some((partition.clone(), end)), replicate });
                 }
                 Err(e) => {
                     tracing::debug!(topic = topic_name, partition = p.index, error = %e, "produce refused");
@@ -101,6 +109,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                         topic_index: ti,
                         response: base.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
                         wait: None,
+                        replicate: None,
                     });
                 }
             }
@@ -126,11 +135,19 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
     }
     let (tx, rx) = oneshot::channel();
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
+    let deadline = tokio::time::Instant::now() + timeout;
     tokio::spawn(async move {
         for p in pending {
             let mut response = p.response;
             if let Some((partition, end)) = p.wait {
-                match tokio::time::timeout(timeout, partition.make_durable(end)).await {
+                let durable = async {
+                    partition.make_durable(end).await?;
+                    match p.replicate {
+                        Some((epoch, min_isr)) => partition.wait_replicated(end, epoch, min_isr).await,
+                        None => Ok(()),
+                    }
+                };
+                match tokio::time::timeout_at(deadline, durable).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         response = response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string())));

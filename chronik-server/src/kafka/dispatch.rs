@@ -166,6 +166,9 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
         }
         ApiKey::DescribeConfigs => now(ctx.encode(&api::describe_configs::handle(b, &ctx, decode(&ctx, &mut body)?))?),
         ApiKey::DescribeCluster => now(ctx.encode(&api::describe_cluster::handle(b, &ctx, decode(&ctx, &mut body)?))?),
+        ApiKey::OffsetForLeaderEpoch => {
+            now(ctx.encode(&api::offset_for_leader_epoch::handle(b, &ctx, decode(&ctx, &mut body)?))?)
+        }
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     broker.metrics.observe(api, started.elapsed());

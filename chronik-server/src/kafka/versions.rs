@@ -29,6 +29,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// Produce versions below this carry message formats v0/v1, which are not accepted.
@@ -71,6 +72,7 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(is_supported(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Fetch, 13));
-        assert!(!is_supported(ApiKey::OffsetForLeaderEpoch, 3));
+        assert!(is_supported(ApiKey::OffsetForLeaderEpoch, 3));
+        assert!(!is_supported(ApiKey::OffsetForLeaderEpoch, 1));
     }
 }

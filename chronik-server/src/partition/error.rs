@@ -24,6 +24,20 @@ pub enum PartitionError {
     Deleted,
     #[error("fsync task failed: {0}")]
     SyncTask(String),
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
+    #[error("broker {broker} is not a replica of the partition")]
+    UnknownReplica { broker: i32 },
+    #[error("ISR shrank to {isr}, below min.insync.replicas {min_isr}, before the batch was replicated")]
+    NotEnoughReplicasAfterAppend { isr: usize, min_isr: usize },
+    #[error("replicated batch starts at {got}, log ends at {expected}")]
+    NotContiguous { expected: i64, got: i64 },
+    #[error("no longer following broker {leader} at epoch {leader_epoch}")]
+    StaleFetcher { leader: i32, leader_epoch: i32 },
 }
 
 impl PartitionError {
@@ -47,6 +61,12 @@ impl PartitionError {
             PartitionError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
             PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
             PartitionError::SyncTask(_) => ResponseError::KafkaStorageError,
+            PartitionError::NotLeader | PartitionError::StaleFetcher { .. } => ResponseError::NotLeaderOrFollower,
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            PartitionError::UnknownReplica { .. } => ResponseError::NotLeaderOrFollower,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
+            PartitionError::NotContiguous { .. } => ResponseError::CorruptMessage,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct PartitionManager {
     /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
     reconcile_lock: parking_lot::Mutex<()>,
     data_changed: watch::Sender<u64>,
+    /// Bumped on every append to any partition here; followers' long-polling fetches wait on it.
+    appended: watch::Sender<u64>,
 }
 
 fn hex(id: &[u8; 16]) -> String {
@@ -57,7 +59,17 @@ impl PartitionManager {
             partitions: RwLock::new(HashMap::new()),
             reconcile_lock: parking_lot::Mutex::new(()),
             data_changed,
+            appended: watch::channel(0).0,
         })
+    }
+
+    /// Wakes on every append (replica fetches read past the high watermark, so they wait for this).
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -140,7 +152,7 @@ impl PartitionManager {
             let dir = self.dir_for(&topic, index);
             let opened = Self::claim_dir(&dir, &topic_id)
                 .map_err(|source| PartitionError::wal(&topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))
-                .and_then(|()| Partition::open(&dir, &topic, index, topic_id, cfg, self.fsync, self.data_changed.clone()));
+                .and_then(|()| Partition::open(&dir, &topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone()));
             match opened {
                 Ok(p) => {
                     self.partitions.write().insert((topic, index), Arc::new(p));

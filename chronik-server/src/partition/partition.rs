@@ -3,8 +3,11 @@
 //! batch can never be appended twice; the fsync that makes an append durable happens outside the lock and
 //! is shared by concurrent appends (group commit in `chronik_wal::Flusher`).
 //!
-//! High watermark: with `fsync = "always"` it is the durable end of the log — a consumer never sees a
-//! record that a crash could still take away. With `interval`/`never` it is the log end offset.
+//! High watermark: on the leader, the lowest log end among the ISR members, where the leader's own
+//! end is its durable end with `fsync = "always"` (a consumer never sees a record that a crash could
+//! still take away) and its log end with `interval`/`never`. Alone in the ISR that is the single-node
+//! rule. On a follower it is what the leader reported, capped at the follower's own end. The
+//! replication side (roles, follower appends, truncation) is in `replica.rs`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,7 +19,10 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use super::batch::BatchView;
+use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
+use super::replica::Role;
+use super::replica_state::ReplicaState;
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::config::FsyncMode;
 
@@ -28,42 +34,63 @@ pub enum AppendResult {
     Duplicate { base_offset: i64 },
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// `None` once the partition was deleted; later calls answer UNKNOWN_TOPIC_OR_PARTITION.
-    log: Option<PartitionLog>,
-    producers: ProducerStates,
+    pub(super) log: Option<PartitionLog>,
+    pub(super) producers: ProducerStates,
+    /// Leader epoch → first offset, for OffsetForLeaderEpoch and follower truncation.
+    pub(super) epochs: EpochCache,
 }
 
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: [u8; 16],
-    inner: Mutex<Inner>,
-    flusher: Arc<Flusher>,
-    fsync: FsyncMode,
-    high_watermark: AtomicI64,
-    log_start_offset: AtomicI64,
-    log_end_offset: AtomicI64,
-    /// Bumped whenever a high watermark advances, waking long-polling fetches.
-    data_changed: watch::Sender<u64>,
+    /// This broker: the leader's own entry in the ISR.
+    pub(super) node_id: i32,
+    /// Leader or follower, and (as leader) what is known of the followers. Lock order: `role`, then
+    /// `inner`.
+    pub(super) role: Mutex<Role>,
+    pub(super) inner: Mutex<Inner>,
+    pub(super) flusher: Arc<Flusher>,
+    pub(super) fsync: FsyncMode,
+    pub(super) high_watermark: AtomicI64,
+    pub(super) log_start_offset: AtomicI64,
+    pub(super) log_end_offset: AtomicI64,
+    /// Bumped whenever a high watermark advances, waking long-polling fetches and acks=all producers.
+    pub(super) data_changed: watch::Sender<u64>,
+    /// Bumped on every append, waking followers' long-polling fetches (they read past the HW).
+    pub(super) appended: watch::Sender<u64>,
+}
+
+/// Where a partition stands after open, before the metadata says otherwise: the only ISR member, as a
+/// single node is.
+pub(super) fn initial_role(node_id: i32) -> Role {
+    Role::Leader(ReplicaState::new(node_id, -1, 0, vec![node_id], vec![node_id], 0))
 }
 
 impl Partition {
-    /// Opens (or creates) the log under `dir`, rebuilds producer state from its batch headers and makes
-    /// whatever recovery found durable, so the high watermark starts at the log end.
+    /// Opens (or creates) the log under `dir`, rebuilds producer state and the leader-epoch cache from
+    /// its batch headers and makes whatever recovery found durable, so the high watermark starts at the
+    /// log end.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         dir: &Path,
         topic: &str,
         index: i32,
         topic_id: [u8; 16],
+        node_id: i32,
         log_config: LogConfig,
         fsync: FsyncMode,
         data_changed: watch::Sender<u64>,
+        appended: watch::Sender<u64>,
     ) -> Result<Partition, PartitionError> {
         let wal = |e| PartitionError::wal(topic, index, e);
         let log = PartitionLog::open(dir, log_config).map_err(wal)?;
         let mut producers = ProducerStates::default();
+        let mut epochs = EpochCache::default();
         for h in log.batch_headers_from(log.log_start_offset()).map_err(wal)? {
+            epochs.assign(h.partition_leader_epoch, h.base_offset);
             if h.producer_id >= 0 && h.base_sequence >= 0 {
                 let delta = (h.last_offset - h.base_offset) as i32;
                 let last_seq = BatchView { base_sequence: h.base_sequence, last_offset_delta: delta, ..empty_view() }
@@ -78,13 +105,16 @@ impl Partition {
             topic: topic.to_string(),
             index,
             topic_id,
+            node_id,
+            role: Mutex::new(initial_role(node_id)),
             high_watermark: AtomicI64::new(end),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             log_end_offset: AtomicI64::new(end),
-            inner: Mutex::new(Inner { log: Some(log), producers }),
+            inner: Mutex::new(Inner { log: Some(log), producers, epochs }),
             flusher,
             fsync,
             data_changed,
+            appended,
         })
     }
 
@@ -102,7 +132,7 @@ impl Partition {
     /// batch's base offset and leader epoch are stamped into it in place. Does not wait for durability.
     pub fn append(&self, records: &mut [u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
         let mut inner = self.inner.lock();
-        let Inner { log, producers } = &mut *inner;
+        let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
         let mut out = Vec::with_capacity(views.len());
         for v in views {
@@ -124,6 +154,7 @@ impl Partition {
             }
             let bytes = &mut records[v.start..v.start + v.len];
             let info = log.append(bytes, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            epochs.assign(leader_epoch, info.base_offset);
             if v.is_idempotent() {
                 producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
             }
@@ -131,18 +162,20 @@ impl Partition {
         }
         self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
         drop(inner);
+        self.appended.send_modify(|v| *v = v.wrapping_add(1));
         if self.fsync != FsyncMode::Always {
-            self.advance_high_watermark(self.log_end_offset());
+            self.update_high_watermark();
         }
         Ok(out)
     }
 
-    /// Resolves once every offset below `end_offset` is durable and visible to consumers.
+    /// Resolves once every offset below `end_offset` is durable on this broker (acks=1); the high
+    /// watermark advances as far as the ISR allows.
     pub async fn make_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), PartitionError> {
         if self.fsync != FsyncMode::Always {
             return Ok(());
         }
-        if self.high_watermark() >= end_offset {
+        if self.flusher.durable_end_offset() >= end_offset {
             return Ok(());
         }
         let flusher = self.flusher.clone();
@@ -151,7 +184,7 @@ impl Partition {
             .await
             .map_err(|e| PartitionError::SyncTask(e.to_string()))?
             .map_err(|e| PartitionError::wal(&me.topic, me.index, e))?;
-        self.advance_high_watermark(self.flusher.durable_end_offset());
+        self.update_high_watermark();
         Ok(())
     }
 
@@ -160,7 +193,7 @@ impl Partition {
         self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
     }
 
-    fn advance_high_watermark(&self, to: i64) {
+    pub(super) fn advance_high_watermark(&self, to: i64) {
         let before = self.high_watermark.fetch_max(to, Ordering::AcqRel);
         if to > before {
             self.data_changed.send_modify(|v| *v = v.wrapping_add(1));

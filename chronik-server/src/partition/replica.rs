@@ -1,0 +1,295 @@
+//! The replication side of a partition replica: its role (leader with follower progress, or follower
+//! of a given leader and epoch), the leader's answer to a follower fetch, the follower's append of
+//! batches fetched from the leader (offsets and epochs kept as the leader stamped them), truncation by
+//! leader epoch, and waiting for the high watermark (acks=all).
+//!
+//! The role is set from the applied metadata by `replication::roles`; a stale fetcher (one that still
+//! fetches from an old leader) is refused here under the role lock, so it can never append after the
+//! new leader's truncation.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chronik_wal::ReadResult;
+use tokio::time::Instant;
+
+use super::batch::split_batches;
+use super::epoch_cache::{EpochCache, UNDEFINED_EPOCH};
+use super::error::PartitionError;
+use super::partition::{Inner, Partition};
+use super::replica_state::{IsrChange, ReplicaState};
+use crate::config::FsyncMode;
+
+/// What this broker is for one partition.
+#[derive(Debug, Clone)]
+pub enum Role {
+    Leader(ReplicaState),
+    /// Fetching from `leader` (`-1`: no leader, nothing to fetch) at `leader_epoch`.
+    Follower { leader: i32, leader_epoch: i32 },
+}
+
+/// Offset of the partition-leader-epoch field in a v2 batch (outside the CRC).
+const BATCH_LEADER_EPOCH_AT: usize = 12;
+/// Offset of the base-offset field in a v2 batch.
+const BATCH_BASE_OFFSET_AT: usize = 0;
+
+impl Partition {
+    /// The metadata makes this broker leader at `leader_epoch`. A new epoch starts at the current log
+    /// end (recorded in the epoch cache, so OffsetForLeaderEpoch answers for it at once); the same
+    /// epoch only updates replicas and ISR, keeping follower progress.
+    pub fn become_leader(&self, leader_epoch: i32, replicas: Vec<i32>, isr: Vec<i32>, now_ms: i64) {
+        {
+            let mut role = self.role.lock();
+            match &mut *role {
+                Role::Leader(state) if state.leader_epoch == leader_epoch => {
+                    state.update_membership(replicas, isr, now_ms);
+                }
+                _ => {
+                    let mut inner = self.inner.lock();
+                    let end = inner.log.as_ref().map_or(self.log_end_offset(), |l| l.log_end_offset());
+                    inner.epochs.assign(leader_epoch, end);
+                    drop(inner);
+                    tracing::info!(topic = %self.topic, partition = self.index, leader_epoch, log_end = end, "became leader");
+                    *role = Role::Leader(ReplicaState::new(self.node_id, leader_epoch, end, replicas, isr, now_ms));
+                }
+            }
+        }
+        self.update_high_watermark();
+    }
+
+    /// The metadata makes this broker a follower of `leader` (or leaderless, `-1`) at `leader_epoch`.
+    /// Returns true when this is a change (the fetcher must truncate before fetching again).
+    pub fn become_follower(&self, leader: i32, leader_epoch: i32) -> bool {
+        let mut role = self.role.lock();
+        let changed = !matches!(&*role, Role::Follower { leader: l, leader_epoch: e } if *l == leader && *e == leader_epoch);
+        if changed {
+            tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
+            *role = Role::Follower { leader, leader_epoch };
+        }
+        changed
+    }
+
+    /// Leader epoch this replica leads at, if it leads.
+    pub fn leading_epoch(&self) -> Option<i32> {
+        match &*self.role.lock() {
+            Role::Leader(s) => Some(s.leader_epoch),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// The ISR as this leader knows it (`None` on a follower).
+    pub fn isr(&self) -> Option<Vec<i32>> {
+        match &*self.role.lock() {
+            Role::Leader(s) => Some(s.isr.clone()),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// Recomputes the leader's high watermark from the ISR (no-op on a follower). Never moves it back.
+    pub fn update_high_watermark(&self) {
+        let leader_end = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
+        let hw = match &*self.role.lock() {
+            Role::Leader(s) => s.high_watermark(leader_end),
+            Role::Follower { .. } => None,
+        };
+        if let Some(hw) = hw {
+            self.advance_high_watermark(hw);
+        }
+    }
+
+    /// Checks a request's `current_leader_epoch` (-1: not given) against the epoch this replica leads.
+    fn check_leader_epoch(&self, role: &Role, requested: i32) -> Result<i32, PartitionError> {
+        let Role::Leader(s) = role else {
+            return Err(PartitionError::NotLeader);
+        };
+        if requested >= 0 && requested < s.leader_epoch {
+            return Err(PartitionError::FencedLeaderEpoch { requested, current: s.leader_epoch });
+        }
+        if requested > s.leader_epoch {
+            return Err(PartitionError::UnknownLeaderEpoch { requested, current: s.leader_epoch });
+        }
+        Ok(s.leader_epoch)
+    }
+
+    /// A follower's fetch: records its position, advances the high watermark if the ISR allows, and
+    /// reads whole batches up to the log end (not the HW). Returns the data and the high watermark.
+    pub fn replica_read(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        current_leader_epoch: i32,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<(ReadResult, i64), PartitionError> {
+        {
+            let mut role = self.role.lock();
+            self.check_leader_epoch(&role, current_leader_epoch)?;
+            let end = self.log_end_offset();
+            if fetch_offset > end || fetch_offset < self.log_start_offset() {
+                return Err(PartitionError::wal(
+                    &self.topic,
+                    self.index,
+                    chronik_wal::WalError::OffsetOutOfRange { offset: fetch_offset, log_start: self.log_start_offset(), log_end: end },
+                ));
+            }
+            let Role::Leader(state) = &mut *role else { return Err(PartitionError::NotLeader) };
+            if !state.on_follower_fetch(follower, fetch_offset, end, now_ms) {
+                return Err(PartitionError::UnknownReplica { broker: follower });
+            }
+        }
+        self.update_high_watermark();
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        let read = log.read(fetch_offset, max_bytes, log.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        Ok((read, self.high_watermark()))
+    }
+
+    /// The ISR change this leader should propose now (shrink a lagging member, expand a caught-up one).
+    pub fn isr_change(&self, now_ms: i64, lag_max_ms: i64) -> Option<(IsrChange, i32)> {
+        match &*self.role.lock() {
+            Role::Leader(s) => s.isr_change(self.high_watermark(), now_ms, lag_max_ms).map(|c| (c, s.leader_epoch)),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// OffsetForLeaderEpoch: where `requested` epoch ends in this log, checked against the caller's
+    /// `current_leader_epoch`.
+    pub fn end_offset_for_epoch(&self, current_leader_epoch: i32, requested: i32) -> Result<(i32, i64), PartitionError> {
+        let role = self.role.lock();
+        self.check_leader_epoch(&role, current_leader_epoch)?;
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        Ok(inner.epochs.end_offset_for(requested, log.log_end_offset()))
+    }
+
+    /// The latest leader epoch in this log and a copy of the cache (follower truncation).
+    pub fn epoch_cache(&self) -> EpochCache {
+        self.inner.lock().epochs.clone()
+    }
+
+    /// Checks that this replica still follows `leader` at `leader_epoch` (stale fetchers are refused).
+    fn check_follower(&self, role: &Role, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+        match role {
+            Role::Follower { leader: l, leader_epoch: e } if *l == leader && *e == leader_epoch => Ok(()),
+            _ => Err(PartitionError::StaleFetcher { leader, leader_epoch }),
+        }
+    }
+
+    /// Appends batches fetched from the leader, verbatim: each must start at this log's end (a batch
+    /// wholly below it is a repeat and skipped), and keeps the leader epoch the leader stamped. With
+    /// `fsync = "always"` the appended data is made durable before returning, so the follower's next
+    /// fetch offset — its report to the leader — only ever claims durable data. Blocking I/O.
+    pub fn append_replicated(&self, records: &mut [u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader, leader_epoch)?;
+        let views = split_batches(records)?;
+        let wal = |e| PartitionError::wal(&self.topic, self.index, e);
+        let mut appended = 0;
+        {
+            let mut inner = self.inner.lock();
+            let Inner { log, producers, epochs } = &mut *inner;
+            let log = log.as_mut().ok_or(PartitionError::Deleted)?;
+            for v in views {
+                let bytes = &mut records[v.start..v.start + v.len];
+                let base = i64::from_be_bytes(read_array(bytes, BATCH_BASE_OFFSET_AT));
+                let epoch = i32::from_be_bytes(read_array(bytes, BATCH_LEADER_EPOCH_AT));
+                let end = log.log_end_offset();
+                let last = base + i64::from(v.last_offset_delta);
+                if last < end {
+                    continue;
+                }
+                if base != end {
+                    return Err(PartitionError::NotContiguous { expected: end, got: base });
+                }
+                let info = log.append(bytes, epoch).map_err(wal)?;
+                epochs.assign(epoch, info.base_offset);
+                if v.is_idempotent() {
+                    producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
+                }
+                appended += 1;
+            }
+            self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+        }
+        drop(role);
+        if appended > 0 && self.fsync == FsyncMode::Always {
+            self.flusher.sync_through(self.log_end_offset()).map_err(wal)?;
+        }
+        Ok(appended)
+    }
+
+    /// A follower learns the leader's high watermark: its own is that, capped at what it holds
+    /// (durably, with `fsync = "always"`). It may move back after a truncation.
+    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
+        let own = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
+        let hw = leader_hw.min(own);
+        let before = self.high_watermark.swap(hw, Ordering::AcqRel);
+        if hw > before {
+            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// Cuts the log at `offset` (follower truncation before fetching from a new leader): batches at or
+    /// above it go, with their producer state and epochs. Blocking I/O.
+    pub fn truncate_to(&self, offset: i64, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader, leader_epoch)?;
+        let mut inner = self.inner.lock();
+        let Inner { log, producers, epochs } = &mut *inner;
+        let log = log.as_mut().ok_or(PartitionError::Deleted)?;
+        if offset >= log.log_end_offset() {
+            return Ok(());
+        }
+        log.truncate_to(offset).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        let end = log.log_end_offset();
+        producers.truncate_from(end);
+        epochs.truncate_from_end(end);
+        if end <= log.log_start_offset() {
+            // The log restarted empty: no epoch has anything here any more.
+            *epochs = EpochCache::default();
+        }
+        self.log_end_offset.store(end, Ordering::Release);
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        self.high_watermark.fetch_min(end, Ordering::AcqRel);
+        tracing::info!(topic = %self.topic, partition = self.index, offset, log_end = end, leader, leader_epoch, "truncated by leader epoch");
+        Ok(())
+    }
+
+    /// acks=all: resolves once the high watermark reaches `end_offset`; fails when this broker stops
+    /// leading, or when the ISR is below `min_isr` at that moment (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    /// The caller bounds the wait with the request timeout.
+    pub async fn wait_replicated(self: &Arc<Self>, end_offset: i64, leader_epoch: i32, min_isr: usize) -> Result<(), PartitionError> {
+        let mut changes = self.data_changed.subscribe();
+        // Role changes do not bump the HW; look again now and then so a lost leadership is noticed.
+        let recheck = std::time::Duration::from_millis(ROLE_RECHECK_MS);
+        loop {
+            changes.borrow_and_update();
+            let (epoch, isr_len) = match &*self.role.lock() {
+                Role::Leader(s) => (s.leader_epoch, s.isr.len()),
+                Role::Follower { .. } => (UNDEFINED_EPOCH, 0),
+            };
+            if epoch != leader_epoch {
+                return Err(PartitionError::NotLeader);
+            }
+            if self.high_watermark() >= end_offset {
+                if isr_len < min_isr {
+                    return Err(PartitionError::NotEnoughReplicasAfterAppend { isr: isr_len, min_isr });
+                }
+                return Ok(());
+            }
+            let _ = tokio::time::timeout_at(Instant::now() + recheck, changes.changed()).await;
+        }
+    }
+}
+
+/// How often an acks=all waiter re-checks leadership while the high watermark does not move.
+const ROLE_RECHECK_MS: u64 = 100;
+
+/// `N` bytes at `at` (the caller's slice is a validated batch, at least a header long; shorter gives
+/// zeros, which fail the contiguity check).
+fn read_array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = bytes.get(at..at + N) {
+        out.copy_from_slice(src);
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! One fetcher task per leader broker on a follower: it fetches every partition this broker follows
+//! from that leader over the leader's wal port, with one Fetch v12 (`replica_id` = this broker) at a
+//! time.
+//!
+//! Per partition, before the first fetch at a leader epoch, it asks the leader OffsetForLeaderEpoch for
+//! its own latest epoch and truncates to where the logs agree (`epoch_cache::truncation_offset`). Then
+//! each fetch asks from the local log end; returned batches are appended verbatim (offsets and epochs
+//! as the leader stamped them) and, with `fsync = "always"`, made durable before the next fetch — so
+//! the next fetch offset, which the leader takes as this replica's log end, only claims durable data.
+//! The follower's high watermark becomes min(leader's HW, own durable end). Connection errors are
+//! retried with exponential backoff; the assignment arrives over a `watch`, so it is bounded (the
+//! latest wins).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::client::PeerClient;
+use super::error::ReplicationError;
+use crate::broker::Broker;
+use crate::partition::epoch_cache::truncation_offset;
+use crate::partition::Partition;
+
+/// Fetch version followers use: the last with topic names (v13 switches to topic ids).
+pub const FETCH_VERSION: i16 = 12;
+/// OffsetForLeaderEpoch version followers use (v3+ carries the replica id).
+pub const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// Most bytes one fetch response may carry, over all partitions.
+pub const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
+/// Most bytes per partition in one fetch response.
+pub const FETCH_PARTITION_BYTES_MAX: i32 = 1024 * 1024;
+/// Backoff after a failed connection or call: doubles from the first to the second.
+pub const BACKOFF_MIN_MS: u64 = 50;
+pub const BACKOFF_MAX_MS: u64 = 2_000;
+/// Pause when the leader refused every partition (it has not applied the new epoch yet, or we have not).
+pub const REFUSED_RETRY_MS: u64 = 100;
+/// A call may take this much longer than the long-poll wait before it counts as lost.
+pub const CALL_SLACK_MS: u64 = 5_000;
+/// Rounds of OffsetForLeaderEpoch per truncation (each round moves to an older epoch; see KIP-279).
+pub const TRUNCATION_ROUNDS_MAX: usize = 16;
+
+/// (topic, partition) → the leader epoch to fetch at.
+pub type Assignment = Arc<BTreeMap<(String, i32), i32>>;
+
+struct Fetcher {
+    broker: Arc<Broker>,
+    leader: i32,
+    conn: Option<PeerClient>,
+    /// The epoch each partition was last truncated for; absent or different means truncate first.
+    truncated_at: HashMap<(String, i32), i32>,
+}
+
+/// Runs until the assignment sender is dropped (this broker follows nothing from `leader` any more).
+pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiver<Assignment>) {
+    let mut f = Fetcher { broker, leader, conn: None, truncated_at: HashMap::new() };
+    let mut backoff_ms = BACKOFF_MIN_MS;
+    info!(leader, "replica fetcher started");
+    loop {
+        let current = assignment.borrow_and_update().clone();
+        if current.is_empty() {
+            if assignment.changed().await.is_err() {
+                break;
+            }
+            continue;
+        }
+        f.truncated_at.retain(|k, e| current.get(k) == Some(e));
+        match f.step(&current).await {
+            Ok(progress) => {
+                backoff_ms = BACKOFF_MIN_MS;
+                if !progress {
+                    tokio::time::sleep(Duration::from_millis(REFUSED_RETRY_MS)).await;
+                }
+            }
+            Err(e) => {
+                debug!(leader, error = %e, backoff_ms, "replica fetch failed; reconnecting");
+                f.conn = None;
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
+            }
+        }
+        if assignment.has_changed().is_err() {
+            break;
+        }
+    }
+    info!(leader, "replica fetcher stopped");
+}
+
+impl Fetcher {
+    async fn connection(&mut self) -> Result<&mut PeerClient, ReplicationError> {
+        if self.conn.is_none() {
+            let state = self.broker.meta.state();
+            let addr = state
+                .brokers
+                .get(&self.leader)
+                .map(|b| b.node.wal_addr.clone())
+                .filter(|a| !a.is_empty())
+                .ok_or(ReplicationError::NoAddress { leader: self.leader })?;
+            let client_id = format!("chronik-replica-{}", self.broker.node_id);
+            self.conn = Some(PeerClient::connect(self.leader, &addr, client_id).await?);
+        }
+        self.conn.as_mut().ok_or(ReplicationError::NoAddress { leader: self.leader })
+    }
+
+    /// Truncates what needs it, then one fetch. Ok(false) when nothing could be fetched.
+    async fn step(&mut self, assignment: &BTreeMap<(String, i32), i32>) -> Result<bool, ReplicationError> {
+        let mut ready: Vec<(String, i32, i32, Arc<Partition>)> = Vec::new();
+        for ((topic, index), epoch) in assignment {
+            let Some(p) = self.broker.partitions.get(topic, *index) else { continue };
+            let key = (topic.clone(), *index);
+            if self.truncated_at.get(&key) != Some(epoch) {
+                if !self.truncate(&p, *epoch).await? {
+                    continue;
+                }
+                self.truncated_at.insert(key, *epoch);
+            }
+            ready.push((topic.clone(), *index, *epoch, p));
+        }
+        if ready.is_empty() {
+            return Ok(false);
+        }
+        let req = self.fetch_request(&ready);
+        let wait = self.broker.config.replica_fetch_wait_ms_max;
+        let timeout = Duration::from_millis(wait + CALL_SLACK_MS);
+        let resp: FetchResponse = self.connection().await?.call(ApiKey::Fetch, FETCH_VERSION, &req, timeout).await?;
+        self.apply(resp, &ready).await
+    }
+
+    fn fetch_request(&self, ready: &[(String, i32, i32, Arc<Partition>)]) -> FetchRequest {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for (topic, index, epoch, p) in ready {
+            topics.entry(topic.as_str()).or_default().push(
+                FetchPartition::default()
+                    .with_partition(*index)
+                    .with_current_leader_epoch(*epoch)
+                    .with_fetch_offset(p.log_end_offset())
+                    .with_log_start_offset(p.log_start_offset())
+                    .with_partition_max_bytes(FETCH_PARTITION_BYTES_MAX),
+            );
+        }
+        let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
+        FetchRequest::default()
+            .with_replica_id(BrokerId(self.broker.node_id))
+            .with_max_wait_ms(wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_BYTES_MAX)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, parts)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(parts))
+                    .collect(),
+            )
+    }
+
+    /// Appends what the leader sent and learns its high watermark. Ok(false) when every partition
+    /// was refused.
+    async fn apply(&mut self, resp: FetchResponse, ready: &[(String, i32, i32, Arc<Partition>)]) -> Result<bool, ReplicationError> {
+        let mut any_ok = false;
+        for t in resp.responses {
+            let topic = t.topic.0.as_str();
+            for pd in t.partitions {
+                let Some((_, index, epoch, p)) = ready.iter().find(|(n, i, _, _)| n == topic && *i == pd.partition_index) else {
+                    continue;
+                };
+                let (index, epoch) = (*index, *epoch);
+                match ResponseError::try_from_code(pd.error_code) {
+                    None => {}
+                    Some(ResponseError::OffsetOutOfRange) => {
+                        warn!(leader = self.leader, topic, partition = index, log_end = p.log_end_offset(),
+                            leader_log_start = pd.log_start_offset, "fetch offset out of range on the leader; truncating again");
+                        self.truncated_at.remove(&(topic.to_string(), index));
+                        continue;
+                    }
+                    Some(e) => {
+                        debug!(leader = self.leader, topic, partition = index, error = ?e, "leader refused replica fetch");
+                        continue;
+                    }
+                }
+                any_ok = true;
+                if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
+                    let p2 = p.clone();
+                    let leader = self.leader;
+                    let appended = tokio::task::spawn_blocking(move || {
+                        let mut buf = BytesMut::from(&records[..]);
+                        p2.append_replicated(&mut buf, leader, epoch)
+                    })
+                    .await
+                    .map_err(|e| ReplicationError::Task(e.to_string()))?;
+                    if let Err(source) = appended {
+                        // A stale fetcher (role changed) or a gap: truncate again before the next fetch.
+                        debug!(leader, topic, partition = index, error = %source, "replicated append refused");
+                        self.truncated_at.remove(&(topic.to_string(), index));
+                        continue;
+                    }
+                }
+                p.set_follower_high_watermark(pd.high_watermark);
+            }
+        }
+        Ok(any_ok)
+    }
+
+    /// Cuts `p` to where its log agrees with the leader's at `epoch`. Ok(false): the leader refused
+    /// (not leader yet, epoch mismatch) — try again later.
+    async fn truncate(&mut self, p: &Arc<Partition>, epoch: i32) -> Result<bool, ReplicationError> {
+        let leader = self.leader;
+        for _ in 0..TRUNCATION_ROUNDS_MAX {
+            let cache = p.epoch_cache();
+            let Some(latest) = cache.latest_epoch() else {
+                return Ok(true);
+            };
+            let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(self.broker.node_id)).with_topics(vec![
+                OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(p.topic.clone()))).with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(p.index)
+                        .with_current_leader_epoch(epoch)
+                        .with_leader_epoch(latest),
+                ]),
+            ]);
+            let timeout = Duration::from_millis(CALL_SLACK_MS);
+            let resp: OffsetForLeaderEpochResponse =
+                self.connection().await?.call(ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &req, timeout).await?;
+            let Some(answer) = resp.topics.into_iter().flat_map(|t| t.partitions).find(|a| a.partition == p.index) else {
+                return Ok(false);
+            };
+            if answer.error_code != 0 {
+                debug!(leader, topic = %p.topic, partition = p.index, code = answer.error_code, "OffsetForLeaderEpoch refused");
+                return Ok(false);
+            }
+            let t = truncation_offset(&cache, p.log_end_offset(), p.high_watermark(), answer.leader_epoch, answer.end_offset);
+            let p2 = p.clone();
+            tokio::task::spawn_blocking(move || p2.truncate_to(t.offset, leader, epoch))
+                .await
+                .map_err(|e| ReplicationError::Task(e.to_string()))?
+                .map_err(|source| ReplicationError::Partition { topic: p.topic.clone(), partition: p.index, source })?;
+            if t.done {
+                debug!(leader, topic = %p.topic, partition = p.index, epoch, log_end = p.log_end_offset(), "follower log agrees with the leader");
+                return Ok(true);
+            }
+        }
+        warn!(leader, topic = %p.topic, partition = p.index, "truncation did not converge; retrying");
+        Ok(false)
+    }
+}

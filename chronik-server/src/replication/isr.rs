@@ -1,0 +1,46 @@
+//! The leader's ISR upkeep: every `ISR_CHECK_INTERVAL_MS`, each partition led here is asked whether a
+//! follower should leave the ISR (not caught up for `replica_lag_time_max_ms`) or join it (reached the
+//! high watermark); the change is written through the metadata Raft group as a `SetPartitionState`
+//! with this broker still leader, and takes effect here when it is applied (never before: acks=all
+//! counts the committed ISR). A change is only proposed while the applied metadata still names this
+//! broker leader at the same epoch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chronik_raft::MetaCommand;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::partition::replica_state::IsrChange;
+
+/// How often the leader looks for ISR changes.
+pub const ISR_CHECK_INTERVAL_MS: u64 = 250;
+
+pub async fn run(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(ISR_CHECK_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        let now_ms = crate::server::now_ms();
+        for p in broker.partitions.all() {
+            let Some((change, epoch)) = p.isr_change(now_ms, lag_max_ms) else { continue };
+            let state = broker.meta.state();
+            let Some(pm) = state.topics.get(&p.topic).and_then(|t| t.partitions.get(usize::try_from(p.index).unwrap_or(usize::MAX))) else {
+                continue;
+            };
+            let isr = match &change {
+                IsrChange::Shrink(isr) | IsrChange::Expand(isr) => isr.clone(),
+            };
+            if pm.leader != broker.node_id || pm.leader_epoch != epoch || pm.isr == isr || !isr.contains(&broker.node_id) {
+                continue;
+            }
+            info!(topic = %p.topic, partition = p.index, from = ?pm.isr, to = ?isr, ?change, "ISR change");
+            let cmd = MetaCommand::SetPartitionState { topic: p.topic.clone(), partition: p.index, leader: broker.node_id, isr };
+            if let Err(e) = broker.write_meta(cmd).await {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not committed; retrying next check");
+            }
+        }
+    }
+}

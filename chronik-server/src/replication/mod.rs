@@ -1,0 +1,32 @@
+//! Partition replication (Kafka's model, DESIGN §2): followers pull from leaders over the wal port.
+//!
+//! - `roles`: applies the metadata to the local partitions — leader (with its ISR) or follower of
+//!   whom, at which leader epoch — and starts/stops one fetcher per leader broker.
+//! - `fetcher`: a follower's task per leader: truncation by leader epoch, then Fetch v12 as a replica,
+//!   verbatim appends, fsync before the next fetch, high watermark from the leader.
+//! - `isr`: the leader's periodic ISR check — shrink laggards, expand caught-up replicas — committed
+//!   through the metadata Raft group.
+//! - `client`: the small Kafka-protocol client the fetcher speaks; `error`.
+//!
+//! The rules themselves (HW, ISR decisions, epoch cache, truncation point) are pure code in
+//! `partition::replica_state` and `partition::epoch_cache`; the leader's side of a follower fetch is in
+//! `api::fetch` and `partition::replica`.
+
+pub mod client;
+pub mod error;
+pub mod fetcher;
+pub mod isr;
+pub mod roles;
+
+pub use error::ReplicationError;
+pub use roles::{apply_roles, Fetchers};
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+
+/// Starts the leader's ISR task. Roles and fetchers follow the metadata through
+/// `Broker::reconcile_partitions`, which calls [`apply_roles`].
+pub fn spawn(broker: Arc<Broker>) {
+    tokio::spawn(isr::run(broker));
+}
