@@ -74,8 +74,11 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 continue;
             }
             let min_isr = topic_config_i64(&tm.configs, "min.insync.replicas", i64::from(broker.config.min_insync_replicas));
-            if acks == -1 && (pm.isr.len() as i64) < min_isr {
-                pending.push(fail(ResponseError::NotEnoughReplicas, format!("ISR has {} of min.insync.replicas {min_isr}", pm.isr.len())));
+            let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
+            let in_sync = partition.in_sync_count(crate::server::now_ms(), lag_max_ms).unwrap_or(0).min(pm.isr.len());
+            if acks == -1 && (in_sync as i64) < min_isr {
+                let message = format!("{in_sync} in-sync replicas (ISR {:?}), min.insync.replicas {min_isr}", pm.isr);
+                pending.push(fail(ResponseError::NotEnoughReplicas, message));
                 continue;
             }
             let Some(records) = p.records else {

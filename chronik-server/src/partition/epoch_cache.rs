@@ -169,6 +169,14 @@ mod tests {
         assert_eq!(truncation_offset(&f, 30, 8, 2, 15), t(10, false));
         // Undefined answer: fall back to the high watermark.
         assert_eq!(truncation_offset(&f, 30, 8, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET), t(8, true));
+        // A follower that led epoch 3 without writing (entry at its log end 200) asks about 3; the
+        // leader (epochs 1, 2 at 200, 4 at 200) answers (2, 200): cut at 200 — which must drop the
+        // empty epoch 3 — and ask again about epoch 1, which then agrees.
+        let mut f = cache(&[(1, 100), (3, 200)]);
+        assert_eq!(truncation_offset(&f, 200, 150, 2, 200), t(200, false));
+        f.truncate_from_end(200);
+        assert_eq!(f.latest_epoch(), Some(1));
+        assert_eq!(truncation_offset(&f, 200, 150, 1, 200), t(200, true));
         // An empty follower has nothing to cut.
         assert_eq!(truncation_offset(&EpochCache::default(), 0, 0, 4, 100), t(0, true));
     }

@@ -85,6 +85,18 @@ impl Partition {
         }
     }
 
+    /// ISR members still caught up within `lag_max_ms` (the leader counts itself), as this leader sees
+    /// them now: the committed ISR less the members it is about to shrink. acks=all checks this against
+    /// min.insync.replicas before appending, so a leader cut off from its followers (and from the
+    /// metadata quorum, so the shrink cannot commit) still answers NOT_ENOUGH_REPLICAS rather than
+    /// letting every request time out. `None` on a follower.
+    pub fn in_sync_count(&self, now_ms: i64, lag_max_ms: i64) -> Option<usize> {
+        match &*self.role.lock() {
+            Role::Leader(s) => Some(s.isr.len().saturating_sub(s.shrink_candidates(now_ms, lag_max_ms).len())),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// Recomputes the leader's high watermark from the ISR (no-op on a follower). Never moves it back.
     pub fn update_high_watermark(&self) {
         let leader_end = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
@@ -237,6 +249,9 @@ impl Partition {
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
         if offset >= log.log_end_offset() {
+            // Nothing to cut, but an epoch this replica started as leader without writing anything
+            // (its entry sits at the log end) must go too, or the next round asks about it again.
+            epochs.truncate_from_end(offset);
             return Ok(());
         }
         log.truncate_to(offset).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
