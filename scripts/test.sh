@@ -3,10 +3,12 @@
 #
 #   scripts/test.sh            every part, in this order:
 #     setup    Debian packages (only if missing) and .venv from tests/python/requirements.txt
-#     cargo    cargo test --workspace --release
+#     cargo    cargo test --workspace --release (includes t40_cluster: three real processes)
 #     build    cargo build --release -p chronik-server
 #     suite    kafka-python 3.0.12's own integration tests against a chronik-server
 #     harness  tests/python (codecs, consumer group, kill -9 crash, idempotent crash)
+#     cluster  tests/python/cluster (3-node cluster: producers through leader kills with a checker,
+#              a consumer group through a coordinator kill)
 #   scripts/test.sh suite harness   only the parts named (setup runs first whenever a
 #                                   Python part is named; the binary must already exist)
 #
@@ -23,7 +25,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 export CHRONIK_SERVER_BIN="${CHRONIK_SERVER_BIN:-$TARGET_DIR/release/chronik-server}"
 read -r -a EXTRA_PYTEST <<<"${PYTEST_ARGS:-}"
 
-ALL_PARTS=(setup cargo build suite harness)
+ALL_PARTS=(setup cargo build suite harness cluster)
 declare -a SUMMARY=()
 CURRENT=""
 CURRENT_START=0
@@ -130,7 +132,14 @@ part_suite() {
 part_harness() {
   begin harness "tests/python harness"
   need_binary
-  "$VENV/bin/python" -m pytest tests/python -v -rA "${EXTRA_PYTEST[@]}"
+  "$VENV/bin/python" -m pytest tests/python --ignore=tests/python/cluster -v -rA "${EXTRA_PYTEST[@]}"
+  end
+}
+
+part_cluster() {
+  begin cluster "tests/python/cluster (three-node faults)"
+  need_binary
+  "$VENV/bin/python" -m pytest tests/python/cluster -v -rA "${EXTRA_PYTEST[@]}"
   end
 }
 
@@ -139,11 +148,11 @@ part_harness() {
 parts=("$@")
 [[ ${#parts[@]} -eq 0 ]] && parts=("${ALL_PARTS[@]}")
 for p in "${parts[@]}"; do
-  case "$p" in setup|cargo|build|suite|harness) ;; *) die "unknown part '$p' (parts: ${ALL_PARTS[*]})" ;; esac
+  case "$p" in setup|cargo|build|suite|harness|cluster) ;; *) die "unknown part '$p' (parts: ${ALL_PARTS[*]})" ;; esac
 done
 # The Python parts need the venv: make sure setup runs first when one is named.
 needs_setup=0
-for p in "${parts[@]}"; do [[ $p == suite || $p == harness ]] && needs_setup=1; done
+for p in "${parts[@]}"; do [[ $p == suite || $p == harness || $p == cluster ]] && needs_setup=1; done
 if [[ $needs_setup -eq 1 && " ${parts[*]} " != *" setup "* ]]; then parts=(setup "${parts[@]}"); fi
 
 for p in "${parts[@]}"; do "part_$p"; done
