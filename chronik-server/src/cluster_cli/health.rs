@@ -51,7 +51,11 @@ pub async fn run(survey: &Survey, as_json: bool) -> Result<(), CliError> {
                         ids(&h.voters),
                     ]
                 }
-                Err(e) => vec!["?".into(), a.addr.clone(), format!("unreachable: {}", short_reason(e))],
+                Err(e) => {
+                    // A silent node can still be named when the config listed its id.
+                    let id = survey.by_id.iter().find(|(_, addr)| **addr == a.addr).map_or("?".into(), |(id, _)| id.to_string());
+                    vec![id, a.addr.clone(), format!("unreachable: {}", short_reason(e))]
+                }
             })
             .collect();
         print!("{}", render(&["NODE", "ADMIN", "STATUS", "ROLE", "LEADER", "TERM", "VOTERS"], &rows));

@@ -17,16 +17,20 @@ pub async fn run(survey: &Survey, as_json: bool) -> Result<(), CliError> {
         .map(|n| {
             let id = n["id"].as_u64();
             let role = if id == Some(leader.leader_id) { "voter (leader)".to_string() } else { text(&n["role"]) };
-            let live = match n["live"].as_bool() {
-                Some(true) => "yes",
-                Some(false) => "no (fenced)",
-                None => "?",
-            };
-            vec![text(&n["id"]), role, live.into(), text(&n["kafka_addr"]), text(&n["wal_addr"]), text(&n["raft_addr"]), text(&n["admin_addr"])]
+            vec![text(&n["id"]), role, live(&n["live"]).into(), text(&n["kafka_addr"]), text(&n["wal_addr"]), text(&n["raft_addr"]), text(&n["admin_addr"])]
         })
         .collect();
     print!("{}", render(&["ID", "ROLE", "LIVE", "KAFKA", "WAL", "RAFT", "ADMIN"], &rows));
     Ok(())
+}
+
+/// The `live` flag of a node as table text.
+pub(super) fn live(v: &Value) -> &'static str {
+    match v.as_bool() {
+        Some(true) => "yes",
+        Some(false) => "no (fenced)",
+        None => "?",
+    }
 }
 
 /// A JSON scalar as table text: strings unquoted, null as `-`.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::members::text;
+use super::members::{live, text};
 use super::table::{ids, render};
 use super::{print_json, CliError, Survey};
 
@@ -44,7 +44,7 @@ pub async fn run(survey: &Survey, as_json: bool) -> Result<(), CliError> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|n| vec![text(&n["id"]), text(&n["role"]), text(&n["live"]), text(&n["kafka_addr"]), text(&n["admin_addr"])])
+        .map(|n| vec![text(&n["id"]), text(&n["role"]), live(&n["live"]).into(), text(&n["kafka_addr"]), text(&n["admin_addr"])])
         .collect();
     print!("{}", render(&["NODE", "ROLE", "LIVE", "KAFKA", "ADMIN"], &nodes));
     println!();
