@@ -114,7 +114,8 @@ def _latency_rows(lat, rate_label, f50, f99):
 def target_rows(t, c, c_missing):
     """(measurement, median, range, vs ceiling, notes) rows for one target."""
     if "unavailable" in t:
-        return [(name, NA_CLUSTER, "", "", "") for name in _measurement_names({"targets": []})]
+        why = NA_CLUSTER if t["label"] != "1 node" else f"n/a — {t['unavailable']}"
+        return [(name, why, "", "", "") for name in _measurement_names({"targets": []})]
     loop = Repeated(c["loopback_mb_s"]).median
     seq = Repeated(c["seqwrite_mb_s"]).median
     bound_mb_s, bound_name = min((seq, "disk write+fsync/MiB"), (loop, "loopback"))

@@ -7,6 +7,7 @@ see docs/BENCHMARKS.md for the method and how to read the table.
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -128,6 +129,10 @@ def measure_produce(target, mode, size, acks, rep, log_dir):
     if any(r.get("error") for r in results):
         raise LoadError(f"{topic}: {errs[0]}")
     acked = sum(r["acked"] for r in results)
+    if acked == 0:
+        unflushed = sum(r["unflushed"] for r in results)
+        raise LoadError(f"{topic}: the broker acknowledged no record ({unflushed} still unacknowledged "
+                        f"after the flush timeout)")
     nbytes = sum(r["bytes"] for r in results)
     wall = max(r["t_end"] for r in results) - min(r["t_start"] for r in results)
     out = {
@@ -298,13 +303,22 @@ def run_target(cls, workdir, mode, log_dir):
         target.stop()
 
 
+def stop_on_signal(signum, _frame):
+    """SIGTERM/SIGINT: unwind through the `finally` blocks so brokers and workers are stopped."""
+    raise SystemExit(128 + signum)
+
+
 def main():
+    # A background job may start with SIGINT ignored; the benchmark must still clean up.
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     ap = argparse.ArgumentParser(description="Chronik benchmark (see docs/BENCHMARKS.md)")
     ap.add_argument("--quick", action="store_true", help="short runs: about 2 minutes in all")
     ap.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3)")
     ap.add_argument("--producers", type=int, default=3, help="producer processes (default 3)")
     ap.add_argument("--partitions", type=int, default=6, help="partitions per topic (default 6)")
     ap.add_argument("--single-only", action="store_true", help="skip the three-node cluster")
+    ap.add_argument("--cluster-only", action="store_true", help="skip the single node")
     ap.add_argument("--no-c", action="store_true", help="skip the rdkafka_performance (C client) rows")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
@@ -326,7 +340,11 @@ def main():
         log(f"work dir {workdir}; load average {results['load_1m_before']:.2f}; "
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
-        results["targets"] = [run_target(SingleNode, workdir / "single", mode, log_dir)]
+        results["targets"] = []
+        if args.cluster_only:
+            results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
+        else:
+            results["targets"].append(run_target(SingleNode, workdir / "single", mode, log_dir))
         if args.single_only:
             results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
         else:

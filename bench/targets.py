@@ -9,6 +9,7 @@ and the report prints "n/a" for its rows instead of inventing figures.
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.error
 import urllib.request
@@ -94,12 +95,13 @@ class ThreeNodeCluster:
             b.config_path.write_text("\n".join(lines))
 
     def start(self):
-        for b in self.nodes:
-            try:
-                b.start()
-            except BrokerError as e:
-                self.stop()
-                raise ClusterUnavailable(f"node {b.node_id} did not start: {str(e).splitlines()[0]}")
+        # Start all three at once: a bootstrapping node waits for its peers before it is healthy.
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            outcomes = list(pool.map(self._start_node, self.nodes))
+        failed = [o for o in outcomes if o is not None]
+        if failed:
+            self.stop()
+            raise ClusterUnavailable("; ".join(failed))
         deadline = time.monotonic() + CLUSTER_FORM_TIMEOUT_S
         solo_since = None
         last = None
@@ -118,6 +120,15 @@ class ThreeNodeCluster:
             time.sleep(POLL_S)
         self.stop()
         raise ClusterUnavailable(f"no three-voter group within {CLUSTER_FORM_TIMEOUT_S:.0f}s (health: {last})")
+
+    @staticmethod
+    def _start_node(b):
+        """None when the node became healthy, else why not (first line of the error)."""
+        try:
+            b.start()
+            return None
+        except BrokerError as e:
+            return f"node {b.node_id} did not start: {str(e).splitlines()[0]}"
 
     def stop(self):
         for b in self.nodes:

@@ -40,6 +40,7 @@ CONSUME_IDLE_TIMEOUT_S = 30.0
 # E2E values start with the producer's wall clock in ns (big-endian u64).
 TIMESTAMP = struct.Struct(">Q")
 METADATA_TIMEOUT_S = 30.0
+FETCH_QUEUE_BACKOFF_MS = 10
 
 
 def producer_config(args, linger_ms):
@@ -165,6 +166,10 @@ def consumer_for(args, offset):
         "enable.partition.eof": False,
         "fetch.max.bytes": 52_428_800,
         "max.partition.fetch.bytes": 10_485_760,
+        # A Python consumer is slower than the broker: when its local queue fills, librdkafka
+        # pauses fetching for fetch.queue.backoff.ms (default 1000 ms), which would leave the
+        # broker idle for whole seconds of the measurement.
+        "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
     }
     if args.fetch_wait_ms is not None:  # otherwise librdkafka's default (500 ms)
         conf["fetch.wait.max.ms"] = args.fetch_wait_ms
