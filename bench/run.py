@@ -38,6 +38,10 @@ E2E_GRACE_S = 3.0
 # First guess of the C generator's rate (records/s) to size a run of the wanted length;
 # later repeats use the rate the previous run reached.
 C_RATE_GUESS = {100: 800_000, 1024: 250_000}
+# Largest run of the C generator, whatever rate it reached before.
+C_RUN_BYTES_MAX = 4 * 2**30
+# Stop before a run when less than this is free where the brokers write.
+DISK_FREE_MIN_BYTES = 12 * 2**30
 
 
 class Mode:
@@ -88,9 +92,26 @@ def measure_ceilings(mode, data_dir):
 # ---- helpers ----------------------------------------------------------------
 
 def create_topic(target, name, partitions):
+    check_disk_free(target)
     admin = AdminClient({"bootstrap.servers": target.bootstrap, "log_level": 4})
     futures = admin.create_topics([NewTopic(name, partitions, target.replication)])
     futures[name].result(timeout=TOPIC_CREATE_TIMEOUT_S)
+
+
+def delete_topic(target, name):
+    """Delete a topic once measured, so a fast machine does not fill its disk (runs write GBs)."""
+    admin = AdminClient({"bootstrap.servers": target.bootstrap, "log_level": 4})
+    try:
+        admin.delete_topics([name])[name].result(timeout=TOPIC_CREATE_TIMEOUT_S)
+    except Exception as e:  # a leftover topic only costs disk space, checked before each run
+        log(f"could not delete topic {name}: {e}")
+
+
+def check_disk_free(target):
+    st = shutil.disk_usage(target.workdir)
+    if st.free < DISK_FREE_MIN_BYTES:
+        raise LoadError(f"only {st.free / 2**30:.1f} GiB free under {target.workdir}; "
+                        f"the benchmark needs at least {DISK_FREE_MIN_BYTES / 2**30:.0f} GiB")
 
 
 def end_offsets(target, topic, partitions):
@@ -216,7 +237,7 @@ def measure_latency(target, mode, rate, rep, log_dir, tag="half-peak"):
 def measure_produce_c(target, mode, size, acks, rep, rate_guess):
     topic = f"bench-c-produce-{size}b-acks{acks}-{rep}"
     create_topic(target, topic, mode.partitions)
-    count = max(1000, int(rate_guess * mode.produce_s))
+    count = max(1000, min(int(rate_guess * mode.produce_s), C_RUN_BYTES_MAX // size))
     cpu0 = broker_cpu(target)
     delivered, failed, secs = rdkperf.produce(mode.rdkperf, target.bootstrap, topic, size, acks, count,
                                               mode.produce_s * 10)
@@ -248,6 +269,7 @@ def measure_consume_c(target, mode, topic, rep):
 
 def bench_target_c(target, mode, res):
     res["c_produce"] = {}
+    keep = None  # the largest 1 KiB topic so far: the consume runs read it
     for size in RECORD_SIZES_BYTES:
         for acks in mode.c_acks:
             guess = C_RATE_GUESS[size]
@@ -255,30 +277,45 @@ def bench_target_c(target, mode, res):
             for rep in range(mode.repeats):
                 runs.append(measure_produce_c(target, mode, size, acks, rep, guess))
                 guess = runs[-1]["rec_s"]
+                keep = keep_largest(target, runs[-1], keep, size)
             res["c_produce"][f"{size}/{acks}"] = runs
-    largest = max((r for v in res["c_produce"].values() for r in v if r["topic"].startswith(
-        f"bench-c-produce-{max(RECORD_SIZES_BYTES)}b")), key=lambda r: r["bytes"])
-    res["c_consume"] = [measure_consume_c(target, mode, largest["topic"], rep) for rep in range(mode.repeats)]
+    res["c_consume"] = [measure_consume_c(target, mode, keep["topic"], rep) for rep in range(mode.repeats)]
+    delete_topic(target, keep["topic"])
+
+
+def keep_largest(target, run, keep, size):
+    """Keep the run's topic if it is the largest 1 KiB topic so far; delete the other one."""
+    if size == max(RECORD_SIZES_BYTES) and (keep is None or run["bytes"] > keep["bytes"]):
+        if keep is not None:
+            delete_topic(target, keep["topic"])
+        return run
+    delete_topic(target, run["topic"])
+    return keep
 
 
 # ---- one target -------------------------------------------------------------
 
 def bench_target(target, mode, log_dir):
     res = {"label": target.label, "produce": {}, "consume": [], "latency": []}
+    keep = None  # the largest 1 KiB topic so far: the consume runs read it from the start
     for size in RECORD_SIZES_BYTES:
         for acks in ACKS:
-            res["produce"][f"{size}/{acks}"] = [
-                measure_produce(target, mode, size, acks, rep, log_dir) for rep in range(mode.repeats)]
-    # Consume from the start of the largest topic written so far (1 KiB records).
-    runs = [r for k, v in res["produce"].items() if k.startswith(f"{max(RECORD_SIZES_BYTES)}/") for r in v]
-    largest = max(runs, key=lambda r: r["bytes"])
-    res["consume"] = [measure_consume(target, mode, largest["topic"], rep, log_dir)
+            runs = []
+            for rep in range(mode.repeats):
+                runs.append(measure_produce(target, mode, size, acks, rep, log_dir))
+                keep = keep_largest(target, runs[-1], keep, size)
+            res["produce"][f"{size}/{acks}"] = runs
+    res["consume"] = [measure_consume(target, mode, keep["topic"], rep, log_dir)
                       for rep in range(mode.repeats)]
+    delete_topic(target, keep["topic"])
     peak = sorted(r["rec_s"] for r in res["produce"][f"{LATENCY_RECORD_BYTES}/all"])
     rate = LATENCY_RATE_FRACTION * peak[len(peak) // 2]
     res["latency"] = [measure_latency(target, mode, rate, rep, log_dir) for rep in range(mode.repeats)]
     res["latency_low"] = [measure_latency(target, mode, LATENCY_LOW_RATE, rep, log_dir, tag="low")
                           for rep in range(mode.repeats)]
+    for rep in range(mode.repeats):
+        for tag in ("half-peak", "low"):
+            delete_topic(target, f"bench-latency-{tag}-{rep}")
     if mode.rdkperf:
         bench_target_c(target, mode, res)
     res["peak_rss_mib"] = max(procstat.peak_rss_mib(pid) or 0 for pid in target.pids)
@@ -350,12 +387,13 @@ def main():
         else:
             results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
     finally:
+        # Remove the data first: the JSON below may fail, e.g. on a full disk.
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         results["elapsed_s"] = time.time() - started
         results["load_1m_after"] = procstat.load_average_1m()
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
-        if not args.keep and not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
     table = report.render(results)
     print(table)
     if args.markdown:

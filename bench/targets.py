@@ -48,7 +48,8 @@ class SingleNode:
     replication = 1
 
     def __init__(self, workdir, partitions):
-        self.broker = Broker(Path(workdir) / "node-1", num_partitions=partitions)
+        self.workdir = Path(workdir)
+        self.broker = Broker(self.workdir / "node-1", num_partitions=partitions)
 
     def start(self):
         self.broker.start()
@@ -73,6 +74,7 @@ class ThreeNodeCluster:
     replication = CLUSTER_RF
 
     def __init__(self, workdir, partitions):
+        self.workdir = Path(workdir)
         self.nodes = [Broker(Path(workdir) / f"node-{i}", node_id=i, num_partitions=partitions)
                       for i in range(1, CLUSTER_NODES + 1)]
         peers = []
