@@ -113,10 +113,11 @@ class ClusterNode(Broker):
 
 
 class Cluster:
-    def __init__(self, workdir, nodes=3, **settings):
+    def __init__(self, workdir, nodes=3, first_id=1, **settings):
         self.workdir = Path(workdir)
         self.settings = dict(DEFAULT_SETTINGS, **settings)
-        self.nodes = {i: ClusterNode(self.workdir / f"node-{i}", node_id=i) for i in range(1, nodes + 1)}
+        self.nodes = {i: ClusterNode(self.workdir / f"node-{i}", node_id=i)
+                      for i in range(first_id, first_id + nodes)}
         for n in self.nodes.values():
             n.write_cluster_config(self.nodes.values(), self.settings)
 
