@@ -8,7 +8,7 @@
 #     suite    kafka-python 3.0.12's own integration tests against a chronik-server
 #     harness  tests/python (codecs, consumer group, kill -9 crash, idempotent crash)
 #     cluster  tests/python/cluster (3-node cluster: producers through leader kills with a checker,
-#              a consumer group through a coordinator kill)
+#              a consumer group through a coordinator kill), then kafka-python's suite on a 3-node cluster
 #   scripts/test.sh suite harness   only the parts named (setup runs first whenever a
 #                                   Python part is named; the binary must already exist)
 #
@@ -140,6 +140,8 @@ part_cluster() {
   begin cluster "tests/python/cluster (three-node faults)"
   need_binary
   "$VENV/bin/python" -m pytest tests/python/cluster -v -rA "${EXTRA_PYTEST[@]}"
+  echo "---- kafka-python's integration suite against a three-node cluster ----"
+  "$VENV/bin/python" tests/python/cluster/kafka_python_suite.py
   end
 }
 

@@ -2,9 +2,9 @@
 
 Same suite, shims, deselections and client-race retries as
 tests/kafka-python-suite/run.py (which runs it against one broker); here the
-brokers are nodes 0, 1 and 2 of a cluster with replication factor 3 and min ISR 2,
+brokers are nodes 0, 1 and 2 of a cluster with replication factor 3 by default,
 and KAFKA_URI names node 0 (the suite bootstraps from one address and discovers
-the others through Metadata).
+the others through Metadata). min ISR is 1 here, as the suite's own broker has it.
 
 Usage: .venv/bin/python tests/python/cluster/kafka_python_suite.py [extra pytest args...]
 Exit status is pytest's.
@@ -32,8 +32,11 @@ def main(extra):
     kafka_root = workdir / "kafka-root"
     kafka_root.mkdir()
     # The suite's broker settings (see run.py); node ids from 0 because test_create_partitions
-    # expects broker 0 to exist.
+    # expects broker 0 to exist. The suite creates its topics with replication factor 1 and produces
+    # with acks=all, which needs Kafka's default min.insync.replicas of 1 (with 2, every such produce
+    # is NOT_ENOUGH_REPLICAS, retried until the test times out).
     cluster = Cluster(workdir / "cluster", first_id=0, num_partitions=suite.SUITE_NUM_PARTITIONS,
+                      min_insync_replicas=1,
                       group_session_timeout_ms_min=suite.SUITE_SESSION_TIMEOUT_MS_MIN)
     try:
         cluster.start()
