@@ -30,8 +30,18 @@ pub enum MetaCommand {
     /// Append partitions (one replica list each) to an existing topic.
     CreatePartitions { name: String, new_replicas: Vec<Vec<i32>> },
     /// Set a partition's leader (-1 for none) and ISR; the leader epoch is bumped only when the
-    /// leader changes.
-    SetPartitionState { topic: String, partition: i32, leader: i32, isr: Vec<i32> },
+    /// leader changes. With `expected_leader_epoch`, applied only while the partition is still at that
+    /// epoch: a decision made on an older view (a leader's ISR change racing a failover) is refused.
+    SetPartitionState {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        isr: Vec<i32>,
+        #[serde(default)]
+        expected_leader_epoch: Option<i32>,
+    },
+    /// Record the cluster id; the first one written wins and later ones change nothing.
+    InitClusterId { cluster_id: String },
     /// Hand a broker a block of producer ids no other block overlaps.
     AllocateProducerIds { broker: i32, count: i64 },
 }

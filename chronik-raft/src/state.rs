@@ -56,6 +56,9 @@ pub struct MetadataState {
     pub topics: BTreeMap<String, TopicRecord>,
     /// First producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// The cluster's id, set once by the first broker that starts (Kafka's cluster id).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 impl MetadataState {
@@ -76,8 +79,26 @@ impl MetadataState {
                 None => MetaResponse::UnknownTopic,
             },
             MetaCommand::CreatePartitions { name, new_replicas } => self.create_partitions(name, new_replicas),
-            MetaCommand::SetPartitionState { topic, partition, leader, isr } => {
+            MetaCommand::SetPartitionState { topic, partition, leader, isr, expected_leader_epoch } => {
+                if let Some(expected) = expected_leader_epoch {
+                    let current = self.topics.get(topic).and_then(|t| usize::try_from(*partition).ok().and_then(|i| t.partitions.get(i)));
+                    if let Some(p) = current {
+                        if p.leader_epoch != *expected {
+                            return MetaResponse::InvalidPartitions(format!(
+                                "topic {topic} partition {partition}: leader epoch is {}, not the expected {expected}",
+                                p.leader_epoch
+                            ));
+                        }
+                    }
+                }
                 self.set_partition_state(topic, *partition, *leader, isr)
+            }
+            MetaCommand::InitClusterId { cluster_id } => {
+                if cluster_id.is_empty() {
+                    return MetaResponse::InvalidRequest("empty cluster id".into());
+                }
+                self.cluster_id.get_or_insert_with(|| cluster_id.clone());
+                MetaResponse::Ok
             }
             MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
         }
@@ -279,7 +300,7 @@ mod tests {
     }
 
     fn set(topic: &str, partition: i32, leader: i32, isr: Vec<i32>) -> MetaCommand {
-        MetaCommand::SetPartitionState { topic: topic.into(), partition, leader, isr }
+        MetaCommand::SetPartitionState { topic: topic.into(), partition, leader, isr, expected_leader_epoch: None }
     }
 
     /// Three registered brokers and topic "t" with two partitions on [1,2,3] and [2,3,1].
@@ -442,5 +463,29 @@ mod tests {
         assert!(!json1.is_empty());
         assert_eq!(r1[4], MetaResponse::TopicAlreadyExists);
         assert_eq!(s1.topics.keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+
+    #[test]
+    fn set_partition_state_with_a_stale_epoch_changes_nothing() {
+        let mut s = base();
+        // The controller moves leadership of t-0 from 1 to 2 (epoch 0 → 1).
+        let fail_over = MetaCommand::SetPartitionState { topic: "t".into(), partition: 0, leader: 2, isr: vec![2, 3], expected_leader_epoch: Some(0) };
+        assert_eq!(s.apply(&fail_over), MetaResponse::Ok);
+        // The old leader's ISR change, decided at epoch 0, arrives late: refused, state unchanged.
+        let before = s.clone();
+        let late = MetaCommand::SetPartitionState { topic: "t".into(), partition: 0, leader: 1, isr: vec![1, 2], expected_leader_epoch: Some(0) };
+        assert!(matches!(s.apply(&late), MetaResponse::InvalidPartitions(_)));
+        assert_eq!(s, before);
+        assert_eq!(s.topics["t"].partitions[0].leader, 2);
+        assert_eq!(s.topics["t"].partitions[0].leader_epoch, 1);
+    }
+
+    #[test]
+    fn first_cluster_id_wins() {
+        let mut s = MetadataState::default();
+        assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "a".into() }), MetaResponse::Ok);
+        assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "b".into() }), MetaResponse::Ok);
+        assert_eq!(s.cluster_id.as_deref(), Some("a"));
+        assert!(matches!(s.apply(&MetaCommand::InitClusterId { cluster_id: String::new() }), MetaResponse::InvalidRequest(_)));
     }
 }

@@ -96,6 +96,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     .await
     .context("metadata node failed to start")?;
 
+    let cluster_id = agree_cluster_id(&meta, &config.data_dir, config.node_id, cluster_id).await?;
     let (data_changed, _) = watch::channel(0u64);
     let partitions = PartitionManager::new(&config, data_changed.clone()).context("cannot create logs dir")?;
     let exists_meta = meta.clone();
@@ -162,6 +163,32 @@ async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result
     Ok(())
 }
 
+/// The cluster id every broker reports: the first one written to the metadata wins (the first broker
+/// to start proposes the id of its identity file). A node whose identity file holds another id (it
+/// proposed one while the cluster formed) rewrites it to the agreed one.
+async fn agree_cluster_id(meta: &MetaNode, data_dir: &Path, node_id: u64, proposed: String) -> anyhow::Result<String> {
+    if meta.state().cluster_id.is_none() {
+        meta.write(MetaCommand::InitClusterId { cluster_id: proposed.clone() })
+            .await
+            .context("cannot record the cluster id in the metadata")?;
+    }
+    let agreed = meta.state().cluster_id.clone().unwrap_or(proposed.clone());
+    if agreed != proposed {
+        write_identity(data_dir, &agreed, node_id)?;
+    }
+    Ok(agreed)
+}
+
+fn write_identity(data_dir: &Path, cluster: &str, node_id: u64) -> anyhow::Result<()> {
+    let path = data_dir.join(IDENTITY_FILE);
+    let tmp = data_dir.join(format!("{IDENTITY_FILE}.tmp"));
+    std::fs::write(&tmp, format!("cluster.id={cluster}\nnode.id={node_id}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).context("fsync identity file")?;
+    std::fs::rename(&tmp, &path).context("install identity file")?;
+    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).context("fsync data dir")?;
+    Ok(())
+}
+
 /// The cluster id this data dir belongs to; created on first start. A data dir of another node is refused.
 fn load_identity(data_dir: &Path, node_id: u64) -> anyhow::Result<String> {
     let path = data_dir.join(IDENTITY_FILE);
@@ -189,12 +216,7 @@ fn load_identity(data_dir: &Path, node_id: u64) -> anyhow::Result<String> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cluster = new_cluster_id();
-            let tmp = data_dir.join(format!("{IDENTITY_FILE}.tmp"));
-            std::fs::write(&tmp, format!("cluster.id={cluster}\nnode.id={node_id}\n"))
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).context("fsync identity file")?;
-            std::fs::rename(&tmp, &path).context("install identity file")?;
-            std::fs::File::open(data_dir).and_then(|d| d.sync_all()).context("fsync data dir")?;
+            write_identity(data_dir, &cluster, node_id)?;
             Ok(cluster)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

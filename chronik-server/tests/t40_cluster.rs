@@ -122,7 +122,6 @@ fn one_leader_agreed_by_all_and_metadata_lists_every_broker() -> Result<()> {
 }
 
 #[test]
-#[ignore = "each node makes up its own cluster id at first start (server.rs load_identity); it must come from the metadata group"]
 fn every_broker_reports_the_same_cluster_id() -> Result<()> {
     let _turn = serial();
     let cluster = TestCluster::start()?;

@@ -40,7 +40,13 @@ pub fn decide(state: &MetadataState, alive: &BTreeSet<i32>, rebalance_preferred:
                 }
             };
             if leader != p.leader || isr != p.isr {
-                out.push(MetaCommand::SetPartitionState { topic: t.name.clone(), partition: i as i32, leader, isr });
+                out.push(MetaCommand::SetPartitionState {
+                    topic: t.name.clone(),
+                    partition: i as i32,
+                    leader,
+                    isr,
+                    expected_leader_epoch: Some(p.leader_epoch),
+                });
             }
         }
     }
@@ -71,7 +77,7 @@ mod tests {
     }
 
     fn set(p: i32, leader: i32, isr: &[i32]) -> MetaCommand {
-        MetaCommand::SetPartitionState { topic: "t".into(), partition: p, leader, isr: isr.to_vec() }
+        MetaCommand::SetPartitionState { topic: "t".into(), partition: p, leader, isr: isr.to_vec(), expected_leader_epoch: Some(0) }
     }
 
     #[test]

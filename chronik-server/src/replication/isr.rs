@@ -37,7 +37,13 @@ pub async fn run(broker: Arc<Broker>) {
                 continue;
             }
             info!(topic = %p.topic, partition = p.index, from = ?pm.isr, to = ?isr, ?change, "ISR change");
-            let cmd = MetaCommand::SetPartitionState { topic: p.topic.clone(), partition: p.index, leader: broker.node_id, isr };
+            let cmd = MetaCommand::SetPartitionState {
+                topic: p.topic.clone(),
+                partition: p.index,
+                leader: broker.node_id,
+                isr,
+                expected_leader_epoch: Some(epoch),
+            };
             if let Err(e) = broker.write_meta(cmd).await {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not committed; retrying next check");
             }
