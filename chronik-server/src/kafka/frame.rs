@@ -32,8 +32,16 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_bytes_max: u
     if size as u64 > frame_bytes_max as u64 {
         return Err(FrameError::TooLarge { size, max: frame_bytes_max });
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut buf).await?;
+    // Read into spare capacity rather than a zero-filled buffer (zeroing showed in the produce
+    // profile); `take` stops exactly at the frame end.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    let mut body = (&mut *reader).take(size as u64);
+    while buf.len() < size {
+        if body.read_buf(&mut buf).await? == 0 {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
