@@ -4,9 +4,8 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::str_bytes;
+use super::{live_broker_endpoints, str_bytes};
 use crate::broker::Broker;
-use crate::config::split_host_port;
 use crate::kafka::dispatch::RequestContext;
 
 /// "Authorized operations not requested/not available" in Kafka's encoding.
@@ -14,17 +13,14 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub fn handle(broker: &Broker, _ctx: &RequestContext, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let state = broker.meta.state();
-    let brokers = state
-        .live_brokers()
-        .filter_map(|b| {
-            let (host, port) = split_host_port(&b.node.kafka_addr)?;
-            Some(
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(b.id))
-                    .with_host(str_bytes(&host))
-                    .with_port(i32::from(port))
-                    .with_rack(b.node.rack.as_deref().map(str_bytes)),
-            )
+    let brokers = live_broker_endpoints(&state)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
     let controller = broker.meta.status().leader_id.map(|id| id as i32).unwrap_or(-1);

@@ -13,9 +13,8 @@ use uuid::Uuid;
 
 use super::create_topics::{create_topic, TopicSpec};
 use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
-use super::str_bytes;
+use super::{live_broker_endpoints, str_bytes};
 use crate::broker::Broker;
-use crate::config::split_host_port;
 use crate::kafka::dispatch::RequestContext;
 use crate::partition::topic::validate_topic_name;
 
@@ -90,17 +89,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
         }
     }
     let state = broker.meta.state();
-    let brokers = state
-        .live_brokers()
-        .filter_map(|b| {
-            let (host, port) = split_host_port(&b.node.kafka_addr)?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(str_bytes(&host))
-                    .with_port(i32::from(port))
-                    .with_rack(b.node.rack.as_deref().map(str_bytes)),
-            )
+    let brokers = live_broker_endpoints(&state)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
     let controller = broker.meta.status().leader_id.map(|id| id as i32).unwrap_or(-1);

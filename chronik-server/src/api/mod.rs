@@ -21,3 +21,22 @@ use kafka_protocol::protocol::StrBytes;
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
+
+/// A live broker as clients see it: id, advertised Kafka host and port, rack.
+pub(crate) struct BrokerEndpoint {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// The live (unfenced) brokers at their advertised Kafka addresses, for Metadata and DescribeCluster.
+pub(crate) fn live_broker_endpoints(state: &chronik_raft::MetadataState) -> Vec<BrokerEndpoint> {
+    state
+        .live_brokers()
+        .filter_map(|b| {
+            let (host, port) = crate::config::split_host_port(&b.node.kafka_addr)?;
+            Some(BrokerEndpoint { id: b.id, host, port, rack: b.node.rack.clone() })
+        })
+        .collect()
+}
