@@ -100,6 +100,28 @@ def deselect_args():
     return args
 
 
+def run_pytest(unpacked, env, extra):
+    """The suite against the broker(s) named in `env`: the main pass with deselected.txt and
+    client-race.txt left out, then each client-race test with up to RACE_ATTEMPTS tries."""
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+            "-o", "log_level=INFO", f"--timeout={PER_TEST_TIMEOUT_S}", "-ra"]
+    race = node_ids(RACE_FILE)
+    race_deselect = [a for t in race for a in ("--deselect", t)]
+    cmd = [*base, "test/integration", *deselect_args(), *race_deselect, *extra]
+    rc = subprocess.run(cmd, cwd=unpacked, env=env).returncode
+    if rc == 0 and not extra:
+        for test in race:
+            for attempt in range(1, RACE_ATTEMPTS + 1):
+                r = subprocess.run([*base, test], cwd=unpacked, env=env).returncode
+                print(f"kafka-python suite: client-race test {test} attempt {attempt}: "
+                      f"{'passed' if r == 0 else 'failed'}", flush=True)
+                if r == 0:
+                    break
+            else:
+                rc = r
+    return rc
+
+
 def main(extra):
     unpacked = fetch_sdist()
     install_shims(unpacked)
@@ -127,23 +149,8 @@ def main(extra):
         "KAFKA_ROOT": str(kafka_root),
     })
     env.pop("ZOOKEEPER_URI", None)
-    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-            "-o", "log_level=INFO", f"--timeout={PER_TEST_TIMEOUT_S}", "-ra"]
-    race = node_ids(RACE_FILE)
-    race_deselect = [a for t in race for a in ("--deselect", t)]
-    cmd = [*base, "test/integration", *deselect_args(), *race_deselect, *extra]
     try:
-        rc = subprocess.run(cmd, cwd=unpacked, env=env).returncode
-        if rc == 0 and not extra:
-            for test in race:
-                for attempt in range(1, RACE_ATTEMPTS + 1):
-                    r = subprocess.run([*base, test], cwd=unpacked, env=env).returncode
-                    print(f"kafka-python suite: client-race test {test} attempt {attempt}: "
-                          f"{'passed' if r == 0 else 'failed'}", flush=True)
-                    if r == 0:
-                        break
-                else:
-                    rc = r
+        rc = run_pytest(unpacked, env, extra)
     finally:
         alive = broker.is_running()
         broker.stop()

@@ -50,23 +50,8 @@ def main(extra):
     env.update({"KAFKA_URI": f"tcp://{first.bootstrap}", "KAFKA_VERSION": suite.KAFKA_VERSION,
                 "KAFKA_ROOT": str(kafka_root)})
     env.pop("ZOOKEEPER_URI", None)
-    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "log_level=INFO",
-            f"--timeout={suite.PER_TEST_TIMEOUT_S}", "-ra"]
-    race = suite.node_ids(suite.RACE_FILE)
-    race_deselect = [a for t in race for a in ("--deselect", t)]
     try:
-        rc = subprocess.run([*base, "test/integration", *suite.deselect_args(), *race_deselect, *extra],
-                            cwd=unpacked, env=env).returncode
-        if rc == 0 and not extra:
-            for test in race:
-                for attempt in range(1, suite.RACE_ATTEMPTS + 1):
-                    r = subprocess.run([*base, test], cwd=unpacked, env=env).returncode
-                    print(f"kafka-python suite: client-race test {test} attempt {attempt}: "
-                          f"{'passed' if r == 0 else 'failed'}", flush=True)
-                    if r == 0:
-                        break
-                else:
-                    rc = r
+        rc = suite.run_pytest(unpacked, env, extra)
     finally:
         dead = [i for i, n in cluster.nodes.items() if not n.is_running()]
         cluster.stop()
