@@ -23,6 +23,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_cluster import PARTITION_FAILOVER_TIMEOUT_S, RAFT_FAILOVER_TIMEOUT_S
+from crash_load import parse_value, value_of  # one value encoding for every checker
 from kafka_helpers import DeliveryLog, high_watermarks, make_producer, read_partition_confluent, wait_for
 
 TOPIC = "faults"
@@ -37,15 +38,6 @@ MESSAGE_TIMEOUT_MS = 180_000
 # Throttle: a short pause every PAUSE_EVERY records keeps the load spread over the faults.
 PAUSE_EVERY = 50
 PAUSE_S = 0.005
-
-
-def value_of(n, seq):
-    return f"p{n}-{seq:09d}".encode()
-
-
-def parse_value(value):
-    p, seq = value.decode().split("-")
-    return int(p[1:]), int(seq)
 
 
 class Load:
