@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::group::{Delivery, Group, JoinResult, Limits, SyncResult};
-use crate::offsets::OffsetStore;
+use crate::offsets::log::OffsetsLog;
+use crate::offsets::{OffsetStore, Ownership};
 use crate::{GroupConfig, GroupError};
 
 /// How often session timeouts and phase deadlines are checked; bounds how late an expiry is noticed.
@@ -70,6 +71,24 @@ impl Registry {
         rx
     }
 
+    /// Answers the parked requests of the groups `which` selects with NOT_COORDINATOR (this broker
+    /// stopped coordinating them).
+    pub fn drop_waiters(&mut self, which: impl Fn(&str) -> bool) {
+        let not_coordinator = kafka_protocol::error::ResponseError::NotCoordinator;
+        let joins: Vec<_> = self.join_waiters.keys().filter(|(group, _)| which(group)).cloned().collect();
+        for key in joins {
+            if let Some(tx) = self.join_waiters.remove(&key) {
+                let _ = tx.send(JoinResult::error(not_coordinator, &key.1));
+            }
+        }
+        let syncs: Vec<_> = self.sync_waiters.keys().filter(|(group, _)| which(group)).cloned().collect();
+        for key in syncs {
+            if let Some(tx) = self.sync_waiters.remove(&key) {
+                let _ = tx.send(SyncResult::error(not_coordinator));
+            }
+        }
+    }
+
     pub fn wait_sync(&mut self, group_id: &str, member_id: String) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
         self.sync_waiters.insert((group_id.to_string(), member_id), tx);
@@ -93,10 +112,18 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// `dir` is e.g. data/__consumer_offsets; rebuilds committed offsets from the logs under it.
+    /// A standalone coordinator that owns every offsets partition, on local logs under `dir`;
+    /// rebuilds committed offsets from them.
     pub fn open(dir: &Path, config: GroupConfig, partition_exists: PartitionExists) -> Result<Arc<Self>, GroupError> {
         let offsets = crate::offsets::open_dir(dir, config.offsets_partitions)?;
         info!(dir = %dir.display(), partitions = config.offsets_partitions, "group coordinator open");
+        Ok(Self::with_store(offsets, config, partition_exists))
+    }
+
+    /// A broker's coordinator: it owns no offsets partition until the broker [`Self::load`]s the
+    /// ones it leads.
+    pub fn new(config: GroupConfig, partition_exists: PartitionExists) -> Result<Arc<Self>, GroupError> {
+        let offsets = OffsetStore::new(config.offsets_partitions)?;
         Ok(Self::with_store(offsets, config, partition_exists))
     }
 
@@ -110,6 +137,61 @@ impl GroupCoordinator {
             ticker_started: AtomicBool::new(false),
             weak_self: weak_self.clone(),
         })
+    }
+
+    /// The offsets partition that decides which broker coordinates `group`.
+    pub fn offsets_partition_of(&self, group: &str) -> u32 {
+        self.offsets.partition_of(group)
+    }
+
+    /// Whether this broker serves `group` now.
+    pub fn ownership(&self, group: &str) -> Ownership {
+        self.offsets.ownership(group)
+    }
+
+    /// The error a request about `group` gets from a broker that does not serve it, if any.
+    pub(crate) fn not_serving(&self, group: &str) -> Option<kafka_protocol::error::ResponseError> {
+        use kafka_protocol::error::ResponseError;
+        match self.offsets.ownership(group) {
+            Ownership::Owned => None,
+            Ownership::Loading => Some(ResponseError::CoordinatorLoadInProgress),
+            Ownership::NotOwned => Some(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// Marks offsets partition `index` as loading for leader epoch `epoch`; true when the caller
+    /// must now [`Self::load`] it (false: already loading or loaded at that epoch).
+    pub fn begin_load(&self, index: u32, epoch: i32) -> bool {
+        self.offsets.begin_load(index, epoch)
+    }
+
+    /// Replays `log` and starts serving the groups of offsets partition `index` (this broker became
+    /// its leader at `epoch`). Membership left from an earlier time this broker led it is stale and
+    /// dropped: members rejoin. Blocking I/O.
+    pub fn load(&self, index: u32, epoch: i32, log: Arc<dyn OffsetsLog>) -> Result<(), GroupError> {
+        self.offsets.load(index, epoch, log)?;
+        self.drop_groups_of(index);
+        Ok(())
+    }
+
+    /// Stops serving the groups of offsets partition `index` (this broker no longer leads it): their
+    /// membership is dropped, parked JoinGroup/SyncGroup requests are answered with an error and
+    /// the members find the new coordinator.
+    pub fn unload(&self, index: u32) {
+        if self.offsets.unload(index) {
+            self.drop_groups_of(index);
+        }
+    }
+
+    fn drop_groups_of(&self, index: u32) {
+        let mut registry = self.registry.lock();
+        let before = registry.groups.len();
+        registry.groups.retain(|id, _| self.offsets.partition_of(id) != index);
+        registry.drop_waiters(|id| self.offsets.partition_of(id) == index);
+        let dropped = before - registry.groups.len();
+        if dropped > 0 {
+            info!(partition = index, groups = dropped, "group membership dropped with the offsets partition");
+        }
     }
 
     pub(crate) fn now_ms(&self) -> u64 {

@@ -12,8 +12,14 @@ pub enum GroupError {
         partition: u32,
         verb: &'static str,
         #[source]
-        source: crate::offsets::log::LogError,
+        source: crate::offsets::log::LogFailure,
     },
+    /// The group's offsets partition is not owned by this broker (it does not lead it).
+    #[error("offsets partition {partition} is not coordinated by this broker")]
+    NotCoordinator { partition: u32 },
+    /// The group's offsets partition is being loaded after this broker became its leader.
+    #[error("offsets partition {partition} is still loading")]
+    LoadInProgress { partition: u32 },
     /// A stored offset record does not decode: the log holds something we did not write.
     #[error("offsets partition {partition}: corrupt record at log offset {log_offset}: {reason}")]
     CorruptRecord { partition: u32, log_offset: i64, reason: String },
@@ -30,7 +36,19 @@ pub enum GroupError {
     /// The config cannot work (e.g. zero offsets partitions).
     #[error("invalid group coordinator config: {0}")]
     InvalidConfig(String),
-    /// The blocking storage task panicked or was cancelled.
-    #[error("offsets partition {partition}: storage task failed: {reason}")]
-    Task { partition: u32, reason: String },
+}
+
+impl GroupError {
+    /// The Kafka error a client gets for this failure of a group operation (the mapping Kafka's own
+    /// coordinator applies to offsets-log append errors).
+    pub fn response_error(&self) -> kafka_protocol::error::ResponseError {
+        use crate::offsets::log::LogFailure;
+        use kafka_protocol::error::ResponseError;
+        match self {
+            GroupError::NotCoordinator { .. } | GroupError::Log { source: LogFailure::NotLeader, .. } => ResponseError::NotCoordinator,
+            GroupError::LoadInProgress { .. } => ResponseError::CoordinatorLoadInProgress,
+            GroupError::Log { source: LogFailure::TimedOut { .. }, .. } => ResponseError::RequestTimedOut,
+            _ => ResponseError::CoordinatorNotAvailable,
+        }
+    }
 }

@@ -6,14 +6,17 @@
 //! - [`group`]: the membership protocol as a pure state machine (join, sync, heartbeat, leave,
 //!   session expiry, initial rebalance delay, protocol vote, static members), unit-tested without
 //!   tokio.
-//! - [`offsets`]: committed offsets in `chronik-wal` logs, one Kafka record batch per commit,
-//!   answered only after fsync, rebuilt by replay at open.
+//! - [`offsets`]: committed offsets, one Kafka record batch per commit, answered once committed
+//!   (fsynced; in a cluster also stored by every in-sync replica of the internal offsets topic).
+//!   A broker serves the groups of the offsets partitions it leads: it loads a partition (replays
+//!   its log) when it becomes leader and unloads it when it stops; every group API answers
+//!   NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS for a group it does not serve.
 //! - [`coordinator`]: the async facade the server calls (a timer task expires sessions); `api/`
 //!   holds one file per Kafka API mapping requests and versions onto the two above.
 //! - [`error`]: [`GroupError`], storage failures only (protocol errors are response codes).
 //!
-//! Not (yet) here: group membership is not persisted (after a restart members get
-//! UNKNOWN_MEMBER_ID and rejoin; offsets survive), offsets logs are never compacted (replay time
+//! Not (yet) here: group membership is not persisted (after a restart or a coordinator move members
+//! get UNKNOWN_MEMBER_ID / NOT_COORDINATOR and rejoin; offsets survive), offsets logs are never compacted (replay time
 //! grows with the number of commits), and no offset retention/expiry.
 
 mod api;
@@ -26,3 +29,5 @@ pub mod offsets;
 pub use config::GroupConfig;
 pub use coordinator::{ClientInfo, GroupCoordinator, PartitionExists};
 pub use error::GroupError;
+pub use offsets::log::{CommitWait, LogFailure, OffsetsLog};
+pub use offsets::Ownership;

@@ -350,3 +350,46 @@ async fn responses_encode_at_every_advertised_version() {
         encodes(&coordinator.delete_groups(req, v).await, v);
     }
 }
+
+/// A broker's coordinator serves only the offsets partitions it leads: every group API answers
+/// NOT_COORDINATOR before the load and COORDINATOR_LOAD_IN_PROGRESS during it; after an unload a
+/// parked JoinGroup is answered NOT_COORDINATOR, and the next owner replays the commits.
+#[tokio::test]
+async fn only_the_owner_of_the_offsets_partition_serves_a_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = GroupConfig { offsets_partitions: 1, initial_rebalance_delay_ms: 60_000, ..config() };
+    let coordinator = GroupCoordinator::new(config.clone(), exists()).expect("coordinator");
+    let not_coordinator = ResponseError::NotCoordinator.code();
+    assert_eq!(coordinator.join_group(join_req("g", ""), 7).await.error_code, not_coordinator);
+    assert_eq!(coordinator.heartbeat(heartbeat("m", 1), 4).await.error_code, not_coordinator);
+    let resp = coordinator.offset_commit(commit_req("g", -1, "", &[(0, 5)]), 8).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, not_coordinator);
+    assert_eq!(coordinator.offset_fetch(fetch_v7("g", Some(vec![0])), 7).await.error_code, not_coordinator);
+
+    assert!(coordinator.begin_load(0, 1));
+    let loading = coordinator.offset_fetch(fetch_v7("g", None), 7).await;
+    assert_eq!(loading.error_code, ResponseError::CoordinatorLoadInProgress.code());
+    let log = chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log");
+    coordinator.load(0, 1, log).expect("load");
+    let resp = coordinator.offset_commit(commit_req("g", -1, "", &[(0, 5)]), 8).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+
+    // A join parked in the initial rebalance delay is answered when leadership moves away.
+    let parked = {
+        let coordinator = coordinator.clone();
+        tokio::spawn(async move { coordinator.join_group(join_req("g", ""), 3).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    coordinator.unload(0);
+    let answered = tokio::time::timeout(Duration::from_secs(5), parked).await.expect("answered").expect("task");
+    assert_eq!(answered.error_code, not_coordinator);
+    assert_eq!(coordinator.offset_fetch(fetch_v7("g", Some(vec![0])), 7).await.error_code, not_coordinator);
+    drop(coordinator);
+
+    let next = GroupCoordinator::new(config, exists()).expect("coordinator");
+    assert!(next.begin_load(0, 2));
+    next.load(0, 2, chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log")).expect("load");
+    let fetched = next.offset_fetch(fetch_v7("g", Some(vec![0])), 7).await;
+    assert_eq!(fetched.error_code, 0);
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 5);
+}

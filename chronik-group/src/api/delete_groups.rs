@@ -25,6 +25,9 @@ impl GroupCoordinator {
         if id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        if let Some(error) = self.not_serving(id) {
+            return Err(error);
+        }
         let had_offsets = self.offsets.has_offsets(id);
         {
             let mut registry = self.registry.lock();
@@ -41,7 +44,7 @@ impl GroupCoordinator {
         if had_offsets {
             self.offsets.delete_group(id).await.map_err(|e| {
                 error!(group = %id, error = %e, "deleting group offsets failed");
-                ResponseError::CoordinatorNotAvailable
+                e.response_error()
             })?;
         }
         info!(group = %id, "group deleted");

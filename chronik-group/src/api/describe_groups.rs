@@ -32,6 +32,11 @@ impl GroupCoordinator {
             out.group_state = wire(GroupState::Dead.name());
             return out;
         }
+        if let Some(error) = self.not_serving(id) {
+            out.error_code = error.code();
+            out.group_state = wire(GroupState::Dead.name());
+            return out;
+        }
         let registry = self.registry.lock();
         let Some(group) = registry.groups.get(id) else {
             // Kafka describes an unknown group as Dead, without error (before v6); one that only

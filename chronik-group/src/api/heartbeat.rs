@@ -12,6 +12,8 @@ impl GroupCoordinator {
         let group_id = owned(&req.group_id);
         let result = if group_id.is_empty() {
             Err(ResponseError::InvalidGroupId)
+        } else if let Some(error) = self.not_serving(&group_id) {
+            Err(error)
         } else {
             let now_ms = self.now_ms();
             let mut registry = self.registry.lock();

@@ -26,6 +26,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return response(JoinResult::error(ResponseError::InvalidGroupId, &member_id), version);
         }
+        if let Some(error) = self.not_serving(&group_id) {
+            return response(JoinResult::error(error, &member_id), version);
+        }
         let session_ms = req.session_timeout_ms;
         if session_ms < self.config.session_timeout_ms_min || session_ms > self.config.session_timeout_ms_max {
             return response(JoinResult::error(ResponseError::InvalidSessionTimeout, &member_id), version);

@@ -18,6 +18,10 @@ impl GroupCoordinator {
             resp.error_code = ResponseError::InvalidGroupId.code();
             return resp;
         }
+        if let Some(error) = self.not_serving(&group_id) {
+            resp.error_code = error.code();
+            return resp;
+        }
         let leaving: Vec<(String, Option<String>)> = if version >= BATCHED_SINCE_VERSION {
             req.members.iter().map(|m| (owned(&m.member_id), m.group_instance_id.as_ref().map(owned))).collect()
         } else {

@@ -3,12 +3,12 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use tracing::error;
+use tracing::warn;
 
 use super::owned;
 use crate::config::OFFSET_METADATA_BYTES_MAX;
 use crate::coordinator::GroupCoordinator;
-use crate::offsets::{CommittedOffset, TopicPartition};
+use crate::offsets::{unix_ms, CommittedOffset, TopicPartition};
 
 /// The committed leader epoch is sent from v6 on.
 const LEADER_EPOCH_SINCE_VERSION: i16 = 6;
@@ -17,7 +17,11 @@ impl GroupCoordinator {
     pub async fn offset_commit(&self, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
         self.ensure_ticker();
         let group_id = owned(&req.group_id);
-        let group_error = if group_id.is_empty() { Some(ResponseError::InvalidGroupId) } else { self.check_commit(&req) };
+        let group_error = if group_id.is_empty() {
+            Some(ResponseError::InvalidGroupId)
+        } else {
+            self.not_serving(&group_id).or_else(|| self.check_commit(&req))
+        };
         // Per partition: Some(error) is decided; None is to be committed.
         let mut decided: Vec<Vec<Option<ResponseError>>> = Vec::with_capacity(req.topics.len());
         let mut to_commit = Vec::new();
@@ -52,9 +56,9 @@ impl GroupCoordinator {
             match self.offsets.commit(&group_id, to_commit).await {
                 Ok(()) => None,
                 Err(e) => {
-                    error!(group = %group_id, error = %e, "offset commit failed");
-                    // Retriable: the client looks the coordinator up again and retries.
-                    Some(ResponseError::CoordinatorNotAvailable)
+                    warn!(group = %group_id, error = %e, "offset commit failed");
+                    // Retriable: the client looks the coordinator up again (or waits) and retries.
+                    Some(e.response_error())
                 }
             }
         };
@@ -101,11 +105,4 @@ impl GroupCoordinator {
             None => Some(ResponseError::IllegalGeneration),
         }
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

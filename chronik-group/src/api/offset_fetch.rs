@@ -12,6 +12,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use super::{owned, wire};
 use crate::coordinator::GroupCoordinator;
 use crate::offsets::{CommittedOffset, TopicPartition};
+use crate::GroupError;
 
 const MULTI_GROUP_SINCE_VERSION: i16 = 8;
 const TOP_LEVEL_ERROR_SINCE_VERSION: i16 = 2;
@@ -112,22 +113,26 @@ impl GroupCoordinator {
         if group.is_empty() {
             return GroupOffsets { error: Some(ResponseError::InvalidGroupId), topics };
         }
-        match wanted {
-            Some(wanted) => {
-                for (topic, partitions) in wanted {
-                    let keys: Vec<TopicPartition> =
-                        partitions.iter().map(|&p| TopicPartition { topic: topic.clone(), partition: p }).collect();
-                    let found = self.offsets.fetch(group, &keys);
-                    topics.entry(topic).or_default().extend(partitions.into_iter().zip(found));
-                }
-            }
-            None => {
-                for (tp, committed) in self.offsets.fetch_all(group) {
+        // A broker that does not own the group's offsets answers NOT_COORDINATOR (or
+        // COORDINATOR_LOAD_IN_PROGRESS), never "nothing committed".
+        let answered = match wanted {
+            Some(wanted) => wanted.into_iter().try_for_each(|(topic, partitions)| {
+                let keys: Vec<TopicPartition> =
+                    partitions.iter().map(|&p| TopicPartition { topic: topic.clone(), partition: p }).collect();
+                let found = self.offsets.fetch(group, &keys)?;
+                topics.entry(topic).or_default().extend(partitions.into_iter().zip(found));
+                Ok::<(), GroupError>(())
+            }),
+            None => self.offsets.fetch_all(group).map(|all| {
+                for (tp, committed) in all {
                     topics.entry(tp.topic).or_default().push((tp.partition, Some(committed)));
                 }
-            }
+            }),
+        };
+        match answered {
+            Ok(()) => GroupOffsets { error: None, topics },
+            Err(e) => GroupOffsets { error: Some(e.response_error()), topics: BTreeMap::new() },
         }
-        GroupOffsets { error: None, topics }
     }
 }
 

@@ -17,6 +17,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return response(SyncResult::error(ResponseError::InvalidGroupId), version);
         }
+        if let Some(error) = self.not_serving(&group_id) {
+            return response(SyncResult::error(error), version);
+        }
         let with_protocol = version >= PROTOCOL_FIELDS_SINCE_VERSION;
         let params = SyncParams {
             member_id: owned(&req.member_id),

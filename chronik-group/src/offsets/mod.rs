@@ -1,18 +1,25 @@
-//! Durable committed offsets.
+//! Committed offsets, kept in the offsets partitions this broker owns.
 //!
-//! Groups are spread over `offsets_partitions` logs by Kafka's hash of the group id. A commit is
-//! one record batch ([`record`]); it is appended, fsynced (sharing the fsync with concurrent
-//! commits), and only then applied to the in-memory map and answered. Batches are applied in log
-//! order, whatever order their fsyncs return in, so the map always equals a replay of the durable
-//! log. [`OffsetStore::open`] rebuilds the map by replaying every log.
+//! Groups are spread over `offsets_partitions` logs by Kafka's hash of the group id. In a cluster
+//! those logs are the partitions of the replicated internal offsets topic, and a broker owns (serves
+//! the groups of) exactly the partitions it leads: the server [`OffsetStore::begin_load`]s and
+//! [`OffsetStore::load`]s one when it becomes its leader (replaying the whole log into a map) and
+//! [`OffsetStore::unload`]s it when it stops leading. Asking about a group whose partition is not
+//! owned gets [`GroupError::NotCoordinator`] or [`GroupError::LoadInProgress`], never an empty answer,
+//! so a consumer is never told "nothing committed" by the wrong broker.
 //!
-//! Parts: [`record`] (batch codec), [`log`] (the log interface), [`wal_log`] (its `chronik-wal`
-//! binding), and the store below.
+//! A commit is one record batch ([`record`]); it is appended and answered once committed (fsynced,
+//! and stored by every in-sync replica of a replicated log), and only then applied to the map.
+//! Batches are applied in log order, whatever order their waits return in, so the map always equals
+//! a replay of the committed log. A batch whose wait failed (timeout) stays pending: it is in the log
+//! and is applied when a later batch is committed, as a replay would.
+//!
+//! Parts: [`record`] (batch codec), [`log`] (the log interface), [`wal_log`] (local `chronik-wal`
+//! logs for a standalone coordinator), and the store below.
 
 pub mod log;
 pub mod record;
 pub mod wal_log;
-
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,7 +28,7 @@ use parking_lot::Mutex;
 use tracing::{debug, info};
 
 use crate::GroupError;
-use log::{OffsetsLog, ReplayError, Syncer};
+use log::{LogFailure, OffsetsLog, ReplayError};
 use record::OffsetRecord;
 
 /// A topic partition named by topic name.
@@ -42,204 +49,298 @@ pub struct CommittedOffset {
 
 type GroupOffsets = HashMap<TopicPartition, CommittedOffset>;
 
-/// A batch appended but not yet known durable.
+/// Whether this broker serves a group's offsets now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    Owned,
+    /// Becoming owner: the log is being replayed (COORDINATOR_LOAD_IN_PROGRESS).
+    Loading,
+    /// Another broker (or none) owns it (NOT_COORDINATOR).
+    NotOwned,
+}
+
+/// A batch appended but not yet known committed.
 struct Pending {
     end_offset: i64,
     records: Vec<OffsetRecord>,
 }
 
-struct PartitionState {
-    log: Box<dyn OffsetsLog>,
-    /// Appended batches in log order, applied to `groups` once fsynced.
+#[derive(Default)]
+struct Offsets {
+    /// Appended batches in log order, applied to `groups` once committed.
     pending: VecDeque<Pending>,
     groups: HashMap<String, GroupOffsets>,
 }
 
-struct OffsetPartition {
+/// An owned offsets partition: its log and the map replayed from it.
+struct Loaded {
     index: u32,
-    state: Mutex<PartitionState>,
-    syncer: Syncer,
+    log: Arc<dyn OffsetsLog>,
+    offsets: Mutex<Offsets>,
 }
 
-/// Committed offsets of all groups, across the offsets logs.
+enum Slot {
+    NotOwned,
+    Loading { epoch: i32 },
+    Owned { epoch: i32, loaded: Arc<Loaded> },
+}
+
+/// Committed offsets of the groups in the offsets partitions this broker owns.
 pub struct OffsetStore {
-    partitions: Vec<Arc<OffsetPartition>>,
+    slots: Vec<Mutex<Slot>>,
+}
+
+/// Kafka's offsets partition for a group: `abs(groupId.hashCode) % count` with Java's String hash, so
+/// the mapping is stable across builds, platforms and brokers. `count` must be at least 1.
+pub fn partition_for(group: &str, count: u32) -> u32 {
+    let hash = group.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
+    let positive = if hash == i32::MIN { 0 } else { hash.unsigned_abs() };
+    positive % count.max(1)
 }
 
 impl OffsetStore {
-    /// Opens `count` logs with `open_log(index)` and replays them.
-    pub fn open(
-        count: u32,
-        mut open_log: impl FnMut(u32) -> Result<Box<dyn OffsetsLog>, GroupError>,
-    ) -> Result<Self, GroupError> {
+    /// A store over `count` offsets partitions, none owned yet.
+    pub fn new(count: u32) -> Result<Self, GroupError> {
         if count == 0 {
             return Err(GroupError::InvalidConfig("offsets_partitions must be at least 1".into()));
         }
-        let mut partitions = Vec::with_capacity(count as usize);
+        Ok(Self { slots: (0..count).map(|_| Mutex::new(Slot::NotOwned)).collect() })
+    }
+
+    /// A store owning all `count` partitions at once, on logs from `open_log(index)` (a standalone
+    /// coordinator).
+    pub fn open_all(
+        count: u32,
+        mut open_log: impl FnMut(u32) -> Result<Arc<dyn OffsetsLog>, GroupError>,
+    ) -> Result<Self, GroupError> {
+        let store = Self::new(count)?;
         for index in 0..count {
-            let log = open_log(index)?;
-            let mut groups = HashMap::new();
-            let mut records = 0usize;
-            let replayed = log.replay(&mut |chunk| {
-                let decoded = record::decode_batches(chunk).map_err(|reason| GroupError::CorruptRecord {
-                    partition: index,
-                    log_offset: -1,
-                    reason,
-                })?;
-                records += decoded.len();
-                for record in decoded {
-                    apply(&mut groups, record);
-                }
-                Ok(())
-            });
-            match replayed {
-                Ok(()) => {}
-                Err(ReplayError::Visit(error)) => return Err(error),
-                Err(ReplayError::Log(source)) => {
-                    return Err(GroupError::Log { partition: index, verb: "replay", source })
-                }
-            }
-            info!(partition = index, records, groups = groups.len(), "offsets partition loaded");
-            let syncer = log.syncer();
-            partitions.push(Arc::new(OffsetPartition {
-                index,
-                state: Mutex::new(PartitionState { log, pending: VecDeque::new(), groups }),
-                syncer,
-            }));
+            store.begin_load(index, 0);
+            store.load(index, 0, open_log(index)?)?;
         }
-        Ok(Self { partitions })
+        Ok(store)
     }
 
-    /// Kafka's partition for a group: `abs(groupId.hashCode) % n` with Java's String hash, so the
-    /// mapping is stable across builds and platforms.
-    fn partition_for(&self, group: &str) -> &Arc<OffsetPartition> {
-        let hash = group.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
-        // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
-        let positive = if hash == i32::MIN { 0 } else { hash.unsigned_abs() };
-        let index = positive as usize % self.partitions.len();
-        &self.partitions[index]
+    pub fn partition_count(&self) -> u32 {
+        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
     }
 
-    /// Durably commits `offsets` for `group`; returns once they are fsynced and visible.
+    /// The offsets partition of `group`.
+    pub fn partition_of(&self, group: &str) -> u32 {
+        partition_for(group, self.partition_count())
+    }
+
+    fn slot(&self, index: u32) -> Option<&Mutex<Slot>> {
+        self.slots.get(index as usize)
+    }
+
+    /// Whether this broker serves `group` now.
+    pub fn ownership(&self, group: &str) -> Ownership {
+        match self.slot(self.partition_of(group)).map(|s| s.lock()) {
+            Some(slot) => match &*slot {
+                Slot::Owned { .. } => Ownership::Owned,
+                Slot::Loading { .. } => Ownership::Loading,
+                Slot::NotOwned => Ownership::NotOwned,
+            },
+            None => Ownership::NotOwned,
+        }
+    }
+
+    /// Marks partition `index` as loading for leader epoch `epoch`. Returns false when it is already
+    /// loading or loaded at that epoch (nothing to do); true when the caller must now [`Self::load`] it.
+    pub fn begin_load(&self, index: u32, epoch: i32) -> bool {
+        let Some(slot) = self.slot(index) else { return false };
+        let mut slot = slot.lock();
+        match &*slot {
+            Slot::Loading { epoch: e } | Slot::Owned { epoch: e, .. } if *e == epoch => false,
+            _ => {
+                *slot = Slot::Loading { epoch };
+                true
+            }
+        }
+    }
+
+    /// Replays `log` into partition `index` and owns it, unless the partition was unloaded or
+    /// re-begun at another epoch meanwhile (then the replay is dropped). Blocking I/O.
+    pub fn load(&self, index: u32, epoch: i32, log: Arc<dyn OffsetsLog>) -> Result<(), GroupError> {
+        let mut groups = HashMap::new();
+        let mut records = 0usize;
+        let replayed = log.replay(&mut |chunk| {
+            let decoded = record::decode_batches(chunk).map_err(|reason| GroupError::CorruptRecord {
+                partition: index,
+                log_offset: -1,
+                reason,
+            })?;
+            records += decoded.len();
+            for record in decoded {
+                apply(&mut groups, record);
+            }
+            Ok(())
+        });
+        let failed = match replayed {
+            Ok(()) => None,
+            Err(ReplayError::Visit(error)) => Some(error),
+            Err(ReplayError::Log(source)) => {
+                Some(GroupError::Log { partition: index, verb: "replay", source: LogFailure::Storage(source) })
+            }
+        };
+        let Some(slot) = self.slot(index) else {
+            return Err(GroupError::InvalidConfig(format!("no offsets partition {index}")));
+        };
+        let mut slot = slot.lock();
+        if !matches!(&*slot, Slot::Loading { epoch: e } if *e == epoch) {
+            debug!(partition = index, epoch, "offsets load superseded");
+            return Ok(());
+        }
+        if let Some(error) = failed {
+            *slot = Slot::NotOwned;
+            return Err(error);
+        }
+        info!(partition = index, epoch, records, groups = groups.len(), "offsets partition loaded");
+        let loaded = Arc::new(Loaded { index, log, offsets: Mutex::new(Offsets { pending: VecDeque::new(), groups }) });
+        *slot = Slot::Owned { epoch, loaded };
+        Ok(())
+    }
+
+    /// Stops serving partition `index` (this broker no longer leads it). Returns whether it was
+    /// owned or loading.
+    pub fn unload(&self, index: u32) -> bool {
+        let Some(slot) = self.slot(index) else { return false };
+        let previous = std::mem::replace(&mut *slot.lock(), Slot::NotOwned);
+        if let Slot::Owned { epoch, .. } = previous {
+            info!(partition = index, epoch, "offsets partition unloaded");
+        }
+        !matches!(previous, Slot::NotOwned)
+    }
+
+    /// The owned partition holding `group`, or why there is none.
+    fn owned(&self, group: &str) -> Result<Arc<Loaded>, GroupError> {
+        let index = self.partition_of(group);
+        let slot = self.slot(index).ok_or(GroupError::NotCoordinator { partition: index })?;
+        let slot = slot.lock();
+        match &*slot {
+            Slot::Owned { loaded, .. } => Ok(loaded.clone()),
+            Slot::Loading { .. } => Err(GroupError::LoadInProgress { partition: index }),
+            Slot::NotOwned => Err(GroupError::NotCoordinator { partition: index }),
+        }
+    }
+
+    fn all_owned(&self) -> Vec<Arc<Loaded>> {
+        self.slots
+            .iter()
+            .filter_map(|s| match &*s.lock() {
+                Slot::Owned { loaded, .. } => Some(loaded.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Commits `offsets` for `group`; returns once they are committed and visible.
     pub async fn commit(&self, group: &str, offsets: Vec<(TopicPartition, CommittedOffset)>) -> Result<(), GroupError> {
         let records = offsets
             .into_iter()
             .map(|(partition, committed)| OffsetRecord::Commit { group: group.to_string(), partition, committed })
             .collect();
-        self.write(group, records).await
+        let loaded = self.owned(group)?;
+        write(&loaded, records).await
     }
 
-    /// Durably deletes every offset of `group`.
+    /// Deletes every offset of `group`.
     pub async fn delete_group(&self, group: &str) -> Result<(), GroupError> {
-        self.write(group, vec![OffsetRecord::DeleteGroup { group: group.to_string() }]).await
+        let loaded = self.owned(group)?;
+        write(&loaded, vec![OffsetRecord::DeleteGroup { group: group.to_string() }]).await
     }
 
-    /// Durably deletes every group's offsets for `topic`.
+    /// Deletes every group's offsets for `topic`, in the partitions owned here (each owner does
+    /// its own).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), GroupError> {
-        for partition in &self.partitions {
-            let per_group: Vec<(String, Vec<OffsetRecord>)> = {
-                let state = partition.state.lock();
-                state
+        for loaded in self.all_owned() {
+            let per_group: Vec<Vec<OffsetRecord>> = {
+                let offsets = loaded.offsets.lock();
+                offsets
                     .groups
                     .iter()
                     .map(|(group, offsets)| {
-                        let records = offsets
+                        offsets
                             .keys()
                             .filter(|tp| tp.topic == topic)
                             .map(|tp| OffsetRecord::DeleteOffset { group: group.clone(), partition: tp.clone() })
-                            .collect::<Vec<_>>();
-                        (group.clone(), records)
+                            .collect::<Vec<_>>()
                     })
-                    .filter(|(_, records)| !records.is_empty())
+                    .filter(|records| !records.is_empty())
                     .collect()
             };
-            for (group, records) in per_group {
-                self.write(&group, records).await?;
+            for records in per_group {
+                write(&loaded, records).await?;
             }
         }
         Ok(())
     }
 
-    /// Appends `records` to the group's log, waits for the fsync, applies them.
-    async fn write(&self, group: &str, records: Vec<OffsetRecord>) -> Result<(), GroupError> {
-        let partition = self.partition_for(group).clone();
-        let index = partition.index;
-        tokio::task::spawn_blocking(move || write_blocking(&partition, records))
-            .await
-            .map_err(|e| GroupError::Task { partition: index, reason: e.to_string() })?
-    }
-
     /// The committed offset of `group` for each of `partitions` (None where nothing is committed).
-    pub fn fetch(&self, group: &str, partitions: &[TopicPartition]) -> Vec<Option<CommittedOffset>> {
-        let state = self.partition_for(group).state.lock();
-        let offsets = state.groups.get(group);
-        partitions.iter().map(|tp| offsets.and_then(|o| o.get(tp)).cloned()).collect()
+    pub fn fetch(&self, group: &str, partitions: &[TopicPartition]) -> Result<Vec<Option<CommittedOffset>>, GroupError> {
+        let loaded = self.owned(group)?;
+        let offsets = loaded.offsets.lock();
+        let mine = offsets.groups.get(group);
+        Ok(partitions.iter().map(|tp| mine.and_then(|o| o.get(tp)).cloned()).collect())
     }
 
     /// Every offset `group` committed, sorted by topic and partition.
-    pub fn fetch_all(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)> {
-        let state = self.partition_for(group).state.lock();
-        let mut all: Vec<_> = state
+    pub fn fetch_all(&self, group: &str) -> Result<Vec<(TopicPartition, CommittedOffset)>, GroupError> {
+        let loaded = self.owned(group)?;
+        let offsets = loaded.offsets.lock();
+        let mut all: Vec<_> = offsets
             .groups
             .get(group)
             .map(|o| o.iter().map(|(tp, c)| (tp.clone(), c.clone())).collect())
             .unwrap_or_default();
         all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        Ok(all)
     }
 
-    /// Whether `group` has any committed offset.
+    /// Whether `group` has any committed offset (false when its partition is not owned here).
     pub fn has_offsets(&self, group: &str) -> bool {
-        self.partition_for(group).state.lock().groups.get(group).is_some_and(|o| !o.is_empty())
+        self.owned(group).is_ok_and(|l| l.offsets.lock().groups.get(group).is_some_and(|o| !o.is_empty()))
     }
 
-    /// Ids of all groups with committed offsets.
+    /// Ids of all groups with committed offsets in the partitions owned here.
     pub fn group_ids(&self) -> Vec<String> {
-        self.partitions
-            .iter()
-            .flat_map(|p| p.state.lock().groups.keys().cloned().collect::<Vec<_>>())
-            .collect()
+        self.all_owned().iter().flat_map(|l| l.offsets.lock().groups.keys().cloned().collect::<Vec<_>>()).collect()
     }
 }
 
-/// The blocking half of a write: append under the lock, fsync outside it, apply in log order.
-fn write_blocking(partition: &OffsetPartition, records: Vec<OffsetRecord>) -> Result<(), GroupError> {
-    let index = partition.index;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let mut batch = record::encode_batch(&records, now_ms).map_err(|reason| GroupError::Encode { partition: index, reason })?;
+/// Appends `records` as one batch, waits until it is committed, applies everything committed.
+async fn write(loaded: &Loaded, records: Vec<OffsetRecord>) -> Result<(), GroupError> {
+    let index = loaded.index;
+    let mut batch = record::encode_batch(&records, unix_ms()).map_err(|reason| GroupError::Encode { partition: index, reason })?;
     let end_offset = {
-        let mut state = partition.state.lock();
-        let end_offset = state
-            .log
-            .append(&mut batch)
-            .map_err(|source| GroupError::Log { partition: index, verb: "append", source })?;
-        state.pending.push_back(Pending { end_offset, records });
+        // Appending under the map's lock keeps `pending` in log order.
+        let mut offsets = loaded.offsets.lock();
+        let end_offset = loaded.log.append(&mut batch).map_err(|source| GroupError::Log { partition: index, verb: "append", source })?;
+        offsets.pending.push_back(Pending { end_offset, records });
         end_offset
     };
-    let synced = (partition.syncer)(end_offset);
-    let mut state = partition.state.lock();
-    match synced {
-        Ok(()) => {
-            // Everything up to end_offset is durable, including batches of other writers still
-            // waiting on their own fsync: apply them all, in log order.
-            while state.pending.front().is_some_and(|p| p.end_offset <= end_offset) {
-                if let Some(done) = state.pending.pop_front() {
-                    for record in done.records {
-                        apply(&mut state.groups, record);
-                    }
-                }
+    loaded.log.committed(end_offset).await.map_err(|source| GroupError::Log { partition: index, verb: "commit", source })?;
+    let mut offsets = loaded.offsets.lock();
+    // Everything up to end_offset is committed, including batches of other writers still waiting
+    // (or whose own wait failed): apply them all, in log order.
+    while offsets.pending.front().is_some_and(|p| p.end_offset <= end_offset) {
+        if let Some(done) = offsets.pending.pop_front() {
+            for record in done.records {
+                apply(&mut offsets.groups, record);
             }
-            debug!(partition = index, end_offset, "offsets durable");
-            Ok(())
-        }
-        Err(source) => {
-            state.pending.retain(|p| p.end_offset != end_offset);
-            Err(GroupError::Log { partition: index, verb: "fsync", source })
         }
     }
+    debug!(partition = index, end_offset, "offsets committed");
+    Ok(())
+}
+
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
@@ -261,10 +362,10 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
     }
 }
 
-/// Opens the store on the logs under `dir` (one sub-directory per offsets partition).
+/// Opens a standalone store on the local logs under `dir` (one sub-directory per partition).
 pub fn open_dir(dir: &std::path::Path, count: u32) -> Result<OffsetStore, GroupError> {
     std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
-    OffsetStore::open(count, |index| wal_log::open(dir, index))
+    OffsetStore::open_all(count, |index| wal_log::open(dir, index))
 }
 
 #[cfg(test)]
@@ -272,11 +373,16 @@ mod tests {
     use super::log::memory::{MemoryLog, Shared};
     use super::*;
 
+    fn logs(count: usize) -> Vec<Arc<Mutex<Shared>>> {
+        (0..count).map(|_| Arc::new(Mutex::new(Shared::default()))).collect()
+    }
+
+    fn log_of(shared: &Arc<Mutex<Shared>>) -> Arc<dyn OffsetsLog> {
+        Arc::new(MemoryLog { shared: shared.clone() })
+    }
+
     fn open(shared: &[Arc<Mutex<Shared>>]) -> OffsetStore {
-        OffsetStore::open(shared.len() as u32, |i| {
-            Ok(Box::new(MemoryLog { shared: shared[i as usize].clone() }) as Box<dyn OffsetsLog>)
-        })
-        .expect("open")
+        OffsetStore::open_all(shared.len() as u32, |i| Ok(log_of(&shared[i as usize]))).expect("open")
     }
 
     fn tp(topic: &str, partition: i32) -> TopicPartition {
@@ -290,35 +396,77 @@ mod tests {
     #[test]
     fn java_string_hash_matches_kafka() {
         // "hello".hashCode() == 99162322 in Java; 99162322 % 50 == 22.
-        let shared: Vec<_> = (0..50).map(|_| Arc::new(Mutex::new(Shared::default()))).collect();
-        let store = open(&shared);
-        assert_eq!(store.partition_for("hello").index, 22);
+        assert_eq!(partition_for("hello", 50), 22);
+        let store = OffsetStore::new(50).expect("store");
+        assert_eq!(store.partition_of("hello"), 22);
     }
 
     #[tokio::test]
     async fn commits_survive_reopen_and_deletes_stick() {
-        let shared: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Shared::default()))).collect();
+        let shared = logs(3);
         let store = open(&shared);
         store.commit("g1", vec![(tp("a", 0), at(10)), (tp("a", 1), at(11))]).await.expect("commit");
         store.commit("g1", vec![(tp("a", 0), at(12))]).await.expect("commit");
         store.commit("g2", vec![(tp("b", 0), at(20)), (tp("a", 0), at(21))]).await.expect("commit");
-        assert_eq!(store.fetch("g1", &[tp("a", 0), tp("zz", 0)]), vec![Some(at(12)), None]);
+        assert_eq!(store.fetch("g1", &[tp("a", 0), tp("zz", 0)]).expect("owned"), vec![Some(at(12)), None]);
         let synced: usize = shared.iter().map(|s| s.lock().syncs).sum();
-        assert_eq!(synced, 3, "one fsync per commit");
+        assert_eq!(synced, 3, "one commit wait per commit");
         drop(store);
 
         let store = open(&shared);
-        assert_eq!(store.fetch_all("g1"), vec![(tp("a", 0), at(12)), (tp("a", 1), at(11))]);
+        assert_eq!(store.fetch_all("g1").expect("owned"), vec![(tp("a", 0), at(12)), (tp("a", 1), at(11))]);
         store.delete_group("g1").await.expect("delete");
         store.delete_topic("a").await.expect("delete topic");
-        assert_eq!(store.fetch_all("g2"), vec![(tp("b", 0), at(20))]);
+        assert_eq!(store.fetch_all("g2").expect("owned"), vec![(tp("b", 0), at(20))]);
         drop(store);
 
         let store = open(&shared);
         assert!(!store.has_offsets("g1"));
-        assert_eq!(store.fetch_all("g2"), vec![(tp("b", 0), at(20))]);
+        assert_eq!(store.fetch_all("g2").expect("owned"), vec![(tp("b", 0), at(20))]);
         let mut ids = store.group_ids();
         ids.sort();
         assert_eq!(ids, vec!["g2"]);
+    }
+
+    /// Ownership follows leadership: an unowned or loading partition never answers "nothing
+    /// committed", a new owner sees what the old one committed, and a superseded load is dropped.
+    #[tokio::test]
+    async fn only_the_owner_answers_and_a_new_owner_replays() {
+        let shared = logs(1);
+        let first = OffsetStore::new(1).expect("store");
+        assert_eq!(first.ownership("g"), Ownership::NotOwned);
+        assert!(matches!(first.fetch("g", &[tp("a", 0)]), Err(GroupError::NotCoordinator { partition: 0 })));
+        assert!(matches!(first.commit("g", vec![(tp("a", 0), at(1))]).await, Err(GroupError::NotCoordinator { .. })));
+
+        assert!(first.begin_load(0, 3));
+        assert!(!first.begin_load(0, 3), "same epoch: already loading");
+        assert_eq!(first.ownership("g"), Ownership::Loading);
+        assert!(matches!(first.fetch_all("g"), Err(GroupError::LoadInProgress { partition: 0 })));
+        first.load(0, 3, log_of(&shared[0])).expect("load");
+        assert_eq!(first.ownership("g"), Ownership::Owned);
+        first.commit("g", vec![(tp("a", 0), at(7))]).await.expect("commit");
+
+        // Leadership moves: the old owner unloads, its late appends fail as NOT_COORDINATOR.
+        assert!(first.unload(0));
+        assert_eq!(first.ownership("g"), Ownership::NotOwned);
+        assert!(first.group_ids().is_empty());
+
+        let second = OffsetStore::new(1).expect("store");
+        assert!(second.begin_load(0, 4));
+        second.load(0, 4, log_of(&shared[0])).expect("load");
+        assert_eq!(second.fetch("g", &[tp("a", 0)]).expect("owned"), vec![Some(at(7))]);
+
+        // A load begun at epoch 5 and overtaken by epoch 6 must not install epoch 5's replay.
+        assert!(second.begin_load(0, 5));
+        assert!(second.begin_load(0, 6));
+        second.load(0, 5, log_of(&shared[0])).expect("superseded load is not an error");
+        assert_eq!(second.ownership("g"), Ownership::Loading);
+
+        // A log that refuses appends (leadership lost under the store) maps to NotLeader.
+        second.load(0, 6, log_of(&shared[0])).expect("load");
+        shared[0].lock().not_leader = true;
+        let refused = second.commit("g", vec![(tp("a", 0), at(8))]).await;
+        assert!(matches!(refused, Err(GroupError::Log { source: LogFailure::NotLeader, .. })), "{refused:?}");
+        assert_eq!(second.fetch("g", &[tp("a", 0)]).expect("owned"), vec![Some(at(7))]);
     }
 }
