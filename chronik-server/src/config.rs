@@ -73,6 +73,7 @@ pub struct ConfigFile {
     pub group_session_timeout_ms_min: Option<i32>,
     pub group_session_timeout_ms_max: Option<i32>,
     pub offsets_partitions: Option<u32>,
+    pub offsets_commit_timeout_ms: Option<u64>,
     pub fetch_wait_ms_max: Option<u64>,
     pub replica_lag_time_max_ms: Option<u64>,
     pub replica_fetch_wait_ms_max: Option<u64>,
@@ -109,6 +110,9 @@ pub struct Config {
     pub group_session_timeout_ms_min: i32,
     pub group_session_timeout_ms_max: i32,
     pub offsets_partitions: u32,
+    /// How long an OffsetCommit waits for its batch to be stored by every in-sync replica of the
+    /// offsets partition (Kafka's `offsets.commit.timeout.ms`); then REQUEST_TIMED_OUT.
+    pub offsets_commit_timeout_ms: u64,
     /// Upper bound on a Fetch's `max_wait_ms`, so a client cannot park a request forever.
     pub fetch_wait_ms_max: u64,
     /// A follower that has not caught up with the leader's log end for this long leaves the ISR.
@@ -246,6 +250,7 @@ impl Config {
             group_session_timeout_ms_min: file.group_session_timeout_ms_min.unwrap_or(6000),
             group_session_timeout_ms_max: file.group_session_timeout_ms_max.unwrap_or(1_800_000),
             offsets_partitions: file.offsets_partitions.unwrap_or(8),
+            offsets_commit_timeout_ms: file.offsets_commit_timeout_ms.unwrap_or(5_000),
             fetch_wait_ms_max: file.fetch_wait_ms_max.unwrap_or(30_000),
             replica_lag_time_max_ms: file.replica_lag_time_max_ms.unwrap_or(10_000),
             replica_fetch_wait_ms_max: file.replica_fetch_wait_ms_max.unwrap_or(500),
@@ -285,6 +290,9 @@ impl Config {
         }
         if self.offsets_partitions == 0 || self.offsets_partitions > 1024 {
             return Err(invalid("offsets_partitions", "must be between 1 and 1024"));
+        }
+        if self.offsets_commit_timeout_ms == 0 {
+            return Err(invalid("offsets_commit_timeout_ms", "must be at least 1"));
         }
         if self.broker_heartbeat_interval_ms == 0 || self.broker_heartbeat_interval_ms * 2 > self.broker_session_timeout_ms {
             return Err(invalid("broker_heartbeat_interval_ms", "must be positive and at most half of broker_session_timeout_ms"));

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cluster_cli;
 pub mod config;
 pub mod controller;
+pub mod groups;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;

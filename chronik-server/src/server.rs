@@ -108,8 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
             .map(|t| p >= 0 && (p as usize) < t.partitions.len())
             .unwrap_or(false)
     });
-    let groups = GroupCoordinator::open(
-        &config.data_dir.join("__consumer_offsets"),
+    let groups = GroupCoordinator::new(
         GroupConfig {
             session_timeout_ms_min: config.group_session_timeout_ms_min,
             session_timeout_ms_max: config.group_session_timeout_ms_max,
@@ -119,7 +118,11 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
         },
         partition_exists,
     )
-    .context("group coordinator failed to open its offsets logs")?;
+    .context("group coordinator config")?;
+    let legacy_offsets = config.data_dir.join("__consumer_offsets");
+    if legacy_offsets.is_dir() {
+        warn!(dir = %legacy_offsets.display(), "committed offsets in this pre-replication directory are not read: offsets now live in the __consumer_offsets topic");
+    }
 
     let broker = Arc::new(Broker::new(config, cluster_id, meta, partitions, groups, data_changed));
     register_self(&broker, node).await?;

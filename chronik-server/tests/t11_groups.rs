@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     offset_commit_request::OffsetCommitRequestPartition, offset_commit_request::OffsetCommitRequestTopic,
     offset_fetch_request::OffsetFetchRequestTopic, sync_group_request::SyncGroupRequestAssignment,
     DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -23,6 +23,7 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
 
 /// Versions used throughout (flexible where Kafka 2.4+ clients use them).
 const JOIN_V: i16 = 5;
@@ -172,6 +173,15 @@ fn find_coordinator_points_at_this_broker() -> Result<()> {
     for co in &resp.coordinators {
         ensure!(co.error_code == code::NONE && co.node_id.0 == 1 && co.port == i32::from(broker.ports.kafka), "{co:?}");
     }
+    // The lookup created the internal offsets topic: listed as internal, closed to producers.
+    let mut all_topics = MetadataRequest::default();
+    all_topics.topics = None;
+    let listed = c.call(9, &all_topics)?;
+    let offsets = listed.topics.iter().find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("__consumer_offsets"));
+    ensure!(offsets.is_some_and(|t| t.is_internal && t.partitions.len() == 8), "offsets topic in Metadata: {offsets:?}");
+    let batch = common::record_batch(&["not yours"], 0, None)?;
+    let code = c.produce(9, "__consumer_offsets", 0, batch, -1)?.error_code;
+    ensure!(code == INVALID_TOPIC_EXCEPTION, "produce to the offsets topic: error {code}, want 17");
     Ok(())
 }
 
@@ -180,6 +190,7 @@ fn one_member_life_cycle() -> Result<()> {
     let broker = TestBroker::start()?;
     let mut c = broker.client()?;
     c.create_topic_ok("gt", 1)?;
+    c.wait_coordinator("solo")?;
     let joined = join_new_member(&mut c, "solo", b"meta-a")?;
     let me = joined.member_id.to_string();
     ensure!(joined.leader.as_str() == me, "the only member is not the leader: {joined:?}");
@@ -234,6 +245,7 @@ fn a_second_member_triggers_a_rebalance() -> Result<()> {
     let broker = TestBroker::start()?;
     let mut a = broker.client()?;
     a.create_topic_ok("gt", 1)?;
+    a.wait_coordinator("pair")?;
     let joined_a = join_new_member(&mut a, "pair", b"meta-a")?;
     let member_a = joined_a.member_id.to_string();
     sync(&mut a, "pair", joined_a.generation_id, &member_a, &[(&member_a, b"all")])?;

@@ -171,6 +171,8 @@ fn committed_group_offsets_survive_kill_9() -> Result<()> {
     {
         let mut c = broker.client()?;
         c.create_topic_ok("oc", 3)?;
+        c.wait_coordinator("g1")?;
+        c.wait_coordinator("g2")?;
         commit(&mut c, "g1", "oc", &[(0, 42), (1, 7)])?;
         commit(&mut c, "g1", "oc", &[(0, 43)])?;
         commit(&mut c, "g2", "oc", &[(2, 99)])?;
@@ -183,6 +185,8 @@ fn committed_group_offsets_survive_kill_9() -> Result<()> {
     broker.kill9()?;
     broker.restart()?;
     let mut c = broker.client()?;
+    c.wait_coordinator("g1")?;
+    c.wait_coordinator("g2")?;
     let got = fetch_committed(&mut c, "g1", "oc", &[0, 1, 2])?;
     ensure!(
         got == vec![(0, 43, "meta-43".into()), (1, 7, "meta-7".into()), (2, -1, String::new())],
@@ -194,6 +198,7 @@ fn committed_group_offsets_survive_kill_9() -> Result<()> {
     commit(&mut c, "g1", "oc", &[(1, 8)])?;
     broker.restart()?;
     let mut c = broker.client()?;
+    c.wait_coordinator("g1")?;
     let got = fetch_committed(&mut c, "g1", "oc", &[1])?;
     ensure!(got == vec![(1, 8, "meta-8".into())], "g1 partition 1 after the second crash: {got:?}");
     Ok(())

@@ -18,6 +18,9 @@ async fn grow(broker: &Arc<Broker>, name: &str, count: i32, assignments: Option<
     let Some(topic) = state.topics.get(name) else {
         return Err((ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist")));
     };
+    if crate::groups::offsets_topic::is_internal(name) {
+        return Err((ResponseError::InvalidRequest, format!("{name} is internal: groups are mapped onto its partition count")));
+    }
     let current = topic.partitions.len() as i32;
     if count <= current {
         return Err((ResponseError::InvalidPartitions, format!("topic has {current} partitions; the new count must be larger")));

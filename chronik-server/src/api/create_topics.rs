@@ -118,6 +118,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopic
             );
             continue;
         }
+        if crate::groups::offsets_topic::is_internal(&name) {
+            let message = format!("{name} is internal: the broker creates it when a group coordinator is first looked up");
+            results.push(result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(str_bytes(&message))));
+            continue;
+        }
         let mut assignments: Vec<(i32, Vec<i32>)> = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
         assignments.sort_by_key(|(i, _)| *i);
         if assignments.iter().enumerate().any(|(i, (p, _))| i as i32 != *p) {

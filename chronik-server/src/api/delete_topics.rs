@@ -36,12 +36,16 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: DeleteTopic
             continue;
         };
         let topic_name = topic.name.clone();
+        if crate::groups::offsets_topic::is_internal(&topic_name) {
+            let message = format!("{topic_name} is internal: it holds the committed offsets of every group");
+            results.push(result.with_error_code(ResponseError::InvalidTopicException.code()).with_error_message(Some(str_bytes(&message))));
+            continue;
+        }
         result = result.with_name(Some(TopicName(str_bytes(&topic_name)))).with_topic_id(Uuid::from_bytes(topic.topic_id));
         match broker.write_meta(MetaCommand::DeleteTopic { name: topic_name.clone() }).await {
-            Ok(MetaResponse::Ok) => {
-                broker.groups.on_topic_deleted(&topic_name).await;
-                results.push(result);
-            }
+            // Each broker removes the deleted topic's committed offsets from the offsets partitions it
+            // leads when it applies the deletion (`groups::ownership`).
+            Ok(MetaResponse::Ok) => results.push(result),
             Ok(MetaResponse::UnknownTopic) => results.push(result.with_error_code(ResponseError::UnknownTopicOrPartition.code())),
             Ok(other) => results.push(result.with_error_code(ResponseError::UnknownServerError.code()).with_error_message(Some(str_bytes(&format!("{other:?}"))))),
             Err(e) => {

@@ -16,6 +16,7 @@ use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
 use super::{live_broker_endpoints, str_bytes};
 use crate::broker::Broker;
 use crate::kafka::dispatch::RequestContext;
+use crate::groups::offsets_topic::{self, is_internal};
 use crate::partition::topic::validate_topic_name;
 
 fn topic_entry(t: &TopicRecord) -> MetadataResponseTopic {
@@ -38,6 +39,7 @@ fn topic_entry(t: &TopicRecord) -> MetadataResponseTopic {
         .with_topic_id(Uuid::from_bytes(t.topic_id))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_is_internal(is_internal(&t.name))
 }
 
 fn error_entry(name: &str, code: ResponseError) -> MetadataResponseTopic {
@@ -75,10 +77,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
                     topics.push(error_entry(&name, ResponseError::UnknownTopicOrPartition));
                     continue;
                 }
-                let spec = TopicSpec { name: name.clone(), num_partitions: -1, replication_factor: -1, assignments: vec![], configs: BTreeMap::new() };
-                let created = {
+                let created = if is_internal(&name) {
+                    offsets_topic::ensure(broker).await
+                } else {
+                    let spec = TopicSpec { name: name.clone(), num_partitions: -1, replication_factor: -1, assignments: vec![], configs: BTreeMap::new() };
                     let _serial = broker.topic_ops.lock().await;
-                    create_topic(broker, spec, false).await
+                    create_topic(broker, spec, false).await.map(|_| ())
                 };
                 match (created, broker.meta.state().topics.get(&name)) {
                     (_, Some(t)) => topics.push(topic_entry(t)),

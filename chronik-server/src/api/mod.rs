@@ -9,7 +9,6 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod find_coordinator;
-pub mod group_routing;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;

@@ -61,6 +61,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::InvalidRequiredAcks, format!("acks must be 0, 1 or -1, got {acks}")));
                 continue;
             }
+            if crate::groups::offsets_topic::is_internal(topic_name) {
+                pending.push(fail(ResponseError::InvalidTopicException, format!("{topic_name} is internal: only the broker writes it")));
+                continue;
+            }
             let (Some(tm), Some(partition)) = (topic_meta, broker.partitions.get(topic_name, p.index)) else {
                 pending.push(fail(ResponseError::UnknownTopicOrPartition, format!("{topic_name}-{} is not hosted here", p.index)));
                 continue;

@@ -17,7 +17,6 @@ use tokio::sync::oneshot;
 use super::frame::{finish, response_buffer};
 use super::versions;
 use crate::api;
-use crate::api::group_routing as routing;
 use crate::broker::Broker;
 
 /// What the connection sends back for one request.
@@ -110,57 +109,22 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
         ApiKey::CreatePartitions => {
             now(ctx.encode(&api::create_partitions::handle(b, &ctx, decode(&ctx, &mut body)?).await)?)
         }
-        ApiKey::FindCoordinator => now(ctx.encode(&api::find_coordinator::handle(b, &ctx, decode(&ctx, &mut body)?))?),
+        ApiKey::FindCoordinator => now(ctx.encode(&api::find_coordinator::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
+        // Every group API answers NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS itself for a group
+        // whose offsets partition this broker does not lead (see `groups`).
         ApiKey::JoinGroup => {
             let req = decode(&ctx, &mut body)?;
-            if !routing::is_coordinator(b) {
-                now(ctx.encode(&routing::join_group())?)
-            } else {
-                let client = ClientInfo { client_id: ctx.client_id().to_string(), client_host: format!("/{}", peer.ip()) };
-                now(ctx.encode(&b.groups.join_group_from(req, version, &client).await)?)
-            }
+            let client = ClientInfo { client_id: ctx.client_id().to_string(), client_host: format!("/{}", peer.ip()) };
+            now(ctx.encode(&b.groups.join_group_from(req, version, &client).await)?)
         }
-        ApiKey::SyncGroup => match routing::is_coordinator(b) {
-            true => now(ctx.encode(&b.groups.sync_group(decode(&ctx, &mut body)?, version).await)?),
-            false => now(ctx.encode(&routing::sync_group())?),
-        },
-        ApiKey::Heartbeat => match routing::is_coordinator(b) {
-            true => now(ctx.encode(&b.groups.heartbeat(decode(&ctx, &mut body)?, version).await)?),
-            false => now(ctx.encode(&routing::heartbeat())?),
-        },
-        ApiKey::LeaveGroup => match routing::is_coordinator(b) {
-            true => now(ctx.encode(&b.groups.leave_group(decode(&ctx, &mut body)?, version).await)?),
-            false => now(ctx.encode(&routing::leave_group())?),
-        },
-        ApiKey::OffsetCommit => {
-            let req = decode(&ctx, &mut body)?;
-            match routing::is_coordinator(b) {
-                true => now(ctx.encode(&b.groups.offset_commit(req, version).await)?),
-                false => now(ctx.encode(&routing::offset_commit(&req))?),
-            }
-        }
-        ApiKey::OffsetFetch => {
-            let req = decode(&ctx, &mut body)?;
-            match routing::is_coordinator(b) {
-                true => now(ctx.encode(&b.groups.offset_fetch(req, version).await)?),
-                false => now(ctx.encode(&routing::offset_fetch(&req, version))?),
-            }
-        }
+        ApiKey::SyncGroup => now(ctx.encode(&b.groups.sync_group(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::Heartbeat => now(ctx.encode(&b.groups.heartbeat(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::LeaveGroup => now(ctx.encode(&b.groups.leave_group(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::OffsetCommit => now(ctx.encode(&b.groups.offset_commit(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::OffsetFetch => now(ctx.encode(&b.groups.offset_fetch(decode(&ctx, &mut body)?, version).await)?),
         ApiKey::ListGroups => now(ctx.encode(&b.groups.list_groups(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::DescribeGroups => {
-            let req = decode(&ctx, &mut body)?;
-            match routing::is_coordinator(b) {
-                true => now(ctx.encode(&b.groups.describe_groups(req, version).await)?),
-                false => now(ctx.encode(&routing::describe_groups(&req))?),
-            }
-        }
-        ApiKey::DeleteGroups => {
-            let req = decode(&ctx, &mut body)?;
-            match routing::is_coordinator(b) {
-                true => now(ctx.encode(&b.groups.delete_groups(req, version).await)?),
-                false => now(ctx.encode(&routing::delete_groups(&req))?),
-            }
-        }
+        ApiKey::DescribeGroups => now(ctx.encode(&b.groups.describe_groups(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::DeleteGroups => now(ctx.encode(&b.groups.delete_groups(decode(&ctx, &mut body)?, version).await)?),
         ApiKey::InitProducerId => {
             now(ctx.encode(&api::init_producer_id::handle(b, &ctx, decode(&ctx, &mut body)?).await)?)
         }

@@ -212,6 +212,14 @@ impl Partition {
         log.read(offset, max_bytes, hw).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
     }
 
+    /// Whole batches from `offset` up to the log end, past the high watermark (a new leader of an
+    /// offsets partition replays its whole log).
+    pub fn read_to_log_end(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
+        let inner = self.inner.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        log.read(offset, max_bytes, log.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+    }
+
     /// ListOffsets by timestamp: the first record (below the high watermark) whose timestamp is at least
     /// `ts`, with its timestamp. The time index finds the batch; the batch is decoded to find the record.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {

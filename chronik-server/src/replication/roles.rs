@@ -64,8 +64,9 @@ impl Fetchers {
     }
 }
 
-/// Sets every local partition's role from the applied metadata and re-plans the fetchers. Cheap and
-/// idempotent; called after every reconcile.
+/// Sets every local partition's role from the applied metadata, re-plans the fetchers and lets the
+/// group coordinator follow the offsets partitions this broker leads. Cheap and idempotent; called
+/// after every reconcile.
 pub fn apply_roles(broker: &Arc<Broker>) {
     let state = broker.meta.state();
     let me = broker.node_id;
@@ -92,4 +93,5 @@ pub fn apply_roles(broker: &Arc<Broker>) {
         }
     }
     broker.fetchers.assign(broker, wanted);
+    crate::groups::ownership::sync(broker);
 }

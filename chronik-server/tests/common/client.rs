@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
     list_offsets_request::ListOffsetsTopic, list_offsets_response::ListOffsetsPartitionResponse,
     metadata_request::MetadataRequestTopic, produce_request::PartitionProduceData,
     produce_request::TopicProduceData, produce_response::PartitionProduceResponse, ApiKey,
-    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    CreateTopicsRequest, FetchRequest, FindCoordinatorRequest, GroupId, ListOffsetsRequest, MetadataRequest,
+    OffsetFetchRequest, ProduceRequest,
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
@@ -165,6 +166,23 @@ impl KafkaClient {
         let code = self.create_topic(name, partitions)?;
         ensure!(code == code::NONE, "CreateTopics {name}: error {code}");
         Ok(())
+    }
+
+    /// What a client does before using a group: FindCoordinator (the first one creates the internal
+    /// offsets topic), then wait until the coordinator has loaded the group's offsets partition
+    /// (OffsetFetch answers without COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR). Single broker.
+    pub fn wait_coordinator(&mut self, group: &str) -> Result<()> {
+        super::poll_until(std::time::Duration::from_secs(10), "group coordinator ready", || {
+            let mut find = FindCoordinatorRequest::default();
+            find.key = StrBytes::from_string(group.to_string());
+            if self.call(3, &find)?.error_code != 0 {
+                return Ok(None);
+            }
+            let mut fetch = OffsetFetchRequest::default();
+            fetch.group_id = GroupId(StrBytes::from_string(group.to_string()));
+            fetch.topics = None;
+            Ok((self.call(7, &fetch)?.error_code == 0).then_some(()))
+        })
     }
 
     /// Produce of `records` (one or more v2 batches) to one partition; returns that partition's answer.

@@ -11,7 +11,6 @@ group must start exactly at A's committed offsets: every new record, none of the
 
 import time
 
-import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -95,11 +94,6 @@ def coordinator_of(bootstrap):
     return d.coordinator.id
 
 
-# Known gap (chronik-server/src/api/group_routing.rs): the metadata leader coordinates every group and
-# keeps committed offsets only in its own local store, so a new coordinator starts without them and A
-# goes back to the earliest offset. Remove the mark when committed offsets are replicated.
-@pytest.mark.xfail(reason="committed offsets are not replicated: a coordinator failover loses them",
-                   raises=AssertionError, strict=False)
 def test_group_consumes_through_a_coordinator_kill_and_resumes_from_commits(cluster):
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)])[TOPIC].result(30)

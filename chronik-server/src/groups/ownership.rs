@@ -1,0 +1,83 @@
+//! Keeps the group coordinator's owned offsets partitions equal to the offsets partitions this
+//! broker leads, after every metadata change: a partition it now leads (at a new epoch) is loaded
+//! in the background — its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile — and one it no
+//! longer leads is unloaded at once, so a deposed coordinator stops answering for its groups
+//! before the new one starts. Also removes committed offsets of deleted topics from the
+//! partitions owned here (each owner does its own, as in Kafka).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::offsets_log::PartitionOffsetsLog;
+use super::OFFSETS_TOPIC;
+use crate::broker::Broker;
+use crate::partition::topic::topic_config_i64;
+
+/// What the last sync saw, to notice deleted topics.
+#[derive(Default)]
+pub struct Ownership {
+    /// Topic names at the last sync; `None` before the first one (nothing is "deleted" at start).
+    known_topics: Mutex<Option<BTreeSet<String>>>,
+}
+
+/// Loads what this broker leads, unloads what it does not, cleans up after deleted topics. Cheap;
+/// called after every reconcile of the partitions.
+pub fn sync(broker: &Arc<Broker>) {
+    let state = broker.meta.state();
+    let count = broker.config.offsets_partitions;
+    let topic = state.topics.get(OFFSETS_TOPIC);
+    if let Some(t) = topic {
+        if t.partitions.len() != count as usize {
+            tracing::error!(
+                configured = count,
+                actual = t.partitions.len(),
+                "offsets_partitions differs from the offsets topic's partition count; groups of missing partitions have no coordinator"
+            );
+        }
+    }
+    for index in 0..count {
+        let led = topic.and_then(|t| {
+            let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id)?;
+            let p = broker.partitions.get(OFFSETS_TOPIC, i32::try_from(index).ok()?)?;
+            (p.topic_id == t.topic_id && p.leading_epoch() == Some(pm.leader_epoch)).then_some((p, pm.leader_epoch, t))
+        });
+        let Some((partition, epoch, t)) = led else {
+            broker.groups.unload(index);
+            continue;
+        };
+        if !broker.groups.begin_load(index, epoch) {
+            continue;
+        }
+        let min_isr = topic_config_i64(&t.configs, "min.insync.replicas", i64::from(broker.config.min_insync_replicas));
+        let log = Arc::new(PartitionOffsetsLog {
+            partition,
+            leader_epoch: epoch,
+            min_isr: usize::try_from(min_isr).unwrap_or(1),
+            replica_lag_time_max_ms: i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX),
+            commit_timeout: Duration::from_millis(broker.config.offsets_commit_timeout_ms),
+        });
+        let groups = broker.groups.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = groups.load(index, epoch, log) {
+                tracing::error!(partition = index, epoch, error = %e, "loading offsets partition failed; retried on the next metadata change");
+            }
+        });
+    }
+    forget_deleted_topics(broker, state.topics.keys().cloned().collect());
+}
+
+fn forget_deleted_topics(broker: &Arc<Broker>, now: BTreeSet<String>) {
+    let deleted: Vec<String> = {
+        let mut known = broker.group_ownership.known_topics.lock();
+        let deleted = known.as_ref().map(|before| before.difference(&now).cloned().collect()).unwrap_or_default();
+        *known = Some(now);
+        deleted
+    };
+    for topic in deleted {
+        let groups = broker.groups.clone();
+        tokio::spawn(async move { groups.on_topic_deleted(&topic).await });
+    }
+}
