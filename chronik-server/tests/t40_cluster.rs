@@ -370,6 +370,66 @@ fn acks_all_with_one_follower_down_succeeds() -> Result<()> {
     Ok(())
 }
 
+/// Broker defaults that roll a segment every MiB and keep about one MiB per partition, checked every
+/// second: enough for retention to pass a follower that is down.
+const SMALL_RETENTION: &str = "segment_bytes = 1048576\nretention_bytes = 1048576\nretention_check_interval_ms = 1000\n";
+
+/// Base offsets of the `.log` segments node `id` holds for `topic`-`partition`.
+fn segment_bases(cluster: &TestCluster, id: u64, topic: &str, partition: i32) -> Vec<i64> {
+    let dir_name = format!("{topic}-{partition}");
+    let mut bases: Vec<i64> = files_under(&cluster.node(id).data_dir())
+        .into_iter()
+        .filter(|p| p.parent().and_then(|d| d.file_name()).is_some_and(|n| n.to_string_lossy() == dir_name))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+#[test]
+fn a_follower_whose_log_lies_below_the_leaders_log_start_restarts_there_and_rejoins() -> Result<()> {
+    let _turn = serial();
+    let mut cluster = TestCluster::start_with(ClusterOpts {
+        replica_lag_time_max_ms: SHORT_LAG_MS,
+        extra: SMALL_RETENTION.to_string(),
+        ..ClusterOpts::default()
+    })?;
+    let leader = topic_in_sync(&cluster, "behind")?;
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).context("no follower")?;
+    let mut c = cluster.node(leader).client()?;
+    let p = produce_to_leader(&mut c, "behind", &["before-the-kill"], -1)?;
+    ensure!(p.error_code == code::NONE, "first produce: {p:?}");
+    cluster.kill9(follower)?;
+
+    // About 4 MiB while the follower is down: retention drops the segments it would need.
+    let big = "x".repeat(8 * 1024);
+    for i in 0..32 {
+        let values: Vec<String> = (0..16).map(|j| format!("behind-{i}-{j}-{big}")).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let p = produce_to_leader(&mut c, "behind", &refs, -1)?;
+        ensure!(p.error_code == code::NONE, "acks=all produce {i} with one follower down: error {}", p.error_code);
+    }
+    let leader_start = poll_until(Duration::from_secs(20), "retention on the leader", || {
+        let earliest = c.list_offset("behind", 0, -2)?.offset;
+        Ok((earliest > 1).then_some(earliest))
+    })?;
+    let follower_end = segment_bases(&cluster, follower, "behind", 0);
+    ensure!(follower_end == vec![0], "the stopped follower's segments {follower_end:?}");
+
+    cluster.restart(follower)?;
+    let p = produce_to_leader(&mut c, "behind", &["after-the-restart"], -1)?;
+    ensure!(p.error_code == code::NONE, "produce after the restart: {p:?}");
+    cluster.wait_partition(leader, "behind", 0, ISR_REJOIN_TIMEOUT, "the follower back in the ISR", |p| ids_of(&p["isr"]).contains(&follower))?;
+    ensure!(on_disk(&cluster, follower, "behind", 0, &["after-the-restart"]), "follower {follower} did not catch up");
+    let bases = segment_bases(&cluster, follower, "behind", 0);
+    ensure!(
+        bases.first().is_some_and(|&b| b >= leader_start),
+        "follower segments {bases:?} should start at or after the leader's log start {leader_start}"
+    );
+    Ok(())
+}
+
 #[test]
 fn acks_all_with_two_followers_down_is_not_enough_replicas() -> Result<()> {
     let _turn = serial();

@@ -276,35 +276,45 @@ impl PartitionLog {
             return Ok(());
         }
         if offset <= self.log_start_offset() {
-            let restart = offset.max(0);
-            for seg in std::mem::take(&mut self.sealed).into_values() {
-                seg.remove_files(&self.dir)?;
-            }
-            // Unlink first: creating over the same name must make a new inode, never cut one that
-            // readers may still have mapped.
-            self.active.remove_files(&self.dir)?;
-            self.active = Segment::create(&self.dir, restart, &self.config)?;
-        } else {
-            let (cut_base, cut_position) = match self.locate(offset)? {
-                Some((seg, h)) => (seg.base_offset(), h.position),
-                None => return Ok(()),
-            };
-            for seg in self.sealed.split_off(&(cut_base + 1)).into_values() {
-                seg.remove_files(&self.dir)?;
-            }
-            if self.active.base_offset() != cut_base {
-                let reopened = self.sealed.remove(&cut_base);
-                if let Some(seg) = reopened {
-                    let old = std::mem::replace(&mut self.active, seg);
-                    old.remove_files(&self.dir)?;
-                }
-            }
-            self.active.truncate_in_place(cut_position, &self.dir, &self.config)?;
+            return self.restart_at(offset);
         }
+        let (cut_base, cut_position) = match self.locate(offset)? {
+            Some((seg, h)) => (seg.base_offset(), h.position),
+            None => return Ok(()),
+        };
+        for seg in self.sealed.split_off(&(cut_base + 1)).into_values() {
+            seg.remove_files(&self.dir)?;
+        }
+        if self.active.base_offset() != cut_base {
+            let reopened = self.sealed.remove(&cut_base);
+            if let Some(seg) = reopened {
+                let old = std::mem::replace(&mut self.active, seg);
+                old.remove_files(&self.dir)?;
+            }
+        }
+        self.active.truncate_in_place(cut_position, &self.dir, &self.config)?;
         self.active.file().sync_all().map_err(io_at(self.active.log_path()))?;
         sync_dir(&self.dir)?;
         self.flusher.reset(Arc::clone(self.active.file()), self.active.next_offset());
         tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), "truncated log");
+        Ok(())
+    }
+
+    /// Drops every batch and restarts the log empty at `offset` (a follower whose whole log lies
+    /// below the leader's log start, so nothing of it can be kept). Syncs.
+    pub fn restart_at(&mut self, offset: i64) -> Result<(), WalError> {
+        let restart = offset.max(0);
+        for seg in std::mem::take(&mut self.sealed).into_values() {
+            seg.remove_files(&self.dir)?;
+        }
+        // Unlink first: creating over the same name must make a new inode, never cut one that
+        // readers may still have mapped.
+        self.active.remove_files(&self.dir)?;
+        self.active = Segment::create(&self.dir, restart, &self.config)?;
+        self.active.file().sync_all().map_err(io_at(self.active.log_path()))?;
+        sync_dir(&self.dir)?;
+        self.flusher.reset(Arc::clone(self.active.file()), self.active.next_offset());
+        tracing::info!(dir = %self.dir.display(), offset = restart, "log restarted empty");
         Ok(())
     }
 

@@ -71,8 +71,8 @@ pub(super) fn initial_role(node_id: i32) -> Role {
 
 impl Partition {
     /// Opens (or creates) the log under `dir`, rebuilds producer state and the leader-epoch cache from
-    /// its batch headers and makes whatever recovery found durable, so the high watermark starts at the
-    /// log end.
+    /// its batch headers and makes whatever recovery found durable. The high watermark starts at the log
+    /// start: the role the metadata gives the replica decides how far is committed.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         dir: &Path,
@@ -107,7 +107,10 @@ impl Partition {
             topic_id,
             node_id,
             role: Mutex::new(initial_role(node_id)),
-            high_watermark: AtomicI64::new(end),
+            // Nothing is known to be committed until the metadata makes this replica leader (the HW
+            // is then computed from the ISR) or a leader reports its HW: a replica restarted with an
+            // uncommitted tail must not serve it as committed.
+            high_watermark: AtomicI64::new(log.log_start_offset()),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             log_end_offset: AtomicI64::new(end),
             inner: Mutex::new(Inner { log: Some(log), producers, epochs }),

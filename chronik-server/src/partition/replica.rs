@@ -269,6 +269,28 @@ impl Partition {
         Ok(())
     }
 
+    /// The leader's log starts above this follower's whole log (retention removed what the follower
+    /// never fetched): nothing here can be kept, so the log restarts empty at `leader_log_start`,
+    /// with no producer state or epochs, and fetching continues from there. Blocking I/O.
+    pub fn restart_at(&self, leader_log_start: i64, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader, leader_epoch)?;
+        let mut inner = self.inner.lock();
+        let Inner { log, producers, epochs } = &mut *inner;
+        let log = log.as_mut().ok_or(PartitionError::Deleted)?;
+        if log.log_end_offset() >= leader_log_start {
+            return Ok(());
+        }
+        log.restart_at(leader_log_start).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        *producers = Default::default();
+        *epochs = EpochCache::default();
+        self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        self.high_watermark.store(log.log_start_offset(), Ordering::Release);
+        tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader, leader_epoch, "log lay below the leader's log start; restarted empty there");
+        Ok(())
+    }
+
     /// acks=all: resolves once the high watermark reaches `end_offset`; fails when this broker stops
     /// leading, or when the ISR is below `min_isr` at that moment (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
     /// The caller bounds the wait with the request timeout.

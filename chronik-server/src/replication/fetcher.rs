@@ -177,6 +177,20 @@ impl Fetcher {
                 let (index, epoch) = (*index, *epoch);
                 match ResponseError::try_from_code(pd.error_code) {
                     None => {}
+                    Some(ResponseError::OffsetOutOfRange) if p.log_end_offset() < pd.log_start_offset => {
+                        // Everything this replica holds is below what the leader keeps: start over at
+                        // the leader's log start (Kafka's truncate-fully-and-start-at).
+                        let (p2, leader, start) = (p.clone(), self.leader, pd.log_start_offset);
+                        let restarted = tokio::task::spawn_blocking(move || p2.restart_at(start, leader, epoch))
+                            .await
+                            .map_err(|e| ReplicationError::Task(e.to_string()))?;
+                        if let Err(source) = restarted {
+                            // A stale fetcher (role changed) or a disk error: truncate again first.
+                            warn!(leader, topic, partition = index, error = %source, "restarting the log at the leader's log start failed");
+                            self.truncated_at.remove(&(topic.to_string(), index));
+                        }
+                        continue;
+                    }
                     Some(ResponseError::OffsetOutOfRange) => {
                         warn!(leader = self.leader, topic, partition = index, log_end = p.log_end_offset(),
                             leader_log_start = pd.log_start_offset, "fetch offset out of range on the leader; truncating again");
