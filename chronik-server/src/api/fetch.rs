@@ -6,6 +6,9 @@
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the client to
 //! keep sending full requests.
 //!
+//! The response is encoded by [`super::fetch_response`], which sends record data as slices of the
+//! mapped segments instead of copying it into the response buffer.
+//!
 //! Two kinds of fetcher: consumers (`replica_id` < 0) read below the high watermark and only from the
 //! leader (a follower answers NOT_LEADER_OR_FOLLOWER); followers (`replica_id` = their broker id, on
 //! the wal port) read up to the log end, their fetch offset tells the leader how far they have stored,
@@ -21,7 +24,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
 
 struct Collected {
     response: FetchResponse,
@@ -93,7 +96,15 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
     Collected { response: FetchResponse::default().with_session_id(0).with_responses(topics), bytes: total, any_error }
 }
 
-pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+/// Answers one Fetch (after its long poll) as a chunked response frame.
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Result<Reply, DispatchError> {
+    let response = poll(broker, &req).await;
+    let frame = super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response)?;
+    Ok(Reply::Frame(frame))
+}
+
+/// Collects what `req` may read, waiting up to its `max_wait_ms` for `min_bytes`.
+async fn poll(broker: &Arc<Broker>, req: &FetchRequest) -> FetchResponse {
     let wait_max_ms = if req.replica_id.0 >= 0 { broker.config.replica_fetch_wait_ms_max } else { broker.config.fetch_wait_ms_max };
     let wait_ms = u64::try_from(req.max_wait_ms).unwrap_or(0).min(wait_max_ms);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
@@ -102,13 +113,13 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: FetchReque
     let mut changes = if req.replica_id.0 >= 0 { broker.partitions.subscribe_appends() } else { broker.data_changed.subscribe() };
     loop {
         changes.borrow_and_update();
-        let c = collect(broker, &req);
+        let c = collect(broker, req);
         if c.bytes >= min_bytes || c.any_error || Instant::now() >= deadline {
             broker.metrics.fetched(c.bytes);
             return c.response;
         }
         if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            let c = collect(broker, &req);
+            let c = collect(broker, req);
             broker.metrics.fetched(c.bytes);
             return c.response;
         }

@@ -1,7 +1,9 @@
 //! One client connection. Requests are read and handled in order, one at a time (as Kafka does), so a
 //! pipelining producer's batches are appended in the order sent. A handler may hand back a response that
 //! completes later (a produce waiting for its fsync); the writer task sends responses strictly in request
-//! order, and the bounded queue between reader and writer limits how many may be outstanding.
+//! order, and the bounded queue between reader and writer limits how many may be outstanding. A response
+//! may be a list of chunks ([`ResponseFrame`]); it is written with `writev`, so Fetch record data goes
+//! from the mapped segment to the socket without a copy in user space.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,13 +16,14 @@ use tracing::{debug, Instrument};
 
 use super::dispatch::{self, Reply};
 use super::frame::read_frame;
+use super::response::ResponseFrame;
 use crate::broker::Broker;
 
 /// Responses allowed to be in flight per connection (clients pipeline at most 5 by default).
 const PENDING_RESPONSES_MAX: usize = 64;
 
 enum Outgoing {
-    Ready(Bytes),
+    Ready(ResponseFrame),
     Later(oneshot::Receiver<Option<Bytes>>),
 }
 
@@ -33,16 +36,16 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         let metrics = broker.clone();
         let writer_task = tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
-                let bytes = match out {
-                    Outgoing::Ready(b) => b,
+                let mut frame = match out {
+                    Outgoing::Ready(f) => f,
                     Outgoing::Later(waiter) => match waiter.await {
-                        Ok(Some(b)) => b,
+                        Ok(Some(b)) => ResponseFrame::from(b),
                         Ok(None) => continue,
                         Err(_) => break,
                     },
                 };
-                metrics.metrics.bytes_out(bytes.len());
-                if writer.write_all(&bytes).await.is_err() {
+                metrics.metrics.bytes_out(frame.len());
+                if writer.write_all_buf(&mut frame).await.is_err() {
                     break;
                 }
             }
@@ -59,7 +62,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             };
             broker.metrics.bytes_in(frame.len() + 4);
             let out = match dispatch::handle(&broker, frame, &peer).await {
-                Ok(Reply::Now(Some(b))) => Outgoing::Ready(b),
+                Ok(Reply::Now(Some(b))) => Outgoing::Ready(b.into()),
+                Ok(Reply::Frame(f)) => Outgoing::Ready(f),
                 Ok(Reply::Now(None)) => continue,
                 Ok(Reply::Later(rx)) => Outgoing::Later(rx),
                 Err(e) => {

@@ -15,6 +15,7 @@ use chronik_group::ClientInfo;
 use tokio::sync::oneshot;
 
 use super::frame::{finish, response_buffer};
+use super::response::ResponseFrame;
 use super::versions;
 use crate::api;
 use crate::broker::Broker;
@@ -25,6 +26,8 @@ pub enum Reply {
     Now(Option<Bytes>),
     /// A response that completes later; the connection keeps request order while it waits.
     Later(oneshot::Receiver<Option<Bytes>>),
+    /// A response frame in chunks (Fetch: record data stays in the mapped segments).
+    Frame(ResponseFrame),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
             let req = decode(&ctx, &mut body)?;
             api::produce::handle(b, ctx, req)?
         }
-        ApiKey::Fetch => now(ctx.encode(&api::fetch::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
+        ApiKey::Fetch => api::fetch::handle(b, &ctx, decode(&ctx, &mut body)?).await?,
         ApiKey::ListOffsets => now(ctx.encode(&api::list_offsets::handle(b, &ctx, decode(&ctx, &mut body)?))?),
         ApiKey::CreateTopics => now(ctx.encode(&api::create_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
         ApiKey::DeleteTopics => now(ctx.encode(&api::delete_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
