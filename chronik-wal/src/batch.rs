@@ -1,5 +1,7 @@
 //! Kafka v2 record batch headers: where each field lives, how a stored batch is checked, and how the
-//! broker stamps `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) without re-encoding.
+//! broker stamps `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) without re-encoding —
+//! or copying: the stamped fields live in the first [`STAMPED_HEAD_BYTES`], which are written from a
+//! small stamped copy while the rest of the batch is written from the caller's buffer as it is.
 //!
 //! The batch's own fields are the storage frame: `batchLength` gives the size, CRC-32C covers bytes
 //! 21..end, and `baseOffset` continuity (checked by the scanner) covers what the CRC does not.
@@ -140,10 +142,19 @@ pub(crate) fn validate_for_append(batch: &[u8]) -> Result<BatchHeader, WalError>
     Ok(header)
 }
 
-/// Writes the broker-assigned base offset and leader epoch; neither is covered by the CRC.
-pub(crate) fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+/// Bytes at the start of a batch that hold everything the broker stamps (baseOffset, batchLength,
+/// partitionLeaderEpoch).
+pub(crate) const STAMPED_HEAD_BYTES: usize = LEADER_EPOCH_AT + 4;
+
+/// The first [`STAMPED_HEAD_BYTES`] of `batch` with the broker-assigned base offset and leader epoch
+/// written in (neither is covered by the CRC). `batch` must have passed [`validate_for_append`], so it
+/// is longer than the head.
+pub(crate) fn stamped_head(batch: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; STAMPED_HEAD_BYTES] {
+    let mut head = [0u8; STAMPED_HEAD_BYTES];
+    head.copy_from_slice(&batch[..STAMPED_HEAD_BYTES]);
+    head[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    head[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    head
 }
 
 #[cfg(test)]
@@ -171,7 +182,8 @@ mod tests {
     #[test]
     fn parses_and_stamps_outside_the_crc() {
         let mut b = batch(4, b"hello");
-        stamp(&mut b, 1000, 7);
+        let head = stamped_head(&b, 1000, 7);
+        b[..STAMPED_HEAD_BYTES].copy_from_slice(&head);
         let h = validate_for_append(&b).unwrap();
         assert_eq!((h.base_offset, h.last_offset, h.partition_leader_epoch), (1000, 1004, 7));
         assert_eq!((h.max_timestamp, h.size as usize), (77, b.len()));

@@ -231,13 +231,19 @@ impl Segment {
         None
     }
 
-    /// Writes a validated, stamped batch at the end and indexes it. No fsync.
-    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), WalError> {
-        let end = self.valid_len + batch.len() as u64;
+    /// Writes a validated batch at the end — `head` (its stamped first bytes, or empty) then `rest` —
+    /// and indexes it. Two positioned writes rather than a copy into one buffer: the batch can be a
+    /// megabyte, a second `pwrite` costs a microsecond. No fsync.
+    pub(crate) fn append(&mut self, head: &[u8], rest: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), WalError> {
+        let size = (head.len() + rest.len()) as u64;
+        let end = self.valid_len + size;
         if end > self.map.len() as u64 {
-            return Err(WalError::BatchTooLarge { size: batch.len() as u64, segment_bytes: self.map.len() as u64 });
+            return Err(WalError::BatchTooLarge { size, segment_bytes: self.map.len() as u64 });
         }
-        self.file.write_all_at(batch, self.valid_len).map_err(io_at(&self.log_path))?;
+        if !head.is_empty() {
+            self.file.write_all_at(head, self.valid_len).map_err(io_at(&self.log_path))?;
+        }
+        self.file.write_all_at(rest, self.valid_len + head.len() as u64).map_err(io_at(&self.log_path))?;
         let entries = self.policy.observe(header, self.base_offset);
         if let Some(e) = entries.offset {
             if !self.offset_index.push(&e) {

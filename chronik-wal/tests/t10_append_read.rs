@@ -12,16 +12,19 @@ fn round_trip_assigns_contiguous_offsets_and_stamps_batches() {
     let mut expected = Vec::new();
     let mut next = 0;
     for (i, records) in [1, 3, 10, 1].into_iter().enumerate() {
-        let mut b = batch(records, 100 + i as i64, 40);
-        let info = log.append(&mut b, 9).unwrap();
+        let b = batch(records, 100 + i as i64, 40);
+        let info = log.append(&b, 9).unwrap();
         assert_eq!(info.base_offset, next);
         assert_eq!(info.last_offset, next + records as i64 - 1);
         assert_eq!(info.max_timestamp, 100 + i as i64);
         assert_eq!(info.log_append_time_ms, NO_LOG_APPEND_TIME);
-        assert_eq!(base_offset(&b), next, "base offset stamped into the caller's slice");
-        assert_eq!(i32::from_be_bytes(b[12..16].try_into().unwrap()), 9, "leader epoch stamped");
+        assert_eq!(base_offset(&b), 0, "the caller's slice is not modified");
+        let stored = log.read(next, usize::MAX, i64::MAX).unwrap().records;
+        assert_eq!(base_offset(&stored), next, "base offset stamped in the log");
+        assert_eq!(i32::from_be_bytes(stored[12..16].try_into().unwrap()), 9, "leader epoch stamped");
+        assert_eq!(&stored[16..], &b[16..], "the rest stored as given");
         next = info.last_offset + 1;
-        expected.extend_from_slice(&b);
+        expected.extend_from_slice(&stored);
     }
     assert_eq!(log.log_end_offset(), 15);
     assert_eq!(log.size_bytes(), expected.len() as u64);
@@ -94,21 +97,21 @@ fn invalid_batches_are_refused_and_write_nothing() {
     let mut bad_crc = batch(1, 5, 20);
     bad_crc[70] ^= 0xff;
     let untouched = bad_crc.clone();
-    assert!(matches!(log.append(&mut bad_crc, 1), Err(WalError::InvalidBatch(m)) if m.contains("crc")));
-    assert_eq!(bad_crc, untouched, "the slice is not stamped when validation fails");
+    assert!(matches!(log.append(&bad_crc, 1), Err(WalError::InvalidBatch(m)) if m.contains("crc")));
+    assert_eq!(bad_crc, untouched, "the slice is never stamped");
     let mut bad_magic = batch(1, 5, 20);
     bad_magic[16] = 1;
-    assert!(matches!(log.append(&mut bad_magic, 1), Err(WalError::InvalidBatch(_))));
+    assert!(matches!(log.append(&bad_magic, 1), Err(WalError::InvalidBatch(_))));
     let mut long = batch(1, 5, 20);
     long.push(0);
-    assert!(matches!(log.append(&mut long, 1), Err(WalError::InvalidBatch(_))));
-    let mut short = batch(1, 5, 20)[..40].to_vec();
-    assert!(matches!(log.append(&mut short, 1), Err(WalError::InvalidBatch(_))));
+    assert!(matches!(log.append(&long, 1), Err(WalError::InvalidBatch(_))));
+    let short = batch(1, 5, 20)[..40].to_vec();
+    assert!(matches!(log.append(&short, 1), Err(WalError::InvalidBatch(_))));
     assert_eq!((log.size_bytes(), log.log_end_offset()), (size, 1));
     // The next good batch lands right after the first one.
-    let mut good = batch(1, 5, 20);
-    assert_eq!(log.append(&mut good, 1).unwrap().base_offset, 1);
-    assert_eq!(log.read(1, usize::MAX, i64::MAX).unwrap().records, good);
+    let good = batch(1, 5, 20);
+    assert_eq!(log.append(&good, 1).unwrap().base_offset, 1);
+    assert_eq!(log.read(1, usize::MAX, i64::MAX).unwrap().records, stamped(&good, 1, 1));
 }
 
 #[test]
@@ -116,8 +119,8 @@ fn a_batch_larger_than_a_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = chronik_wal::LogConfig { segment_bytes: 1000, ..small_config() };
     let mut log = open(dir.path(), &config);
-    let mut b = batch(1, 1, 1000);
-    assert!(matches!(log.append(&mut b, 0), Err(WalError::BatchTooLarge { size: 1061, segment_bytes: 1000 })));
+    let b = batch(1, 1, 1000);
+    assert!(matches!(log.append(&b, 0), Err(WalError::BatchTooLarge { size: 1061, segment_bytes: 1000 })));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -129,8 +132,8 @@ fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
     // 40 batches of 2 records, timestamps 1000 + 10*i, with one out-of-order timestamp.
     for i in 0..40i64 {
         let ts = if i == 20 { 500 } else { 1000 + 10 * i };
-        let mut b = batch(2, ts, 100);
-        log.append(&mut b, 0).unwrap();
+        let b = batch(2, ts, 100);
+        log.append(&b, 0).unwrap();
     }
     assert!(log.segment_base_offsets().len() > 2, "spans several segments");
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));

@@ -88,8 +88,8 @@ fn retention_by_time_uses_each_segments_largest_timestamp() {
     let config = LogConfig { retention_ms: Some(100), ..sized(1000) };
     let mut log = open(dir.path(), &config);
     for ts in [1000, 1010, 1020, 2000, 2010, 2020, 3000, 3010] {
-        let mut b = batch(1, ts, 239);
-        log.append(&mut b, 0).unwrap();
+        let b = batch(1, ts, 239);
+        log.append(&b, 0).unwrap();
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 3, 6]);
     assert_eq!(log.apply_retention(1120).unwrap(), 0, "segment 0 max ts 1020 is exactly 100 old");
@@ -121,8 +121,8 @@ fn truncate_within_the_active_segment_and_append_again() {
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.flusher().durable_end_offset(), 6);
     assert_eq!(&log.read(0, usize::MAX, i64::MAX).unwrap().records[..], &bs[..2].concat()[..]);
-    let mut b = batch(1, 7, 5);
-    assert_eq!(log.append(&mut b, 2).unwrap().base_offset, 6);
+    let b = stamped(&batch(1, 7, 5), 6, 2);
+    assert_eq!(log.append(&b, 2).unwrap().base_offset, 6);
     log.truncate_to(100).unwrap(); // beyond the end: nothing
     assert_eq!(log.log_end_offset(), 7);
     drop(log);
@@ -142,8 +142,8 @@ fn truncate_into_a_sealed_segment_removes_later_ones() {
     assert_eq!(log.log_end_offset(), 8);
     assert!(!seg_path(dir.path(), 12, "log").exists() && !seg_path(dir.path(), 18, "log").exists());
     assert_eq!(file_len(&seg_path(dir.path(), 6, "log")), 1000, "reactivated: preallocated again");
-    let mut b = batch(2, 1, 239);
-    assert_eq!(log.append(&mut b, 0).unwrap().base_offset, 8);
+    let b = stamped(&batch(2, 1, 239), 8, 0);
+    assert_eq!(log.append(&b, 0).unwrap().base_offset, 8);
     drop(log);
     let log = open(dir.path(), &sized(1000));
     assert_eq!(log.log_end_offset(), 10);
@@ -172,8 +172,8 @@ fn truncate_keeps_bytes_that_readers_still_hold() {
     let bs = append_n(&mut log, 4, 1, 50);
     let held = log.read(0, usize::MAX, i64::MAX).unwrap().records;
     log.truncate_to(1).unwrap();
-    let mut b = batch(1, 1, 80);
-    log.append(&mut b, 0).unwrap();
+    let b = stamped(&batch(1, 1, 80), 1, 0);
+    log.append(&b, 0).unwrap();
     assert_eq!(&held[..], &bs.concat()[..], "a fetch in flight still sees what it was given");
     assert_eq!(&log.read(0, usize::MAX, i64::MAX).unwrap().records[..], &[bs[0].clone(), b].concat()[..]);
 }

@@ -18,8 +18,8 @@ fn assert_recovered_to(dir: &std::path::Path, bs: &[Vec<u8>]) {
     assert_eq!(log.size_bytes(), bs.concat().len() as u64);
     assert_eq!(&log.read(0, usize::MAX, i64::MAX).unwrap().records[..], &bs.concat()[..]);
     assert_eq!(log.flusher().durable_end_offset(), 9);
-    let mut next = batch(1, 2000, 3);
-    assert_eq!(log.append(&mut next, 0).unwrap().base_offset, 9);
+    let next = stamped(&batch(1, 2000, 3), 9, 0);
+    assert_eq!(log.append(&next, 0).unwrap().base_offset, 9);
     drop(log);
     let log = open(dir, &small_config());
     assert_eq!(log.log_end_offset(), 10, "nothing of the torn tail survives behind the new batch");

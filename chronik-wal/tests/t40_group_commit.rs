@@ -25,8 +25,8 @@ fn concurrent_appenders_all_become_durable_with_fewer_syncs_than_appends() {
             thread::spawn(move || {
                 let mut acked = Vec::new();
                 for i in 0..APPENDS_PER_THREAD {
-                    let mut b = batch(1, (t * 1000 + i) as i64, 200);
-                    let info = log.lock().append(&mut b, 0).unwrap();
+                    let b = batch(1, (t * 1000 + i) as i64, 200);
+                    let info = log.lock().append(&b, 0).unwrap();
                     flusher.sync_through(info.last_offset + 1).unwrap();
                     assert!(flusher.durable_end_offset() > info.last_offset);
                     acked.push(info.base_offset);
@@ -60,8 +60,8 @@ fn callers_waiting_together_share_one_sync() {
             let (log, flusher, appended) = (Arc::clone(&log), Arc::clone(&flusher), Arc::clone(&appended));
             thread::spawn(move || {
                 for _ in 0..ROUNDS {
-                    let mut b = batch(2, 1, 50);
-                    let info = log.lock().append(&mut b, 0).unwrap();
+                    let b = batch(2, 1, 50);
+                    let info = log.lock().append(&b, 0).unwrap();
                     // Everyone appends before anyone syncs: the first sync covers the whole round.
                     appended.wait();
                     flusher.sync_through(info.last_offset + 1).unwrap();

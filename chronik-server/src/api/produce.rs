@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -184,9 +183,7 @@ fn append_partition(partition: &Partition, records: bytes::Bytes, size_max: i64,
     if let Some(v) = views.iter().find(|v| v.len as i64 > size_max) {
         return Err(PartitionError::MessageTooLarge { size: v.len, max: i32::try_from(size_max).unwrap_or(i32::MAX) });
     }
-    // Offsets are stamped in place; the request buffer is shared with the rest of the frame, so this
-    // is usually one copy of the batch.
-    let mut buf = records.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
-    let len = buf.len();
-    Ok((partition.append(&mut buf, &views, leader_epoch)?, len))
+    // The batches are written from the request buffer as they are; the log stamps offsets and epoch
+    // while writing (no copy of the batch).
+    Ok((partition.append(&records, &views, leader_epoch)?, records.len()))
 }

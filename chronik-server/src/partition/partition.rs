@@ -131,9 +131,10 @@ impl Partition {
         self.log_end_offset.load(Ordering::Acquire)
     }
 
-    /// Appends the batches of one produce record set, in order. `records` is the request's buffer; each
-    /// batch's base offset and leader epoch are stamped into it in place. Does not wait for durability.
-    pub fn append(&self, records: &mut [u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
+    /// Appends the batches of one produce record set, in order. `records` is the request's buffer, left
+    /// as it is: the log writes each batch with its base offset and leader epoch stamped. Does not wait
+    /// for durability.
+    pub fn append(&self, records: &[u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
         let mut inner = self.inner.lock();
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
@@ -155,7 +156,7 @@ impl Partition {
                     }
                 }
             }
-            let bytes = &mut records[v.start..v.start + v.len];
+            let bytes = &records[v.start..v.start + v.len];
             let info = log.append(bytes, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
             epochs.assign(leader_epoch, info.base_offset);
             if v.is_idempotent() {

@@ -191,7 +191,7 @@ impl Partition {
     /// wholly below it is a repeat and skipped), and keeps the leader epoch the leader stamped. With
     /// `fsync = "always"` the appended data is made durable before returning, so the follower's next
     /// fetch offset — its report to the leader — only ever claims durable data. Blocking I/O.
-    pub fn append_replicated(&self, records: &mut [u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
+    pub fn append_replicated(&self, records: &[u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
         let views = split_batches(records)?;
@@ -202,7 +202,7 @@ impl Partition {
             let Inner { log, producers, epochs } = &mut *inner;
             let log = log.as_mut().ok_or(PartitionError::Deleted)?;
             for v in views {
-                let bytes = &mut records[v.start..v.start + v.len];
+                let bytes = &records[v.start..v.start + v.len];
                 let base = i64::from_be_bytes(read_array(bytes, BATCH_BASE_OFFSET_AT));
                 let epoch = i32::from_be_bytes(read_array(bytes, BATCH_LEADER_EPOCH_AT));
                 let end = log.log_end_offset();

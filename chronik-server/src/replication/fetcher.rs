@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
@@ -206,10 +205,7 @@ impl Fetcher {
                 if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                     let p2 = p.clone();
                     let leader = self.leader;
-                    let appended = tokio::task::spawn_blocking(move || {
-                        let mut buf = BytesMut::from(&records[..]);
-                        p2.append_replicated(&mut buf, leader, epoch)
-                    })
+                    let appended = tokio::task::spawn_blocking(move || p2.append_replicated(&records, leader, epoch))
                     .await
                     .map_err(|e| ReplicationError::Task(e.to_string()))?;
                     if let Err(source) = appended {

@@ -33,6 +33,15 @@ pub fn fix_crc(b: &mut [u8]) {
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// `b` as the log stores it: base offset and leader epoch stamped (the log never modifies the caller's
+/// slice).
+pub fn stamped(b: &[u8], base_offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut s = b.to_vec();
+    s[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    s[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    s
+}
+
 pub fn base_offset(b: &[u8]) -> i64 {
     i64::from_be_bytes(b[0..8].try_into().unwrap())
 }
@@ -59,9 +68,9 @@ pub fn open(dir: &Path, config: &LogConfig) -> PartitionLog {
 pub fn append_n(log: &mut PartitionLog, n: usize, records: i32, payload: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let mut b = batch(records, 1000 + i as i64, payload);
-            log.append(&mut b, 5).unwrap();
-            b
+            let b = batch(records, 1000 + i as i64, payload);
+            let info = log.append(&b, 5).unwrap();
+            stamped(&b, info.base_offset, 5)
         })
         .collect()
 }
