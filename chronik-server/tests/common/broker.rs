@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
-use super::{KafkaClient, BROKER_READY_TIMEOUT, POLL_INTERVAL, START_ATTEMPTS_MAX, START_FAILURE_TIMEOUT};
+use super::{KafkaClient, ServerProcess, BROKER_READY_TIMEOUT, POLL_INTERVAL, START_ATTEMPTS_MAX, START_FAILURE_TIMEOUT};
 
 /// Settings written to the broker's config file.
 #[derive(Debug, Clone)]
@@ -89,13 +89,11 @@ pub fn config_toml(data_dir: &Path, ports: Ports, opts: &BrokerOpts) -> String {
 
 /// A running `chronik-server` process; killed (SIGKILL, by PID) when dropped.
 pub struct TestBroker {
-    child: Option<Child>,
+    process: ServerProcess,
     /// Holds the config, the data dir and the stderr logs; removed on drop.
     dir: tempfile::TempDir,
     pub ports: Ports,
     pub opts: BrokerOpts,
-    /// Number of processes started so far; each writes its own stderr file.
-    starts: u32,
 }
 
 impl TestBroker {
@@ -109,7 +107,8 @@ impl TestBroker {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
             let dir = tempfile::Builder::new().prefix("chronik-it-").tempdir()?;
-            let mut broker = TestBroker { child: None, dir, ports: Ports::pick()?, opts: opts.clone(), starts: 0 };
+            let process = ServerProcess::new(dir.path().to_path_buf(), "the broker");
+            let mut broker = TestBroker { process, dir, ports: Ports::pick()?, opts: opts.clone() };
             match broker.spawn_and_wait() {
                 Ok(()) => return Ok(broker),
                 Err(e) => last_error = Some(e),
@@ -126,20 +125,14 @@ impl TestBroker {
         self.dir.path().join("broker.toml")
     }
 
-    fn stderr_path(&self, start: u32) -> PathBuf {
-        self.dir.path().join(format!("stderr-{start}.log"))
-    }
-
     /// The stderr of the current (or last) process, for failure messages.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr_path(self.starts)).unwrap_or_default()
+        self.process.stderr()
     }
 
     /// The last `lines` lines of stderr.
     pub fn stderr_tail(&self, lines: usize) -> String {
-        let all = self.stderr();
-        let v: Vec<&str> = all.lines().collect();
-        v[v.len().saturating_sub(lines)..].join("\n")
+        self.process.stderr_tail(lines)
     }
 
     pub fn kafka_addr(&self) -> SocketAddr {
@@ -151,7 +144,7 @@ impl TestBroker {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     pub fn client(&self) -> Result<KafkaClient> {
@@ -160,19 +153,7 @@ impl TestBroker {
 
     fn spawn_and_wait(&mut self) -> Result<()> {
         std::fs::write(self.config_path(), config_toml(&self.data_dir(), self.ports, &self.opts))?;
-        self.starts += 1;
-        let stderr = std::fs::File::create(self.stderr_path(self.starts))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_chronik-server"))
-            .arg("start")
-            .arg("--config")
-            .arg(self.config_path())
-            .env("RUST_LOG", std::env::var("CHRONIK_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .context("spawning chronik-server")?;
-        self.child = Some(child);
+        self.process.spawn(&self.config_path())?;
         self.wait_healthy(BROKER_READY_TIMEOUT)
     }
 
@@ -180,7 +161,7 @@ impl TestBroker {
     pub fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+            if let Some(status) = self.process.exited()? {
                 bail!("broker exited with {status} before becoming healthy; stderr:\n{}", self.stderr_tail(30));
             }
             if let Ok((200, _)) = http_get(self.admin_addr(), "/admin/health") {
@@ -195,7 +176,7 @@ impl TestBroker {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+        self.process.is_running()
     }
 
     /// Checks the broker is alive and serving: the process runs and health answers 200.
@@ -208,11 +189,7 @@ impl TestBroker {
 
     /// SIGKILL (by PID) and reap, like `kill -9`.
     pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().context("kill -9 of the broker")?;
-            child.wait()?;
-        }
-        Ok(())
+        self.process.kill9()
     }
 
     /// Starts a new process on the same data dir, config and ports.
@@ -222,25 +199,12 @@ impl TestBroker {
     }
 }
 
-impl TestBroker {
-    /// Every stderr line of every process this broker ran that reports a panic.
-    pub fn panics(&self) -> Vec<String> {
-        (1..=self.starts)
-            .flat_map(|n| std::fs::read_to_string(self.stderr_path(n)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
-            .filter(|l| l.contains("panicked"))
-            .collect()
-    }
-}
-
 impl Drop for TestBroker {
     /// Kills the process; keeps the directory when `CHRONIK_TEST_KEEP` is set; fails the test when the
     /// broker panicked anywhere (a panic in a spawned task does not stop the process, so it would
     /// otherwise go unnoticed).
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.process.kill9();
         if std::env::var_os("CHRONIK_TEST_KEEP").is_some() {
             eprintln!("kept broker dir {}", self.dir.path().display());
             let dir = std::mem::replace(&mut self.dir, match tempfile::tempdir() {
@@ -249,7 +213,7 @@ impl Drop for TestBroker {
             });
             let _ = dir.keep();
         }
-        let panics = self.panics();
+        let panics = self.process.panics();
         if !panics.is_empty() && !std::thread::panicking() {
             panic!("the broker panicked:\n{}", panics.join("\n"));
         }

@@ -11,14 +11,14 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use kafka_protocol::messages::{create_topics_request::CreatableTopic, CreateTopicsRequest};
 use serde_json::Value;
 
-use crate::common::{http_get, poll_until, topic_name, KafkaClient, Ports, POLL_INTERVAL, START_ATTEMPTS_MAX};
+use crate::common::{http_get, poll_until, topic_name, KafkaClient, Ports, ServerProcess, POLL_INTERVAL, START_ATTEMPTS_MAX};
 
 /// From spawning the nodes to every node healthy and agreeing on one metadata leader (cold debug build,
 /// three processes on two busy cores).
@@ -64,9 +64,7 @@ pub struct ClusterNode {
     pub id: u64,
     pub ports: Ports,
     dir: PathBuf,
-    child: Option<Child>,
-    /// Processes started so far; each writes its own stderr file.
-    starts: u32,
+    process: ServerProcess,
 }
 
 impl ClusterNode {
@@ -78,10 +76,6 @@ impl ClusterNode {
         self.dir.join("data")
     }
 
-    fn stderr_path(&self, start: u32) -> PathBuf {
-        self.dir.join(format!("stderr-{start}.log"))
-    }
-
     pub fn kafka_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports.kafka))
     }
@@ -91,40 +85,22 @@ impl ClusterNode {
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+        self.process.is_running()
     }
 
     /// The last `lines` lines of the current process's stderr.
     pub fn stderr_tail(&self, lines: usize) -> String {
-        let all = std::fs::read_to_string(self.stderr_path(self.starts)).unwrap_or_default();
-        let v: Vec<&str> = all.lines().collect();
-        v[v.len().saturating_sub(lines)..].join("\n")
+        self.process.stderr_tail(lines)
     }
 
     fn spawn(&mut self) -> Result<()> {
-        self.starts += 1;
-        let stderr = std::fs::File::create(self.stderr_path(self.starts))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_chronik-server"))
-            .arg("start")
-            .arg("--config")
-            .arg(self.config_path())
-            .env("RUST_LOG", std::env::var("CHRONIK_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("spawning node {}", self.id))?;
-        self.child = Some(child);
-        Ok(())
+        let config = self.config_path();
+        self.process.spawn(&config)
     }
 
     /// SIGKILL by PID and reap, like `kill -9`.
     pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().with_context(|| format!("kill -9 of node {}", self.id))?;
-            child.wait()?;
-        }
-        Ok(())
+        self.process.kill9()
     }
 
     /// `GET /admin/health` as JSON.
@@ -142,11 +118,7 @@ impl ClusterNode {
     }
 
     fn panics(&self) -> Vec<String> {
-        (1..=self.starts)
-            .flat_map(|n| std::fs::read_to_string(self.stderr_path(n)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
-            .filter(|l| l.contains("panicked"))
-            .map(|l| format!("node {}: {l}", self.id))
-            .collect()
+        self.process.panics()
     }
 }
 
@@ -194,7 +166,8 @@ impl TestCluster {
         for id in 1..=opts.nodes {
             let node_dir = dir.path().join(format!("node-{id}"));
             std::fs::create_dir_all(&node_dir)?;
-            nodes.push(ClusterNode { id, ports: Ports::pick()?, dir: node_dir, child: None, starts: 0 });
+            let process = ServerProcess::new(node_dir.clone(), format!("node {id}"));
+            nodes.push(ClusterNode { id, ports: Ports::pick()?, dir: node_dir, process });
         }
         for n in &nodes {
             std::fs::write(n.config_path(), config_toml(n, &nodes, &opts))?;
@@ -315,10 +288,7 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
-            if let Some(mut child) = n.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            let _ = n.kill9();
         }
         if std::env::var_os("CHRONIK_TEST_KEEP").is_some() {
             eprintln!("kept cluster dir {}", self.dir.path().display());

@@ -19,6 +19,7 @@
 
 mod broker;
 mod client;
+mod process;
 mod records;
 
 // Re-exported so tests write `common::X`; a test binary that needs none of one part would warn.
@@ -26,6 +27,8 @@ mod records;
 pub use broker::*;
 #[allow(unused_imports)]
 pub use client::*;
+#[allow(unused_imports)]
+pub use process::*;
 #[allow(unused_imports)]
 pub use records::*;
 
