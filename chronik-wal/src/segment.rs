@@ -299,16 +299,7 @@ impl Segment {
             return Ok(None);
         }
         let rel = u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX);
-        let mut found = None;
-        self.walk_from(offset_lookup(&self.offset_index, rel), |h| {
-            if h.last_offset >= offset {
-                found = Some(*h);
-                false
-            } else {
-                true
-            }
-        })?;
-        Ok(found)
+        self.first_from(offset_lookup(&self.offset_index, rel), |h| h.last_offset >= offset)
     }
 
     /// First batch whose max timestamp is >= `ts`.
@@ -317,9 +308,14 @@ impl Segment {
             return Ok(None);
         }
         let start = time_lookup(&self.time_index, ts).map_or(0, |rel| offset_lookup(&self.offset_index, rel));
+        self.first_from(start, |h| h.max_timestamp >= ts)
+    }
+
+    /// The first batch at or after file position `start` that satisfies `wanted`.
+    fn first_from(&self, start: u64, wanted: impl Fn(&BatchHeader) -> bool) -> Result<Option<BatchHeader>, WalError> {
         let mut found = None;
         self.walk_from(start, |h| {
-            if h.max_timestamp >= ts {
+            if wanted(h) {
                 found = Some(*h);
                 false
             } else {
