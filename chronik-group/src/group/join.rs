@@ -4,7 +4,9 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::{Group, GroupState, JoinResult, Member, Reply};
+use tracing::debug;
+
+use super::{vote, Delivery, Group, GroupState, JoinResult, Member, Reply, SyncResult};
 
 /// A JoinGroup request, validated for group id and session timeout by the caller.
 #[derive(Debug, Clone)]
@@ -51,8 +53,7 @@ impl Group {
     fn join_unknown(&mut self, params: JoinParams, now_ms: u64) -> Reply<JoinResult> {
         if let Some(instance) = &params.group_instance_id {
             if let Some(existing) = self.static_members.get(instance).cloned() {
-                // A restarted static member keeps its member id (and so its assignment).
-                return self.join_existing(&existing, params, now_ms);
+                return self.replace_static_member(existing, params, now_ms);
             }
         }
         if self.size() >= self.limits.members_max {
@@ -66,6 +67,68 @@ impl Group {
         }
         self.add_member(new_member(member_id.clone(), params, now_ms), now_ms);
         Reply::Wait { member_id }
+    }
+
+    /// A known static member joining without a member id: a restart, or a second process using the
+    /// same `group.instance.id`. As in Kafka (KIP-345) it gets a new member id and takes the old one's
+    /// place, assignment included; the old id is fenced (its parked requests and every later call
+    /// get FENCED_INSTANCE_ID). In a Stable group whose elected protocol does not change, no
+    /// rebalance happens: the answer names the current generation and the previous leader id, so a
+    /// replaced leader does not compute a new assignment, and the member's SyncGroup returns its old
+    /// assignment.
+    fn replace_static_member(&mut self, old_id: String, params: JoinParams, now_ms: u64) -> Reply<JoinResult> {
+        let Some(index) = self.members.get_index_of(&old_id) else {
+            return Reply::Now(JoinResult::error(ResponseError::UnknownMemberId, ""));
+        };
+        let new_id = format!("{}-{}", params.client_id, Uuid::new_v4());
+        let previous_leader = self.leader_id.clone().unwrap_or_default();
+        let Some((_, mut member)) = self.members.shift_remove_index(index) else {
+            return Reply::Now(JoinResult::error(ResponseError::UnknownMemberId, ""));
+        };
+        if member.awaiting_join {
+            self.outbox.push(Delivery::Join { member_id: old_id.clone(), result: JoinResult::error(ResponseError::FencedInstanceId, &old_id) });
+        }
+        if member.awaiting_sync {
+            self.outbox.push(Delivery::Sync { member_id: old_id.clone(), result: SyncResult::error(ResponseError::FencedInstanceId) });
+        }
+        if self.leader_id.as_deref() == Some(old_id.as_str()) {
+            self.leader_id = Some(new_id.clone());
+        }
+        if let Some(instance) = &params.group_instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        member.member_id = new_id.clone();
+        member.session_timeout_ms = params.session_timeout_ms;
+        member.rebalance_timeout_ms = params.rebalance_timeout_ms;
+        member.protocols = params.protocols;
+        member.client_id = params.client_id;
+        member.client_host = params.client_host;
+        member.awaiting_join = false;
+        member.awaiting_sync = false;
+        member.last_seen_ms = now_ms;
+        // Same place in the join order as the member it replaces.
+        self.members.shift_insert(index, new_id.clone(), member);
+        debug!(group = %self.id, old = %old_id, new = %new_id, "static member replaced");
+        match self.state {
+            GroupState::Stable if vote::select_protocol(self.members.values()) == self.protocol_name => {
+                return Reply::Now(JoinResult {
+                    error: None,
+                    generation_id: self.generation_id,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol_name.clone(),
+                    leader: previous_leader,
+                    member_id: new_id,
+                    members: Vec::new(),
+                });
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now_ms),
+            GroupState::PreparingRebalance | GroupState::Empty | GroupState::Dead => {}
+        }
+        if let Some(member) = self.members.get_mut(&new_id) {
+            member.awaiting_join = true;
+        }
+        self.maybe_complete_join(now_ms);
+        Reply::Wait { member_id: new_id }
     }
 
     /// A rejoin of a known member.

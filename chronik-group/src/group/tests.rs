@@ -286,29 +286,63 @@ fn member_id_required_then_join_with_it() {
 }
 
 #[test]
-fn static_member_keeps_its_id_across_rejoin() {
-    let mut group = Group::new("g", limits(0));
+fn a_static_member_rejoining_replaces_its_old_id_which_is_fenced() {
+    // Both first members arrive within the initial delay: one generation with both.
+    let mut group = Group::new("g", limits(100));
     let mut p = params("", &["range"]);
     p.group_instance_id = Some("instance-1".into());
     p.require_known_member_id = true; // static members skip MEMBER_ID_REQUIRED
-    let id = waited_id(group.join(p.clone(), 0));
-    group.take_deliveries();
-    let Reply::Now(_) = group.sync(SyncParams { assignments: vec![(id.clone(), Bytes::from("mine"))], ..sync(&id, 1, &[]) }, 1) else {
+    let first = waited_id(group.join(p.clone(), 0));
+    let mut q = params("", &["range"]);
+    q.group_instance_id = Some("instance-2".into());
+    let second = waited_id(group.join(q.clone(), 0));
+    group.tick(150);
+    let delivered = joins(group.take_deliveries());
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    let generation = delivered[0].1.generation_id;
+    let assigned = vec![(first.clone(), Bytes::from("for-1")), (second.clone(), Bytes::from("for-2"))];
+    let Reply::Now(_) = group.sync(SyncParams { assignments: assigned, ..sync(&first, generation, &[]) }, 152) else {
         panic!("leader sync answers");
     };
-    // Restarted: same instance id, no member id. It is the leader, so it rebalances, same id.
-    assert_eq!(waited_id(group.join(p.clone(), 5)), id);
-    assert_eq!(group.members().count(), 1);
-    let delivered = joins(group.take_deliveries());
-    assert_eq!(delivered[0].1.member_id, id);
-    // Someone else claiming the instance with another id is fenced.
-    let mut other = p;
-    other.member_id = "impostor".into();
-    assert_eq!(group.heartbeat("impostor", Some("instance-1"), 2, 6), Err(ResponseError::FencedInstanceId));
+    let Reply::Now(synced) = group.sync(sync(&second, generation, &[]), 152) else { panic!("follower sync answers") };
+    assert_eq!(synced.assignment, Bytes::from("for-2"));
+    assert_eq!(group.state(), GroupState::Stable);
+
+    // A second process with instance-2 joins: it takes a new id, the group stays Stable in the same
+    // generation, the answer names the old leader and the new member gets the old assignment.
+    let Reply::Now(replaced) = group.join(q.clone(), 153) else { panic!("a Stable group answers at once") };
+    assert_ne!(replaced.member_id, second);
+    assert_eq!((replaced.generation_id, replaced.leader.as_str(), replaced.error), (generation, first.as_str(), None));
+    assert_eq!(group.state(), GroupState::Stable);
+    let Reply::Now(synced) = group.sync(sync(&replaced.member_id, generation, &[]), 154) else { panic!("sync answers") };
+    assert_eq!(synced.assignment, Bytes::from("for-2"));
+    // The old process is fenced everywhere.
+    assert_eq!(group.heartbeat(&second, Some("instance-2"), generation, 155), Err(ResponseError::FencedInstanceId));
     assert_eq!(
-        group.join(other, 6),
-        Reply::Now(JoinResult::error(ResponseError::FencedInstanceId, "impostor"))
+        group.validate_commit(&second, Some("instance-2"), generation, 155),
+        Err(ResponseError::FencedInstanceId)
     );
+    let mut stale = q.clone();
+    stale.member_id = second.clone();
+    assert_eq!(group.join(stale, 156), Reply::Now(JoinResult::error(ResponseError::FencedInstanceId, &second)));
+    assert_eq!(group.heartbeat(&replaced.member_id, Some("instance-2"), generation, 156), Ok(()));
+    assert_eq!(group.members().count(), 2);
+
+    // The leader rejoins (a rebalance starts) and restarts before the rebalance ends: the parked join
+    // of its old id is fenced and its new id leads the next generation.
+    let mut leader_rejoin = p.clone();
+    leader_rejoin.member_id = first.clone();
+    assert_eq!(waited_id(group.join(leader_rejoin, 157)), first);
+    let new_leader = waited_id(group.join(p, 158));
+    assert_ne!(new_leader, first);
+    let mut other_rejoin = params(&replaced.member_id, &["range"]);
+    other_rejoin.group_instance_id = Some("instance-2".into());
+    assert_eq!(waited_id(group.join(other_rejoin, 159)), replaced.member_id);
+    let delivered = joins(group.take_deliveries());
+    assert!(delivered.iter().any(|(id, r)| id == &first && r.error == Some(ResponseError::FencedInstanceId)), "{delivered:?}");
+    let done: Vec<_> = delivered.iter().filter(|(_, r)| r.error.is_none()).collect();
+    assert_eq!(done.len(), 2, "{delivered:?}");
+    assert!(done.iter().all(|(_, r)| r.leader == new_leader && r.generation_id == generation + 1), "{delivered:?}");
 }
 
 #[test]
