@@ -1,8 +1,9 @@
-"""Start, stop, kill and restart a single chronik-server process for tests.
+"""Start, stop, kill and restart a chronik-server process for tests.
 
-Used by the pytest harness (conftest.py) and by the runner of kafka-python's own
-integration suite (tests/kafka-python-suite/run.py), so both start the broker
-the same way: free loopback ports, a config file of its own in a temp dir, a
+Used by the pytest harness (conftest.py), by the runner of kafka-python's own
+integration suite (tests/kafka-python-suite/run.py) and, as the base of each
+cluster node, by cluster/chronik_cluster.py, so all of them start a broker the
+same way: free loopback ports, a config file of its own in a temp dir, a
 deadline on readiness, and stop by PID (never by process name).
 """
 
@@ -12,14 +13,13 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 # Deadlines (seconds). Readiness covers a cold start plus WAL recovery after kill -9.
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-HEALTH_HTTP_TIMEOUT_S = 2.0
+ADMIN_HTTP_TIMEOUT_S = 3.0
 POLL_INTERVAL_S = 0.1
 # Lines of the broker's stderr shown when it fails to start or dies.
 LOG_TAIL_LINES = 60
@@ -51,6 +51,21 @@ def free_ports(count):
             s.close()
 
 
+def toml_value(v):
+    """A TOML literal for a bool, an int or a str."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return str(v)
+
+
+def admin_get(addr, path):
+    """GET http://addr/path as JSON; raises OSError/ValueError when down or malformed."""
+    with urllib.request.urlopen(f"http://{addr}{path}", timeout=ADMIN_HTTP_TIMEOUT_S) as resp:
+        return json.loads(resp.read().decode("utf-8", "replace"))
+
+
 def binary_path():
     """The chronik-server binary: $CHRONIK_SERVER_BIN or target/release/chronik-server."""
     path = Path(os.environ.get("CHRONIK_SERVER_BIN", DEFAULT_BINARY))
@@ -68,6 +83,10 @@ class Broker:
     `start()` restarts the same node on the same data, as a crash would.
     """
 
+    # Readiness: a lone broker elects itself, so it must report a leader ("status": "ok").
+    needs_leader = True
+    ready_timeout_s = READY_TIMEOUT_S
+
     def __init__(self, workdir, node_id=1, auto_create_topics=True, num_partitions=1,
                  extra_config=""):
         self.workdir = Path(workdir)
@@ -79,7 +98,17 @@ class Broker:
         self.proc = None
         self.starts = 0
         self._log_file = None
-        self._write_config(auto_create_topics, num_partitions, extra_config)
+        self.write_config({
+            "auto_create_topics": auto_create_topics,
+            "num_partitions": num_partitions,
+            "group_initial_rebalance_delay_ms": 0,
+            "fsync": "always",
+        }, extra_config)
+
+    @property
+    def name(self):
+        """How messages name this process."""
+        return "chronik-server"
 
     @property
     def bootstrap(self):
@@ -93,35 +122,37 @@ class Broker:
     def log_path(self):
         return self.workdir / "broker.log"
 
-    def _write_config(self, auto_create_topics, num_partitions, extra_config):
-        addrs = {
-            "kafka": self.kafka_port, "wal": self.wal_port,
-            "raft": self.raft_port, "admin": self.admin_port,
-        }
+    @property
+    def addresses(self):
+        """{listener: port} in the order the config's [bind], [advertise] and [[peers]] list them."""
+        return {"kafka": self.kafka_port, "wal": self.wal_port,
+                "raft": self.raft_port, "admin": self.admin_port}
+
+    def write_config(self, settings, extra_config="", peers=()):
+        """Write chronik.toml: node id, data dir, `settings` ({key: bool, int or str}),
+        `extra_config` as raw TOML, this node's own addresses and one [[peers]] table per
+        broker in `peers` (a cluster lists every node, this one included)."""
+        own = [f'{k} = "127.0.0.1:{p}"' for k, p in self.addresses.items()]
         lines = [
             f"node_id = {self.node_id}",
             f'data_dir = "{self.data_dir}"',
-            f"auto_create_topics = {'true' if auto_create_topics else 'false'}",
-            f"num_partitions = {num_partitions}",
-            "group_initial_rebalance_delay_ms = 0",
-            'fsync = "always"',
+            *[f"{k} = {toml_value(v)}" for k, v in settings.items()],
             extra_config.strip(),
             "",
-            "[bind]",
-            *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()],
-            "",
-            "[advertise]",
-            *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()],
-            "",
+            "[bind]", *own, "",
+            "[advertise]", *own, "",
         ]
+        for p in peers:
+            lines += ["[[peers]]", f"id = {p.node_id}",
+                      *[f'{k} = "127.0.0.1:{port}"' for k, port in p.addresses.items()], ""]
         self.config_path.write_text("\n".join(lines))
 
     # ---- life cycle -------------------------------------------------------
 
-    def start(self, timeout_s=READY_TIMEOUT_S):
-        """Start the process and wait until it is healthy, or raise BrokerError."""
-        if self.proc is not None and self.proc.poll() is None:
-            raise BrokerError(f"broker already running as pid {self.proc.pid}")
+    def spawn(self):
+        """Start the process without waiting for it to serve."""
+        if self.is_running():
+            raise BrokerError(f"{self.name} already running as pid {self.proc.pid}")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("NO_COLOR", "1")  # plain log files
@@ -133,40 +164,53 @@ class Broker:
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env, cwd=self.workdir)
         self.starts += 1
-        self.wait_healthy(timeout_s)
+
+    def start(self, timeout_s=None):
+        """Start the process and wait until it serves, or stop it by PID and raise BrokerError."""
+        self.spawn()
+        try:
+            self.wait_healthy(timeout_s)
+        except BrokerError:
+            self.stop()  # one that never served is not left running
+            raise
         return self
 
-    def wait_healthy(self, timeout_s=READY_TIMEOUT_S):
-        """Wait until /admin/health says ok and the Kafka port accepts."""
+    def wait_healthy(self, timeout_s=None):
+        """Wait until /admin/health answers (with status "ok" unless a leader may be unknown
+        yet, see `needs_leader`) and the Kafka port accepts; raise BrokerError if the process
+        exits first or the deadline (default `ready_timeout_s`) passes."""
+        timeout_s = self.ready_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         last = "no answer yet"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BrokerError(
-                    f"chronik-server exited with code {self.proc.returncode} during start\n"
+                    f"{self.name} exited with code {self.proc.returncode} during start\n"
                     + self.log_tail())
-            ok, last = self.health()
-            if ok and self._kafka_port_accepts():
+            ok, last = self._serving()
+            if ok:
                 return
             time.sleep(POLL_INTERVAL_S)
         raise BrokerError(
-            f"chronik-server not healthy within {timeout_s:.0f}s (last: {last})\n" + self.log_tail())
+            f"{self.name} not serving within {timeout_s:.0f}s (last: {last})\n" + self.log_tail())
+
+    def _serving(self):
+        """(ok, detail): the admin API answers as wait_healthy wants and the Kafka port accepts."""
+        try:
+            health = self.health()
+        except (OSError, ValueError) as e:
+            return False, str(e)
+        if not isinstance(health, dict):
+            return False, f"not a JSON object: {str(health)[:200]}"
+        if self.needs_leader and health.get("status") != "ok":
+            return False, str(health)[:200]
+        if not self._kafka_port_accepts():
+            return False, f"admin API up ({health.get('status')}), Kafka port not accepting"
+        return True, ""
 
     def health(self):
-        """(ok, detail) from GET /admin/health."""
-        url = f"http://{self.admin_addr}/admin/health"
-        try:
-            with urllib.request.urlopen(url, timeout=HEALTH_HTTP_TIMEOUT_S) as resp:
-                body = resp.read().decode("utf-8", "replace")
-                if resp.status != 200:
-                    return False, f"HTTP {resp.status}: {body[:200]}"
-                try:
-                    status = json.loads(body).get("status")
-                except (ValueError, AttributeError):
-                    return False, f"not JSON: {body[:200]}"
-                return status == "ok", body[:200]
-        except (urllib.error.URLError, OSError) as e:
-            return False, str(e)
+        """GET /admin/health as JSON; raises OSError/ValueError when down or malformed."""
+        return admin_get(self.admin_addr, "/admin/health")
 
     def _kafka_port_accepts(self):
         try:
@@ -181,12 +225,12 @@ class Broker:
     def kill9(self):
         """SIGKILL the process (a crash: no flush, no shutdown) and reap it."""
         if not self.is_running():
-            raise BrokerError("kill9: broker is not running\n" + self.log_tail())
+            raise BrokerError(f"kill9: {self.name} is not running\n" + self.log_tail())
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=STOP_TIMEOUT_S)
         self._close_log()
 
-    def restart_after_crash(self, timeout_s=READY_TIMEOUT_S):
+    def restart_after_crash(self, timeout_s=None):
         """kill -9 then start again on the same data dir, config and ports."""
         self.kill9()
         return self.start(timeout_s)

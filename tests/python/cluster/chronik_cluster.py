@@ -5,18 +5,13 @@ data dir and log under one work dir; nodes are stopped by PID, never by name.
 The cluster's own view comes from the admin API (/admin/health, /admin/status).
 """
 
-import json
-import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chronik_broker import Broker, BrokerError, binary_path  # noqa: E402
+from chronik_broker import Broker, admin_get  # noqa: E402
 
 # Deadlines (seconds).
 CLUSTER_READY_TIMEOUT_S = 90.0
@@ -24,7 +19,6 @@ RAFT_FAILOVER_TIMEOUT_S = 30.0
 # The contract is 10 s from kill -9 to new partition leaders; the slack covers a busy CI machine.
 PARTITION_FAILOVER_TIMEOUT_S = 30.0
 ISR_REJOIN_TIMEOUT_S = 90.0
-ADMIN_HTTP_TIMEOUT_S = 3.0
 POLL_INTERVAL_S = 0.2
 
 # Cluster settings of issue 3's tests (DESIGN §2, §4).
@@ -38,75 +32,22 @@ DEFAULT_SETTINGS = {
 }
 
 
-def admin_get(addr, path):
-    """GET http://addr/path as JSON; raises OSError/ValueError when down or malformed."""
-    with urllib.request.urlopen(f"http://{addr}{path}", timeout=ADMIN_HTTP_TIMEOUT_S) as resp:
-        return json.loads(resp.read().decode("utf-8"))
-
-
 class ClusterNode(Broker):
-    """One node: a Broker whose config lists every peer (written by Cluster)."""
+    """One node: a Broker (same spawn, readiness wait, kill -9 and stop by PID) whose
+    config lists every peer (written by Cluster)."""
+
+    # Serving the admin API and Kafka port is enough: a fresh node waits for its peers,
+    # and a restarted one may not know the leader yet ("status": "no_leader").
+    needs_leader = False
+    ready_timeout_s = CLUSTER_READY_TIMEOUT_S
+
+    @property
+    def name(self):
+        return f"node {self.node_id}"
 
     def write_cluster_config(self, peers, settings):
-        addrs = {"kafka": self.kafka_port, "wal": self.wal_port,
-                 "raft": self.raft_port, "admin": self.admin_port}
-        lines = [
-            f"node_id = {self.node_id}",
-            f'data_dir = "{self.data_dir}"',
-            "auto_create_topics = true",
-            "group_initial_rebalance_delay_ms = 0",
-            *[f"{k} = {v}" for k, v in settings.items()],
-            "",
-            "[bind]", *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()], "",
-            "[advertise]", *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()], "",
-        ]
-        for p in peers:
-            lines += ["[[peers]]", f"id = {p.node_id}",
-                      f'kafka = "127.0.0.1:{p.kafka_port}"', f'wal = "127.0.0.1:{p.wal_port}"',
-                      f'raft = "127.0.0.1:{p.raft_port}"', f'admin = "127.0.0.1:{p.admin_port}"', ""]
-        self.config_path.write_text("\n".join(lines))
-
-    def spawn(self):
-        """Start the process without waiting: a fresh node waits for its peers before it serves."""
-        if self.is_running():
-            raise BrokerError(f"node {self.node_id} already running as pid {self.proc.pid}")
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
-        env.setdefault("NO_COLOR", "1")
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"\n==== start #{self.starts + 1} ====\n".encode())
-        self._log_file.flush()
-        self.proc = subprocess.Popen(
-            [str(binary_path()), "start", "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            env=env, cwd=self.workdir)
-        self.starts += 1
-
-    def start(self, timeout_s=CLUSTER_READY_TIMEOUT_S):
-        self.spawn()
-        self.wait_healthy(timeout_s)
-        return self
-
-    def wait_healthy(self, timeout_s=CLUSTER_READY_TIMEOUT_S):
-        """Serving the admin API and Kafka port (a leader may not be known yet)."""
-        deadline = time.monotonic() + timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BrokerError(f"node {self.node_id} exited with code {self.proc.returncode}\n"
-                                  + self.log_tail())
-            try:
-                admin_get(self.admin_addr, "/admin/health")
-                if self._kafka_port_accepts():
-                    return
-            except (OSError, ValueError) as e:
-                last = str(e)
-            time.sleep(POLL_INTERVAL_S)
-        raise BrokerError(f"node {self.node_id} not serving within {timeout_s:.0f}s ({last})\n"
-                          + self.log_tail())
-
-    def health(self):
-        return admin_get(self.admin_addr, "/admin/health")
+        self.write_config({"auto_create_topics": True, "group_initial_rebalance_delay_ms": 0,
+                           **settings}, peers=peers)
 
     def status(self):
         return admin_get(self.admin_addr, "/admin/status")
