@@ -1,7 +1,8 @@
 """A producer load that survives a broker kill -9, and the checks run after it.
 
-Shared by test_crash.py (plain producers, no retries) and test_idempotent_crash.py
-(idempotent producers with retries)."""
+Shared by test_crash.py (plain producers, no retries), test_idempotent_crash.py
+(idempotent producers with retries) and cluster/test_cluster_faults.py (idempotent
+producers while cluster nodes are killed)."""
 
 import collections
 import threading
@@ -33,25 +34,29 @@ def parse_value(value):
 
 
 class ProducerLoad:
-    """PRODUCERS threads, each with its own confluent-kafka producer, writing
-    `p<n>-<seq>` values round-robin over the partitions until stopped."""
+    """`producers` threads, each with its own confluent-kafka producer, writing
+    `p<n>-<seq>` values round-robin over the partitions until stopped, with a pause of
+    `pause_s` every `pause_every` records so the load spreads over the faults."""
 
-    def __init__(self, bootstrap, topic, partitions, producer_conf):
+    def __init__(self, bootstrap, topic, partitions, producer_conf, producers=PRODUCERS,
+                 pause_every=PRODUCE_PAUSE_EVERY, pause_s=PRODUCE_PAUSE_S):
         self.topic = topic
         self.partitions = partitions
+        self.pause_every = pause_every
+        self.pause_s = pause_s
         self.log = DeliveryLog()
         self.stop_event = threading.Event()
         self.fatal = []  # fatal client errors (error_cb) and exceptions in threads
-        self.sent = [0] * PRODUCERS
-        self.unflushed = [0] * PRODUCERS
+        self.sent = [0] * producers
+        self.unflushed = [0] * producers
         conf = dict(producer_conf)
         conf["error_cb"] = self._error_cb
         self.threads = [threading.Thread(target=self._run, args=(n, bootstrap, conf),
                                          name=f"producer-{n}", daemon=True)
-                        for n in range(PRODUCERS)]
+                        for n in range(producers)]
 
     def _error_cb(self, err):
-        # Transport errors while the broker is down are expected; fatal ones are not.
+        # Transport errors while a broker is down are expected; fatal (idempotence) ones are not.
         if err.fatal():
             self.fatal.append(str(err))
 
@@ -74,8 +79,8 @@ class ProducerLoad:
                     producer.poll(0.05)
                     continue
                 producer.poll(0)
-                if seq % PRODUCE_PAUSE_EVERY == 0:
-                    time.sleep(PRODUCE_PAUSE_S)
+                if seq % self.pause_every == 0:
+                    time.sleep(self.pause_s)
             self.sent[n] = seq
             self.unflushed[n] = producer.flush(STOP_FLUSH_TIMEOUT_S)
         except KafkaException as e:
@@ -86,11 +91,43 @@ class ProducerLoad:
                  f"{count} acked records ({what})", interval_s=0.05)
         assert not self.fatal, f"fatal producer errors: {self.fatal}"
 
+    def wait_more_acked(self, more, what):
+        """Until `more` records beyond those acked now are acked."""
+        self.wait_acked(self.log.acked_count() + more, f"{more} more: {what}")
+
     def stop(self):
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout=STOP_FLUSH_TIMEOUT_S + 30)
             assert not t.is_alive(), f"{t.name} did not finish"
+
+
+def load_across_kill9(broker, topic, partitions, producer_conf, tag, during_load=None):
+    """Produce to `topic` with a ProducerLoad while `broker` is killed with SIGKILL and
+    restarted on the same data dir, then read the whole topic back.
+
+    Waits for ACKED_BEFORE_KILL acks (calling `during_load()` once half of them are in, to
+    act while the producers run), kill -9s and restarts the broker, waits for
+    ACKED_AFTER_RESTART more, stops the load and checks no producer hit a fatal error.
+    Returns (load, {partition: [(offset, value)]}, what during_load returned)."""
+    load = ProducerLoad(broker.bootstrap, topic, partitions, producer_conf).start()
+    during = None
+    try:
+        if during_load is not None:
+            load.wait_acked(ACKED_BEFORE_KILL // 2, "warm-up")
+            during = during_load()
+        load.wait_acked(ACKED_BEFORE_KILL, "before kill")
+        acked_at_kill = load.log.acked_count()
+        broker.restart_after_crash()
+        print(f"[{tag}] killed with {acked_at_kill} acked; restarted (start #{broker.starts})")
+        load.wait_more_acked(ACKED_AFTER_RESTART, "after restart")
+    finally:
+        load.stop()
+    assert not load.fatal, f"fatal {tag} producer errors: {load.fatal}"
+
+    logs, hws = read_whole_topic(broker.bootstrap, topic, partitions)
+    print(f"[{tag}] high watermarks after restart: {hws}")
+    return load, logs, during
 
 
 def read_whole_topic(bootstrap, topic, partitions):

@@ -10,9 +10,7 @@ named, in production order; the group must resume exactly from its commits.
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from crash_load import (
-    ACKED_AFTER_RESTART, ACKED_BEFORE_KILL, ProducerLoad, check_acked_records, read_whole_topic,
-)
+from crash_load import check_acked_records, load_across_kill9
 from kafka_helpers import Deadline, create_topic
 
 TOPIC = "crash-load"
@@ -95,22 +93,8 @@ def _check_group_resumes(bootstrap, committed_before, logs):
 @pytest.mark.timeout(600)
 def test_kill9_keeps_acked_records_and_commits(broker):
     create_topic(broker.bootstrap, TOPIC, partitions=PARTITIONS)
-    load = ProducerLoad(broker.bootstrap, TOPIC, PARTITIONS, PLAIN_PRODUCER).start()
-    try:
-        load.wait_acked(ACKED_BEFORE_KILL // 2, "warm-up")
-        committed = _consume_and_commit(broker.bootstrap)
-        load.wait_acked(ACKED_BEFORE_KILL, "before kill")
-
-        acked_at_kill = load.log.acked_count()
-        broker.restart_after_crash()
-        print(f"[crash] killed with {acked_at_kill} acked; restarted (start #{broker.starts})")
-
-        load.wait_acked(load.log.acked_count() + ACKED_AFTER_RESTART, "after restart")
-    finally:
-        load.stop()
-    assert not load.fatal, f"fatal producer errors: {load.fatal}"
-
-    logs, hws = read_whole_topic(broker.bootstrap, TOPIC, PARTITIONS)
-    print(f"[crash] high watermarks after restart: {hws}")
+    load, logs, committed = load_across_kill9(
+        broker, TOPIC, PARTITIONS, PLAIN_PRODUCER, "crash",
+        during_load=lambda: _consume_and_commit(broker.bootstrap))
     check_acked_records(load, logs)
     _check_group_resumes(broker.bootstrap, committed, logs)

@@ -9,9 +9,7 @@ value appears twice in the log, and every acknowledged value is at its acked off
 
 import pytest
 
-from crash_load import (
-    ACKED_AFTER_RESTART, ACKED_BEFORE_KILL, ProducerLoad, check_acked_records, read_whole_topic,
-)
+from crash_load import check_acked_records, load_across_kill9
 from kafka_helpers import create_topic
 
 TOPIC = "idempotent-crash"
@@ -32,19 +30,7 @@ IDEMPOTENT_PRODUCER = {
 @pytest.mark.timeout(600)
 def test_idempotent_kill9_no_duplicates(broker):
     create_topic(broker.bootstrap, TOPIC, partitions=PARTITIONS)
-    load = ProducerLoad(broker.bootstrap, TOPIC, PARTITIONS, IDEMPOTENT_PRODUCER).start()
-    try:
-        load.wait_acked(ACKED_BEFORE_KILL, "before kill")
-        acked_at_kill = load.log.acked_count()
-        broker.restart_after_crash()
-        print(f"[idempotent] killed with {acked_at_kill} acked; restarted (start #{broker.starts})")
-        load.wait_acked(load.log.acked_count() + ACKED_AFTER_RESTART, "after restart")
-    finally:
-        load.stop()
-    assert not load.fatal, f"fatal idempotent-producer errors: {load.fatal}"
-
-    logs, hws = read_whole_topic(broker.bootstrap, TOPIC, PARTITIONS)
-    print(f"[idempotent] high watermarks after restart: {hws}")
+    load, logs, _ = load_across_kill9(broker, TOPIC, PARTITIONS, IDEMPOTENT_PRODUCER, "idempotent")
     _, occurrences, all_dups = check_acked_records(load, logs)
     print(f"[idempotent] distinct values in log={len(occurrences)} duplicates={len(all_dups)} "
           f"unflushed={sum(load.unflushed)} delivery_errors={len(load.log.errors)}")

@@ -5,7 +5,8 @@ logs, one violation at a time, and see it named."""
 
 from types import SimpleNamespace
 
-from test_cluster_faults import check, value_of
+from crash_load import value_of
+from test_cluster_faults import check
 
 
 def load_with(acked):

@@ -16,86 +16,26 @@ The counts are printed; any violation fails the test.
 """
 
 import collections
-import threading
 import time
 
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_cluster import PARTITION_FAILOVER_TIMEOUT_S, RAFT_FAILOVER_TIMEOUT_S
-from crash_load import parse_value, value_of  # one value encoding for every checker
-from kafka_helpers import DeliveryLog, high_watermarks, make_producer, read_partition_confluent, wait_for
+# One load and one value encoding for every kill -9 checker.
+from crash_load import ProducerLoad, parse_value, read_whole_topic
 
 TOPIC = "faults"
 PARTITIONS = 6
 PRODUCERS = 3
 # Records each phase must see acknowledged (on top of the previous phases) before the next fault.
 ACKED_PER_PHASE = 2_000
-PROGRESS_TIMEOUT_S = 120.0
-FLUSH_TIMEOUT_S = 120.0
 # librdkafka gives up on a record after this long; longer than any failover we tolerate.
 MESSAGE_TIMEOUT_MS = 180_000
+IDEMPOTENT_PRODUCER = {"enable.idempotence": True, "acks": "all", "retries": 1_000_000,
+                       "message.timeout.ms": MESSAGE_TIMEOUT_MS, "linger.ms": 5}
 # Throttle: a short pause every PAUSE_EVERY records keeps the load spread over the faults.
 PAUSE_EVERY = 50
 PAUSE_S = 0.005
-
-
-class Load:
-    """PRODUCERS threads writing `p<n>-<seq>` round-robin over the partitions until stopped."""
-
-    def __init__(self, bootstrap):
-        self.log = DeliveryLog()
-        self.stop_event = threading.Event()
-        self.fatal = []
-        self.sent = [0] * PRODUCERS
-        self.unflushed = [0] * PRODUCERS
-        self.threads = [threading.Thread(target=self._run, args=(n, bootstrap), daemon=True,
-                                         name=f"producer-{n}") for n in range(PRODUCERS)]
-
-    def _error_cb(self, err):
-        # Transport errors while a broker is down are expected; fatal (idempotence) ones are not.
-        if err.fatal():
-            self.fatal.append(str(err))
-
-    def _run(self, n, bootstrap):
-        try:
-            producer = make_producer(
-                bootstrap, **{"enable.idempotence": True, "acks": "all", "retries": 1_000_000,
-                              "message.timeout.ms": MESSAGE_TIMEOUT_MS, "linger.ms": 5,
-                              "error_cb": self._error_cb})
-            seq = 0
-            while not self.stop_event.is_set():
-                try:
-                    producer.produce(TOPIC, value=value_of(n, seq), partition=seq % PARTITIONS,
-                                     on_delivery=self.log.callback)
-                    seq += 1
-                except BufferError:
-                    producer.poll(0.05)
-                    continue
-                producer.poll(0)
-                if seq % PAUSE_EVERY == 0:
-                    time.sleep(PAUSE_S)
-            self.sent[n] = seq
-            self.unflushed[n] = producer.flush(FLUSH_TIMEOUT_S)
-        except KafkaException as e:
-            self.fatal.append(f"producer {n}: {e}")
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def wait_more_acked(self, more, what):
-        target = self.log.acked_count() + more
-        wait_for(lambda: self.log.acked_count() >= target or self.fatal, PROGRESS_TIMEOUT_S,
-                 f"{more} more acked records ({what})", interval_s=0.05)
-        assert not self.fatal, f"fatal producer errors: {self.fatal}"
-
-    def stop(self):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=FLUSH_TIMEOUT_S + 30)
-            assert not t.is_alive(), f"{t.name} did not finish"
 
 
 def create_rf3_topic(cluster):
@@ -168,7 +108,8 @@ def check(load, logs):
 
 def test_acked_writes_survive_partition_and_raft_leader_kills(cluster):
     create_rf3_topic(cluster)
-    load = Load(cluster.bootstrap).start()
+    load = ProducerLoad(cluster.bootstrap, TOPIC, PARTITIONS, IDEMPOTENT_PRODUCER, producers=PRODUCERS,
+                        pause_every=PAUSE_EVERY, pause_s=PAUSE_S).start()
     timings = {}
     try:
         load.wait_more_acked(ACKED_PER_PHASE, "before any fault")
@@ -209,9 +150,7 @@ def test_acked_writes_survive_partition_and_raft_leader_kills(cluster):
     print(f"[cluster-faults] timings {({k: round(v, 1) for k, v in timings.items()})}")
     assert not load.fatal, f"fatal producer errors: {load.fatal}"
 
-    hws = high_watermarks(cluster.bootstrap, TOPIC, PARTITIONS)
-    logs = {p: read_partition_confluent(cluster.bootstrap, TOPIC, p, hws[p]) if hws[p] else []
-            for p in range(PARTITIONS)}
+    logs, _ = read_whole_topic(cluster.bootstrap, TOPIC, PARTITIONS)
     violations = check(load, logs)
     assert not violations, "\n".join(violations)
     assert timings["partition_failover_s"] <= PARTITION_FAILOVER_TIMEOUT_S
