@@ -25,6 +25,9 @@
 #   CHRONIK_SERVER_BIN   broker binary          (default: <repo>/target/release/chronik-server)
 #   RESULTS_DIR          where logs and results.tsv go               (default: a new dir under the cache)
 #   BUILD_JOBS           make -j for the librdkafka build            (default 2)
+#   GROUP_INITIAL_REBALANCE_DELAY_MS  the broker's group_initial_rebalance_delay_ms (default 0, which
+#                        keeps the group tests fast; 0113's l_unsubscribe counts rebalances and needs
+#                        Kafka's default 3000, with TEST_TIMEOUT_S=600)
 #   QUICK                1 adds -Q (quick mode). Off by default: in quick mode every subtest not
 #                        marked SUB_TEST_QUICK is skipped, which turns many tests into no-ops that
 #                        "pass" in 0 s (e.g. all of 0045).
@@ -164,7 +167,7 @@ auto_create_topics = $auto_create
 # librdkafka's test scenarios (tests/scenarios/*.json) run brokers with num.partitions = 4, and
 # tests such as 0012 produce to partitions 0..1 of an auto-created topic.
 num_partitions = 4
-group_initial_rebalance_delay_ms = 0
+group_initial_rebalance_delay_ms = ${GROUP_INITIAL_REBALANCE_DELAY_MS:-0}
 
 [bind]
 kafka = "127.0.0.1:$kafka"
