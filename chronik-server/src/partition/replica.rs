@@ -188,9 +188,10 @@ impl Partition {
     }
 
     /// Appends batches fetched from the leader, verbatim: each must start at this log's end (a batch
-    /// wholly below it is a repeat and skipped), and keeps the leader epoch the leader stamped. With
-    /// `fsync = "always"` the appended data is made durable before returning, so the follower's next
-    /// fetch offset — its report to the leader — only ever claims durable data. Blocking I/O.
+    /// wholly below it is a repeat and skipped), and keeps the leader epoch the leader stamped. Does
+    /// not sync: the fetcher makes all the partitions of one fetch durable together
+    /// ([`Partition::sync_replicated`]), and its next fetch reports [`Partition::replica_fetch_offset`],
+    /// which never claims more than is durable. Blocking I/O.
     pub fn append_replicated(&self, records: &[u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
@@ -223,10 +224,27 @@ impl Partition {
             self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
         }
         drop(role);
-        if appended > 0 && self.fsync == FsyncMode::Always {
-            self.flusher.sync_through(self.log_end_offset()).map_err(wal)?;
-        }
         Ok(appended)
+    }
+
+    /// With `fsync = "always"`, makes everything appended so far durable (group commit with any other
+    /// waiter). A follower's fetcher calls it for every partition of a fetch at once, so a fetch that
+    /// brought data for six partitions costs one round of parallel fsyncs, not six in a row. Blocking
+    /// I/O.
+    pub fn sync_replicated(&self) -> Result<(), PartitionError> {
+        if self.fsync == FsyncMode::Always {
+            self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+        }
+        Ok(())
+    }
+
+    /// Where this follower fetches from next — which the leader takes as this replica's log end: with
+    /// `fsync = "always"` only the durable end, so the leader's high watermark never counts data a
+    /// crash of this broker could still lose. (Below the log end, the leader resends batches the
+    /// follower then skips as repeats.)
+    pub fn replica_fetch_offset(&self) -> i64 {
+        let end = self.log_end_offset();
+        if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset().min(end) } else { end }
     }
 
     /// A follower learns the leader's high watermark: its own is that, capped at what it holds

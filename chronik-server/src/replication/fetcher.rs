@@ -4,9 +4,11 @@
 //!
 //! Per partition, before the first fetch at a leader epoch, it asks the leader OffsetForLeaderEpoch for
 //! its own latest epoch and truncates to where the logs agree (`epoch_cache::truncation_offset`). Then
-//! each fetch asks from the local log end; returned batches are appended verbatim (offsets and epochs
-//! as the leader stamped them) and, with `fsync = "always"`, made durable before the next fetch — so
-//! the next fetch offset, which the leader takes as this replica's log end, only claims durable data.
+//! each fetch asks from the local durable end (`Partition::replica_fetch_offset`); returned batches
+//! are appended verbatim (offsets and epochs as the leader stamped them) and, with
+//! `fsync = "always"`, made durable before the next fetch — every partition of the fetch in parallel,
+//! one fsync round per fetch — so the next fetch offset, which the leader takes as this replica's log
+//! end, only claims durable data.
 //! The follower's high watermark becomes min(leader's HW, own durable end). Connection errors are
 //! retried with exponential backoff; the assignment arrives over a `watch`, so it is bounded (the
 //! latest wins).
@@ -142,7 +144,7 @@ impl Fetcher {
                 FetchPartition::default()
                     .with_partition(*index)
                     .with_current_leader_epoch(*epoch)
-                    .with_fetch_offset(p.log_end_offset())
+                    .with_fetch_offset(p.replica_fetch_offset())
                     .with_log_start_offset(p.log_start_offset())
                     .with_partition_max_bytes(FETCH_PARTITION_BYTES_MAX),
             );
@@ -167,6 +169,8 @@ impl Fetcher {
     /// was refused.
     async fn apply(&mut self, resp: FetchResponse, ready: &[(String, i32, i32, Arc<Partition>)]) -> Result<bool, ReplicationError> {
         let mut any_ok = false;
+        // Partitions that answered: (partition, leader's high watermark, whether records were appended).
+        let mut learned: Vec<(Arc<Partition>, i64, bool)> = Vec::new();
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
@@ -202,6 +206,7 @@ impl Fetcher {
                     }
                 }
                 any_ok = true;
+                let appended_any = pd.records.as_ref().is_some_and(|r| !r.is_empty());
                 if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                     let p2 = p.clone();
                     let leader = self.leader;
@@ -215,8 +220,27 @@ impl Fetcher {
                         continue;
                     }
                 }
-                p.set_follower_high_watermark(pd.high_watermark);
+                learned.push((p.clone(), pd.high_watermark, appended_any));
             }
+        }
+        // One round of fsyncs for everything this fetch appended, side by side rather than one
+        // partition after another; the follower's high watermark (capped at its durable end) and its
+        // next fetch offset both follow.
+        let syncs: Vec<_> = learned
+            .iter()
+            .filter(|(_, _, appended)| *appended)
+            .map(|(p, _, _)| {
+                let p2 = p.clone();
+                (p.clone(), tokio::task::spawn_blocking(move || p2.sync_replicated()))
+            })
+            .collect();
+        for (p, sync) in syncs {
+            if let Err(source) = sync.await.map_err(|e| ReplicationError::Task(e.to_string()))? {
+                warn!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
+            }
+        }
+        for (p, hw, _) in learned {
+            p.set_follower_high_watermark(hw);
         }
         Ok(any_ok)
     }
