@@ -98,14 +98,8 @@ impl Group {
             self.static_members.insert(instance.clone(), new_id.clone());
         }
         member.member_id = new_id.clone();
-        member.session_timeout_ms = params.session_timeout_ms;
-        member.rebalance_timeout_ms = params.rebalance_timeout_ms;
-        member.protocols = params.protocols;
-        member.client_id = params.client_id;
-        member.client_host = params.client_host;
-        member.awaiting_join = false;
+        member.rejoined(params, false, now_ms);
         member.awaiting_sync = false;
-        member.last_seen_ms = now_ms;
         // Same place in the join order as the member it replaces.
         self.members.shift_insert(index, new_id.clone(), member);
         debug!(group = %self.id, old = %old_id, new = %new_id, "static member replaced");
@@ -156,16 +150,23 @@ impl Group {
             GroupState::CompletingRebalance | GroupState::Stable => self.prepare_rebalance(now_ms),
         }
         if let Some(member) = self.members.get_mut(member_id) {
-            member.session_timeout_ms = params.session_timeout_ms;
-            member.rebalance_timeout_ms = params.rebalance_timeout_ms;
-            member.protocols = params.protocols;
-            member.client_id = params.client_id;
-            member.client_host = params.client_host;
-            member.awaiting_join = true;
-            member.last_seen_ms = now_ms;
+            member.rejoined(params, true, now_ms);
         }
         self.maybe_complete_join(now_ms);
         Reply::Wait { member_id: member_id.to_string() }
+    }
+}
+
+impl Member {
+    /// Takes what a JoinGroup of this member says about it now (timeouts, protocols, client).
+    fn rejoined(&mut self, params: JoinParams, awaiting_join: bool, now_ms: u64) {
+        self.session_timeout_ms = params.session_timeout_ms;
+        self.rebalance_timeout_ms = params.rebalance_timeout_ms;
+        self.protocols = params.protocols;
+        self.client_id = params.client_id;
+        self.client_host = params.client_host;
+        self.awaiting_join = awaiting_join;
+        self.last_seen_ms = now_ms;
     }
 }
 
