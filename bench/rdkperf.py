@@ -80,3 +80,32 @@ def consume(binary, bootstrap, topic, partitions, count, timeout_s):
         raise RdkPerfError(f"rdkafka_performance -C exited {res.returncode}: {res.stderr.strip()[-300:]}")
     records, nbytes, ms = (int(x) for x in found[-1])
     return records, nbytes, ms / 1000.0
+
+
+def latency(binary, bootstrap, topic, size, rate, count, workdir, timeout_s):
+    """Produce `count` records of `size` bytes at acks=all, rate-limited to `rate` records/s
+    (`-r`), and return (per-message latencies in ms, seconds). `-l` makes rdkafka_performance put
+    its wall clock in each payload and compute produce() → delivery report latency per message;
+    `-A` writes them (µs, one per line). The first LATENCY_WARMUP_FRACTION are dropped (connection
+    set-up, metadata). `-r` sleeps between messages by polling, which above 1,000 records/s busy-polls
+    one core: on a 2-core machine the generator takes a core from the broker, so these figures are
+    an upper bound for the broker's latency."""
+    lat_file = Path(workdir) / f"{topic}.latency"
+    cmd = [binary, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-a", "-1", "-c", str(count), "-q",
+           "-r", str(int(rate)), "-l", "-A", str(lat_file),
+           "-X", f"linger.ms={LATENCY_LINGER_MS}", "-X", "batch.size=1000000", "-X", "compression.type=none"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + RUN_TIMEOUT_EXTRA_S)
+    found = PRODUCED.findall(res.stdout + res.stderr)
+    if res.returncode != 0 or not found or not lat_file.exists():
+        raise RdkPerfError(f"rdkafka_performance -P -r exited {res.returncode}: {res.stderr.strip()[-300:]}")
+    _produced, _bytes, _delivered, failed, ms = (int(x) for x in found[-1])
+    samples = [int(x) / 1000.0 for x in lat_file.read_text().split()]
+    lat_file.unlink()
+    if failed:
+        raise RdkPerfError(f"rdkafka_performance -P -r: {failed} deliveries failed")
+    return samples[int(len(samples) * LATENCY_WARMUP_FRACTION):], ms / 1000.0
+
+
+# Latency runs: the Python latency rows use linger.ms=1 too.
+LATENCY_LINGER_MS = 1
+LATENCY_WARMUP_FRACTION = 0.1

@@ -58,6 +58,7 @@ def _measurement_names(results):
                   f"end-to-end latency p50 / p99 / p99.9 ({rate_label})"]
     names += [f"produce {k.split('/')[0]} B, acks={k.split('/')[1]} (C)" for k in PRODUCE_KEYS]
     names += ["consume from start, 1 KiB records (C)",
+              "produce latency p50 / p99 / p99.9 (acks=all, ½ C peak, C)",
               "broker CPU per GB written (100 B / 1 KiB)", "broker peak RSS (VmHWM)"]
     return names
 
@@ -111,6 +112,19 @@ def _latency_rows(lat, rate_label, f50, f99):
     return rows
 
 
+def _latency_c_row(lat, f50, f99):
+    rate = Repeated(r["achieved_rate"] for r in lat).median
+    p50, p99, p999 = (Repeated(r[f"produce_{k}_ms"] for r in lat) for k in ("p50", "p99", "p999"))
+    vs = (f"p50 = {p50.median / f50:.1f}× fsync p50, p99 = {p99.median / f99:.1f}× fsync p99"
+          if p50.ok and p99.ok and f50 and f99 else "—")
+    bc = Repeated(r["broker_cores"] for r in lat).median
+    return ("produce latency p50 / p99 / p99.9 (acks=all, ½ C peak, C)",
+            f"{_num(p50.median, 2)} / {_num(p99.median, 2)} / {_num(p999.median, 2)} ms",
+            "p99 " + _range(p99, " ms", 2), vs,
+            f"1 KiB at {_num(rate)} rec/s ({_num(rate * 1024 / 1e6)} MB/s), rdkafka_performance -r -l "
+            f"(busy-polls a core), linger.ms=1; CPU cores: broker {bc:.2f}")
+
+
 def target_rows(t, c, c_missing):
     """(measurement, median, range, vs ceiling, notes) rows for one target."""
     if "unavailable" in t:
@@ -127,10 +141,13 @@ def target_rows(t, c, c_missing):
     if "c_produce" in t:
         rows += _produce_rows(t["c_produce"], "C", bound_mb_s, bound_name)
         rows.append(_consume_row(t["c_consume"], "C", loop))
+        if t.get("c_latency"):
+            rows.append(_latency_c_row(t["c_latency"], f50, f99))
     else:
         rows += [(f"produce {k.split('/')[0]} B, acks={k.split('/')[1]} (C)", f"n/a — {c_missing}", "", "", "")
                  for k in PRODUCE_KEYS]
         rows.append(("consume from start, 1 KiB records (C)", f"n/a — {c_missing}", "", "", ""))
+        rows.append(("produce latency p50 / p99 / p99.9 (acks=all, ½ C peak, C)", f"n/a — {c_missing}", "", "", ""))
     per_gb = []
     for size in ("100", "1024"):
         runs = [r for group in ("produce", "c_produce") for k, v in t.get(group, {}).items()

@@ -267,7 +267,27 @@ def measure_consume_c(target, mode, topic, rep):
     return out
 
 
-def bench_target_c(target, mode, res):
+def measure_latency_c(target, mode, rate, rep, log_dir):
+    """Produce latency with rdkafka_performance rate-limited to `rate` (1 KiB, acks=all)."""
+    topic = f"bench-c-latency-{rep}"
+    create_topic(target, topic, mode.partitions)
+    count = max(1000, int(rate * mode.latency_s))
+    cpu0 = broker_cpu(target)
+    lat, secs = rdkperf.latency(mode.rdkperf, target.bootstrap, topic, LATENCY_RECORD_BYTES, rate, count,
+                                log_dir, mode.latency_s * 10)
+    cpu1 = broker_cpu(target)
+    lat.sort()
+    out = {"target_rate": rate, "achieved_rate": count / secs, "samples": len(lat),
+           "broker_cores": (cpu1 - cpu0) / secs}
+    for pct, key in ((50, "p50"), (99, "p99"), (99.9, "p999")):
+        out[f"produce_{key}_ms"] = percentile(lat, pct)
+    log(f"{target.label} C latency #{rep + 1} at {rate:,.0f} rec/s (achieved {out['achieved_rate']:,.0f}): "
+        f"produce p50/p99/p99.9 {fmt_ms(out, 'produce')} ms, broker {out['broker_cores']:.2f} cores")
+    delete_topic(target, topic)
+    return out
+
+
+def bench_target_c(target, mode, res, log_dir):
     res["c_produce"] = {}
     keep = None  # the largest 1 KiB topic so far: the consume runs read it
     for size in RECORD_SIZES_BYTES:
@@ -281,6 +301,9 @@ def bench_target_c(target, mode, res):
             res["c_produce"][f"{size}/{acks}"] = runs
     res["c_consume"] = [measure_consume_c(target, mode, keep["topic"], rep) for rep in range(mode.repeats)]
     delete_topic(target, keep["topic"])
+    peak = sorted(r["rec_s"] for r in res["c_produce"][f"{LATENCY_RECORD_BYTES}/all"])
+    rate = LATENCY_RATE_FRACTION * peak[len(peak) // 2]
+    res["c_latency"] = [measure_latency_c(target, mode, rate, rep, log_dir) for rep in range(mode.repeats)]
 
 
 def keep_largest(target, run, keep, size):
@@ -317,7 +340,7 @@ def bench_target(target, mode, log_dir):
         for tag in ("half-peak", "low"):
             delete_topic(target, f"bench-latency-{tag}-{rep}")
     if mode.rdkperf:
-        bench_target_c(target, mode, res)
+        bench_target_c(target, mode, res, log_dir)
     res["peak_rss_mib"] = max(procstat.peak_rss_mib(pid) or 0 for pid in target.pids)
     res["rss_anon_mib"] = max((procstat.status_kib(pid, "RssAnon") or 0) / 1024 for pid in target.pids)
     return res
