@@ -82,7 +82,7 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(out, "# HELP chronik_request_latency_seconds Time to handle a Kafka request, by API.");
+        let _ = writeln!(out, "# HELP chronik_request_latency_seconds Time from reading a Kafka request to its response being ready, by API.");
         let _ = writeln!(out, "# TYPE chronik_request_latency_seconds histogram");
         for key in ApiKey::iter() {
             let Some(s) = usize::try_from(key as i16).ok().and_then(|i| self.apis.get(i)) else { continue };
@@ -90,15 +90,14 @@ impl Metrics {
             if n == 0 {
                 continue;
             }
-            for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-                let c = s.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "chronik_request_latency_seconds_bucket{{api=\"{key:?}\",le=\"{}\"}} {c}", *bound as f64 / 1e6);
-            }
-            let _ = writeln!(out, "chronik_request_latency_seconds_bucket{{api=\"{key:?}\",le=\"+Inf\"}} {n}");
-            let sum = s.latency_us_sum.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "chronik_request_latency_seconds_sum{{api=\"{key:?}\"}} {sum}");
-            let _ = writeln!(out, "chronik_request_latency_seconds_count{{api=\"{key:?}\"}} {n}");
+            let buckets: Vec<u64> = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let sum_us = s.latency_us_sum.load(Ordering::Relaxed);
+            histogram(&mut out, "chronik_request_latency_seconds", &format!("api=\"{key:?}\""), &LATENCY_BUCKETS_US, &buckets, n, sum_us);
         }
+        let syncs = chronik_wal::SYNC_STATS.snapshot();
+        let _ = writeln!(out, "# HELP chronik_log_fsync_seconds Duration of each fdatasync made by group commit (all partitions).");
+        let _ = writeln!(out, "# TYPE chronik_log_fsync_seconds histogram");
+        histogram(&mut out, "chronik_log_fsync_seconds", "", &chronik_wal::SYNC_BUCKETS_US, &syncs.buckets, syncs.count, syncs.sum_us);
         for (name, help, v) in [
             ("chronik_network_bytes_in_total", "Bytes received from Kafka clients.", &self.bytes_in),
             ("chronik_network_bytes_out_total", "Bytes sent to Kafka clients.", &self.bytes_out),
@@ -112,6 +111,18 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One Prometheus histogram's sample lines: cumulative `buckets` at `bounds_us`, then +Inf, sum, count.
+fn histogram(out: &mut String, name: &str, labels: &str, bounds_us: &[u64], buckets: &[u64], count: u64, sum_us: u64) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, c) in bounds_us.iter().zip(buckets) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {c}", *bound as f64 / 1e6);
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let _ = writeln!(out, "{name}_sum{labels} {}", sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{labels} {count}");
 }
 
 #[cfg(test)]
@@ -131,5 +142,6 @@ mod tests {
         assert!(text.contains("chronik_network_bytes_in_total 10"));
         assert!(text.contains("chronik_partitions 3"));
         assert!(!text.contains("api=\"Fetch\""));
+        assert!(text.contains("# TYPE chronik_log_fsync_seconds histogram") && text.contains("chronik_log_fsync_seconds_bucket{le=\"+Inf\"}"), "{text}");
     }
 }

@@ -8,10 +8,12 @@
 
 use std::fs::File;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::WalError;
+use crate::sync_stats::SYNC_STATS;
 
 /// Shared durability state of one partition log; obtained from `PartitionLog::flusher`.
 pub struct Flusher {
@@ -76,7 +78,9 @@ impl Flusher {
             let target = st.appended_end;
             let generation = st.generation;
             drop(st);
+            let started = Instant::now();
             let result = file.sync_data();
+            SYNC_STATS.record(started.elapsed());
             st = self.state.lock();
             st.syncing = false;
             st.sync_count += 1;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use tokio::sync::oneshot;
 
 use super::str_bytes;
@@ -163,6 +163,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
             (p.topic_index, p.response, done)
         })
         .collect();
+    let broker = broker.clone();
     tokio::spawn(async move {
         for (topic_index, mut response, done) in waits {
             let failed = |response: PartitionProduceResponse, e: &dyn std::fmt::Display, code: i16| {
@@ -182,6 +183,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
             }
         }
         let body = ProduceResponse::default().with_responses(topics);
+        broker.metrics.observe(ApiKey::Produce, ctx.started.elapsed());
         let encoded = match ctx.encode(&body) {
             Ok(b) => Some(b),
             Err(e) => {

@@ -49,6 +49,8 @@ pub struct RequestContext {
     pub api: ApiKey,
     pub version: i16,
     pub header: RequestHeader,
+    /// When handling began: the request latency metric runs from here to the response being ready.
+    pub started: Instant,
 }
 
 impl RequestContext {
@@ -89,14 +91,14 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
     let header = RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
         DispatchError::Malformed { api, version, reason: e.to_string() }
     })?;
-    let ctx = RequestContext { api, version, header };
+    let ctx = RequestContext { api, version, header, started: Instant::now() };
     if !versions::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
             return Ok(Reply::Now(Some(api::api_versions::unsupported_version(&ctx)?)));
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
-    let started = Instant::now();
+    let started = ctx.started;
     let b = broker;
     let reply = match api {
         ApiKey::ApiVersions => now(ctx.encode(&api::api_versions::handle(&ctx, decode(&ctx, &mut body)?))?),
@@ -138,7 +140,11 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
         }
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
-    broker.metrics.observe(api, started.elapsed());
+    // A deferred reply (a produce waiting for fsync and replication) is observed by its handler
+    // when it completes, so the histogram shows what the client waits for.
+    if !matches!(reply, Reply::Later(_)) {
+        broker.metrics.observe(api, started.elapsed());
+    }
     Ok(reply)
 }
 
