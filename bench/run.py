@@ -16,7 +16,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import brokermetrics
 import ceilings
+import diskquiet
 import procstat
 import rdkperf
 import report
@@ -212,7 +214,10 @@ def measure_latency(target, mode, rate, rep, log_dir, tag="half-peak"):
            "--duration", str(mode.latency_s), "--grace", str(E2E_GRACE_S)]
     if mode.fetch_wait_ms is not None:
         e2e += ["--fetch-wait-ms", str(mode.fetch_wait_ms)]
+    quiet_s = diskquiet.wait_quiet(target.workdir, log)
+    before = brokermetrics.snapshot(target.admin_addrs)
     results = run_group([e2e] + [prod] * mode.producers, mode.latency_s + E2E_GRACE_S, log_dir)
+    broker_view = brokermetrics.summary(before, brokermetrics.snapshot(target.admin_addrs))
     errors = [r.get("error") or r.get("first_error") for r in results
               if r.get("error") or r.get("errors")]
     if any(r.get("error") and "latencies_ms" not in r for r in results):
@@ -222,13 +227,15 @@ def measure_latency(target, mode, rate, rep, log_dir, tag="half-peak"):
     wall = max(r["t_end"] for r in results[1:]) - min(r["t_start"] for r in results[1:])
     out = {"target_rate": rate, "achieved_rate": len(prod_lat) / wall, "acked": len(prod_lat),
            "sent": sum(r["sent"] for r in results[1:]), "e2e_records": len(e2e_lat),
-           "errors": errors[:3], "e2e_client_cores": results[0]["cpu_s"] / (wall + E2E_GRACE_S)}
+           "errors": errors[:3], "e2e_client_cores": results[0]["cpu_s"] / (wall + E2E_GRACE_S),
+           "disk_quiet_wait_s": quiet_s, "broker_view": broker_view}
     for name, lat in (("produce", prod_lat), ("e2e", e2e_lat)):
         for pct, key in ((50, "p50"), (99, "p99"), (99.9, "p999")):
             out[f"{name}_{key}_ms"] = percentile(lat, pct)
     log(f"{target.label} latency #{rep + 1} at {rate:,.0f} rec/s (achieved {out['achieved_rate']:,.0f}): "
         f"produce p50/p99/p99.9 {fmt_ms(out, 'produce')} ms; "
-        f"e2e {fmt_ms(out, 'e2e')} ms ({len(e2e_lat)} records, consumer {out['e2e_client_cores']:.2f} cores)")
+        f"e2e {fmt_ms(out, 'e2e')} ms ({len(e2e_lat)} records, consumer {out['e2e_client_cores']:.2f} cores); "
+        f"{brokermetrics.describe(broker_view)}")
     return out
 
 
@@ -272,17 +279,21 @@ def measure_latency_c(target, mode, rate, rep, log_dir):
     topic = f"bench-c-latency-{rep}"
     create_topic(target, topic, mode.partitions)
     count = max(1000, int(rate * mode.latency_s))
+    quiet_s = diskquiet.wait_quiet(target.workdir, log)
+    before = brokermetrics.snapshot(target.admin_addrs)
     cpu0 = broker_cpu(target)
     lat, secs = rdkperf.latency(mode.rdkperf, target.bootstrap, topic, LATENCY_RECORD_BYTES, rate, count,
                                 log_dir, mode.latency_s * 10)
     cpu1 = broker_cpu(target)
+    broker_view = brokermetrics.summary(before, brokermetrics.snapshot(target.admin_addrs))
     lat.sort()
     out = {"target_rate": rate, "achieved_rate": count / secs, "samples": len(lat),
-           "broker_cores": (cpu1 - cpu0) / secs}
+           "broker_cores": (cpu1 - cpu0) / secs, "disk_quiet_wait_s": quiet_s, "broker_view": broker_view}
     for pct, key in ((50, "p50"), (99, "p99"), (99.9, "p999")):
         out[f"produce_{key}_ms"] = percentile(lat, pct)
     log(f"{target.label} C latency #{rep + 1} at {rate:,.0f} rec/s (achieved {out['achieved_rate']:,.0f}): "
-        f"produce p50/p99/p99.9 {fmt_ms(out, 'produce')} ms, broker {out['broker_cores']:.2f} cores")
+        f"produce p50/p99/p99.9 {fmt_ms(out, 'produce')} ms, broker {out['broker_cores']:.2f} cores; "
+        f"{brokermetrics.describe(broker_view)}")
     delete_topic(target, topic)
     return out
 

@@ -65,6 +65,10 @@ class SingleNode:
     def pids(self):
         return [self.broker.proc.pid] if self.broker.is_running() else []
 
+    @property
+    def admin_addrs(self):
+        return [self.broker.admin_addr]
+
     def log_tail(self):
         return self.broker.log_tail()
 
@@ -143,6 +147,10 @@ class ThreeNodeCluster:
     @property
     def pids(self):
         return [b.proc.pid for b in self.nodes if b.is_running()]
+
+    @property
+    def admin_addrs(self):
+        return [b.admin_addr for b in self.nodes]
 
     def log_tail(self):
         return "\n".join(b.log_tail() for b in self.nodes)

@@ -1,0 +1,92 @@
+"""The brokers' own view of a latency run, from their Prometheus /metrics.
+
+Each broker keeps two histograms that tell where a produce's time goes:
+`chronik_request_latency_seconds{api="Produce"}` (from reading the request to the
+response being ready, fsync and replication waits included) and
+`chronik_log_fsync_seconds` (every group-commit fdatasync). A run reads them
+before and after, sums the difference over the target's brokers, and reports the
+bucket bound that a quantile falls under ("p99 <= 2.5 ms"): a histogram gives
+bounds, not exact values. With the client's own latencies beside them the row
+says whether the time went in the broker, in its fsyncs, or outside the broker
+(client queueing, scheduling on a loaded machine).
+"""
+
+import re
+import urllib.error
+import urllib.request
+
+METRICS_TIMEOUT_S = 2.0
+# name{labels,le="0.001"} 123
+BUCKET = re.compile(r'^(\w+)_bucket\{(.*?)le="([^"]+)"\} (\d+)$')
+PRODUCE = ("chronik_request_latency_seconds", 'api="Produce",')
+FSYNC = ("chronik_log_fsync_seconds", "")
+
+
+def scrape(admin_addr):
+    """{(name, labels): {le: cumulative count}} of every histogram the broker renders; {} if unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://{admin_addr}/metrics", timeout=METRICS_TIMEOUT_S) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = BUCKET.match(line)
+        if m:
+            name, labels, le, count = m.groups()
+            out.setdefault((name, labels), {})[le] = int(count)
+    return out
+
+
+def snapshot(admin_addrs):
+    return [scrape(a) for a in admin_addrs]
+
+
+def _delta(before, after, key):
+    """Bucket counts of `key` added between two snapshots, summed over brokers: {le: count}."""
+    total = {}
+    for b, a in zip(before, after):
+        for le, count in a.get(key, {}).items():
+            total[le] = total.get(le, 0) + count - b.get(key, {}).get(le, 0)
+    return total
+
+
+def quantile_bound_ms(buckets, q):
+    """The smallest bucket bound (ms) under which a fraction `q` of the samples falls; None if no
+    samples, inf if it falls in the +Inf bucket."""
+    n = buckets.get("+Inf", 0)
+    if n <= 0:
+        return None
+    for le in sorted((float(k) for k in buckets if k != "+Inf")):
+        if buckets[_key(buckets, le)] >= q * n:
+            return le * 1000.0
+    return float("inf")
+
+
+def _key(buckets, le):
+    return next(k for k in buckets if k != "+Inf" and float(k) == le)
+
+
+def summary(before, after):
+    """{'produce': {...}, 'fsync': {...}} with count, p50 and p99 bounds (ms) over the run."""
+    out = {}
+    for name, key in (("produce", PRODUCE), ("fsync", FSYNC)):
+        buckets = _delta(before, after, key)
+        out[name] = {"count": buckets.get("+Inf", 0),
+                     "p50_le_ms": quantile_bound_ms(buckets, 0.50),
+                     "p99_le_ms": quantile_bound_ms(buckets, 0.99)}
+    return out
+
+
+def describe(s):
+    """'broker: produce p99 <= 2.5 ms (7,300 requests), fsync p50 <= 0.5 / p99 <= 1 ms (7,290)'."""
+    if not s or not s["produce"]["count"]:
+        return "broker-side figures unavailable"
+    p, f = s["produce"], s["fsync"]
+
+    def ms(v):
+        return "n/a" if v is None else ("> 1 s" if v == float("inf") else f"≤ {v:g} ms")
+    text = f"broker: produce p50 {ms(p['p50_le_ms'])}, p99 {ms(p['p99_le_ms'])} ({p['count']:,} requests)"
+    if f["count"]:
+        text += f"; fsync p50 {ms(f['p50_le_ms'])}, p99 {ms(f['p99_le_ms'])} ({f['count']:,} fsyncs)"
+    return text
