@@ -6,8 +6,8 @@
 //! its own latest epoch and truncates to where the logs agree (`epoch_cache::truncation_offset`). Then
 //! each fetch asks from the local durable end (`Partition::replica_fetch_offset`); returned batches
 //! are appended verbatim (offsets and epochs as the leader stamped them) and, with
-//! `fsync = "always"`, made durable before the next fetch — every partition of the fetch in parallel,
-//! one fsync round per fetch — so the next fetch offset, which the leader takes as this replica's log
+//! `fsync = "always"`, made durable before the next fetch — each partition's append and fsync in one
+//! blocking task, every partition of the fetch in parallel — so the next fetch offset, which the leader takes as this replica's log
 //! end, only claims durable data.
 //! The follower's high watermark becomes min(leader's HW, own durable end). Connection errors are
 //! retried with exponential backoff; the assignment arrives over a `watch`, so it is bounded (the
@@ -50,6 +50,14 @@ pub const REFUSED_RETRY_MS: u64 = 100;
 pub const CALL_SLACK_MS: u64 = 5_000;
 /// Rounds of OffsetForLeaderEpoch per truncation (each round moves to an older epoch; see KIP-279).
 pub const TRUNCATION_ROUNDS_MAX: usize = 16;
+
+/// Why a partition's replicated write did not complete.
+enum ReplicaWriteError {
+    /// The append was refused (stale role, gap): truncate again before fetching more.
+    Append(crate::partition::PartitionError),
+    /// The data is in the log but not known durable; the next fetch asks from the durable end again.
+    Sync(crate::partition::PartitionError),
+}
 
 /// (topic, partition) → the leader epoch to fetch at.
 pub type Assignment = Arc<BTreeMap<(String, i32), i32>>;
@@ -169,8 +177,9 @@ impl Fetcher {
     /// was refused.
     async fn apply(&mut self, resp: FetchResponse, ready: &[(String, i32, i32, Arc<Partition>)]) -> Result<bool, ReplicationError> {
         let mut any_ok = false;
-        // Partitions that answered: (partition, leader's high watermark, whether records were appended).
-        let mut learned: Vec<(Arc<Partition>, i64, bool)> = Vec::new();
+        // Partitions that answered, with the leader's high watermark and, when the leader sent
+        // records, the blocking task that appends them and makes them durable.
+        let mut learned: Vec<(Arc<Partition>, i64, Option<tokio::task::JoinHandle<Result<(), ReplicaWriteError>>>)> = Vec::new();
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
@@ -206,40 +215,35 @@ impl Fetcher {
                     }
                 }
                 any_ok = true;
-                let appended_any = pd.records.as_ref().is_some_and(|r| !r.is_empty());
-                if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
-                    let p2 = p.clone();
-                    let leader = self.leader;
-                    let appended = tokio::task::spawn_blocking(move || p2.append_replicated(&records, leader, epoch))
-                    .await
-                    .map_err(|e| ReplicationError::Task(e.to_string()))?;
-                    if let Err(source) = appended {
+                // Append and fsync in one blocking task per partition, every partition of the fetch
+                // side by side: one thread hop per partition and one round of parallel fsyncs.
+                let write = pd.records.filter(|r| !r.is_empty()).map(|records| {
+                    let (p2, leader) = (p.clone(), self.leader);
+                    tokio::task::spawn_blocking(move || {
+                        p2.append_replicated(&records, leader, epoch).map_err(ReplicaWriteError::Append)?;
+                        p2.sync_replicated().map_err(ReplicaWriteError::Sync)
+                    })
+                });
+                learned.push((p.clone(), pd.high_watermark, write));
+            }
+        }
+        for (p, hw, write) in learned {
+            if let Some(write) = write {
+                match write.await.map_err(|e| ReplicationError::Task(e.to_string()))? {
+                    Ok(()) => {}
+                    Err(ReplicaWriteError::Append(source)) => {
                         // A stale fetcher (role changed) or a gap: truncate again before the next fetch.
-                        debug!(leader, topic, partition = index, error = %source, "replicated append refused");
-                        self.truncated_at.remove(&(topic.to_string(), index));
+                        debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append refused");
+                        self.truncated_at.remove(&(p.topic.clone(), p.index));
                         continue;
                     }
+                    Err(ReplicaWriteError::Sync(source)) => {
+                        warn!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
+                    }
                 }
-                learned.push((p.clone(), pd.high_watermark, appended_any));
             }
-        }
-        // One round of fsyncs for everything this fetch appended, side by side rather than one
-        // partition after another; the follower's high watermark (capped at its durable end) and its
-        // next fetch offset both follow.
-        let syncs: Vec<_> = learned
-            .iter()
-            .filter(|(_, _, appended)| *appended)
-            .map(|(p, _, _)| {
-                let p2 = p.clone();
-                (p.clone(), tokio::task::spawn_blocking(move || p2.sync_replicated()))
-            })
-            .collect();
-        for (p, sync) in syncs {
-            if let Err(source) = sync.await.map_err(|e| ReplicationError::Task(e.to_string()))? {
-                warn!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
-            }
-        }
-        for (p, hw, _) in learned {
+            // The follower's high watermark is capped at its durable end, and its next fetch offset
+            // follows the durable end too.
             p.set_follower_high_watermark(hw);
         }
         Ok(any_ok)
