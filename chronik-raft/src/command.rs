@@ -13,8 +13,16 @@ use crate::types::BrokerNode;
 /// A change to the cluster metadata. Applied by [`crate::MetadataState::apply`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum MetaCommand {
-    /// Insert a broker or update its addresses; a registered broker is live (unfenced).
-    RegisterBroker { id: i32, node: BrokerNode },
+    /// Insert a broker or update its addresses; a registered broker is live (unfenced). A broker
+    /// registers itself at every start with a fresh `incarnation` and waits until it has applied that
+    /// record, so its metadata then holds everything committed before it (see `BrokerRecord`);
+    /// `None` (the controller unfencing a broker) keeps the recorded incarnation.
+    RegisterBroker {
+        id: i32,
+        node: BrokerNode,
+        #[serde(default)]
+        incarnation: Option<u64>,
+    },
     /// Mark a broker fenced (its session expired). Unknown ids are refused.
     FenceBroker { id: i32 },
     /// Create a topic with one replica list per partition; a second create of the same name is

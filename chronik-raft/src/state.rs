@@ -27,6 +27,12 @@ pub struct BrokerRecord {
     pub node: BrokerNode,
     /// Fenced brokers lead nothing and are not offered to clients; registering again unfences.
     pub fenced: bool,
+    /// Random id of the broker process that registered last. A starting broker waits until its own
+    /// incarnation is applied locally before it takes any partition role: Raft applies in log order,
+    /// so by then it has also applied the fencing and leader changes made while it was down, and it
+    /// never acts as a leader its pre-crash metadata remembers.
+    #[serde(default)]
+    pub incarnation: Option<u64>,
 }
 
 /// One partition's replica assignment and leadership.
@@ -69,7 +75,7 @@ impl MetadataState {
     /// metadata log from being applied.
     pub fn apply(&mut self, cmd: &MetaCommand) -> MetaResponse {
         match cmd {
-            MetaCommand::RegisterBroker { id, node } => self.register_broker(*id, node),
+            MetaCommand::RegisterBroker { id, node, incarnation } => self.register_broker(*id, node, *incarnation),
             MetaCommand::FenceBroker { id } => self.fence_broker(*id),
             MetaCommand::CreateTopic { name, topic_id, replicas, configs } => {
                 self.create_topic(name, *topic_id, replicas, configs)
@@ -109,11 +115,12 @@ impl MetadataState {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
-    fn register_broker(&mut self, id: i32, node: &BrokerNode) -> MetaResponse {
+    fn register_broker(&mut self, id: i32, node: &BrokerNode, incarnation: Option<u64>) -> MetaResponse {
         if id < 0 {
             return MetaResponse::InvalidRequest(format!("broker id {id} is negative"));
         }
-        self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false });
+        let incarnation = incarnation.or_else(|| self.brokers.get(&id).and_then(|b| b.incarnation));
+        self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false, incarnation });
         MetaResponse::Ok
     }
 
@@ -292,7 +299,7 @@ mod tests {
     }
 
     fn register(id: i32) -> MetaCommand {
-        MetaCommand::RegisterBroker { id, node: node((9000 + id) as u16) }
+        MetaCommand::RegisterBroker { id, node: node((9000 + id) as u16), incarnation: None }
     }
 
     fn create(name: &str, id: u8, replicas: Vec<Vec<i32>>) -> MetaCommand {
@@ -429,10 +436,22 @@ mod tests {
         assert_eq!(s.apply(&MetaCommand::FenceBroker { id: 2 }), MetaResponse::Ok);
         assert!(s.brokers[&2].fenced);
         assert_eq!(s.live_brokers().count(), 2);
-        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(1234) }), MetaResponse::Ok);
+        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(1234), incarnation: None }), MetaResponse::Ok);
         assert!(!s.brokers[&2].fenced);
         assert_eq!(s.brokers[&2].node.kafka_addr, "localhost:1234");
         assert_eq!(s.brokers.len(), 3);
+    }
+
+    #[test]
+    fn a_start_records_its_incarnation_and_an_unfence_keeps_it() {
+        let mut s = base();
+        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(9002), incarnation: Some(77) }), MetaResponse::Ok);
+        assert_eq!(s.brokers[&2].incarnation, Some(77));
+        assert_eq!(s.apply(&MetaCommand::FenceBroker { id: 2 }), MetaResponse::Ok);
+        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(9002), incarnation: None }), MetaResponse::Ok);
+        assert_eq!(s.brokers[&2].incarnation, Some(77), "the controller's unfence is not a new start");
+        assert_eq!(s.apply(&MetaCommand::RegisterBroker { id: 2, node: node(9002), incarnation: Some(78) }), MetaResponse::Ok);
+        assert_eq!(s.brokers[&2].incarnation, Some(78));
     }
 
     #[test]

@@ -32,7 +32,7 @@ fn config(dir: &Path, snapshot_logs_since_last: u64) -> MetaConfig {
 }
 
 fn register(id: i32) -> MetaCommand {
-    MetaCommand::RegisterBroker { id, node: BrokerNode { kafka_addr: format!("127.0.0.1:{}", 9090 + id), ..Default::default() } }
+    MetaCommand::RegisterBroker { id, node: BrokerNode { kafka_addr: format!("127.0.0.1:{}", 9090 + id), ..Default::default() }, incarnation: None }
 }
 
 fn create(name: &str, id: u8) -> MetaCommand {

@@ -125,7 +125,7 @@ async fn same_state_everywhere(nodes: &BTreeMap<NodeId, Arc<MetaNode>>, what: &s
 /// through `via`, whichever node that is.
 async fn register_all(cluster: &Cluster, via: &MetaNode) {
     for (id, node) in &cluster.peers {
-        let r = via.write(MetaCommand::RegisterBroker { id: *id as i32, node: node.clone() }).await.expect("register");
+        let r = via.write(MetaCommand::RegisterBroker { id: *id as i32, node: node.clone(), incarnation: None }).await.expect("register");
         assert_eq!(r, MetaResponse::Ok);
     }
 }

@@ -153,18 +153,41 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     Ok(broker)
 }
 
-/// Records this broker (with all its addresses) in the metadata, or updates changed addresses.
+/// Records this broker (all its addresses, and this start's random incarnation) in the metadata and
+/// waits until this node has applied that record. Raft applies entries in log order, so from then on
+/// the local metadata holds everything committed before this start registered — the fencing and the
+/// new partition leaders decided while this broker was down — and the partition roles taken next come
+/// from that view. Without the wait, a restarted broker would act for a moment as the leader its
+/// pre-crash metadata remembers: serving its own stale copy of committed offsets as a group
+/// coordinator, or taking acks=1 writes the real leader never sees.
 async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result<()> {
-    let known = broker.meta.state().brokers.get(&broker.node_id).map(|b| (b.node.clone(), b.fenced));
-    if known != Some((node.clone(), false)) {
-        broker
-            .meta
-            .write(MetaCommand::RegisterBroker { id: broker.node_id, node })
-            .await
-            .context("cannot register this broker in the metadata")?;
+    // A heartbeat first, so the controller counts this broker alive when the registration unfences it.
+    let heartbeat = Duration::from_millis(broker.config.broker_heartbeat_interval_ms);
+    if let Err(e) = broker.meta.heartbeat(heartbeat).await {
+        tracing::debug!(error = %e, "heartbeat before registering failed");
+    }
+    let incarnation = uuid::Uuid::new_v4().as_u64_pair().0;
+    broker
+        .meta
+        .write(MetaCommand::RegisterBroker { id: broker.node_id, node, incarnation: Some(incarnation) })
+        .await
+        .context("cannot register this broker in the metadata")?;
+    let mine = |b: &Broker| b.meta.state().brokers.get(&b.node_id).and_then(|r| r.incarnation) == Some(incarnation);
+    let mut applied = broker.meta.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(REGISTRATION_APPLY_WAIT_MS);
+    while !mine(broker) {
+        if tokio::time::timeout_at(deadline, applied.changed()).await.map_or(true, |r| r.is_err()) {
+            anyhow::bail!(
+                "this broker's registration was committed but not applied here within {REGISTRATION_APPLY_WAIT_MS} ms"
+            );
+        }
     }
     Ok(())
 }
+
+/// How long a starting broker waits to apply its own committed registration (normally milliseconds:
+/// the next AppendEntries from the leader carries the commit).
+const REGISTRATION_APPLY_WAIT_MS: u64 = 10_000;
 
 /// The cluster id every broker reports: the first one written to the metadata wins (the first broker
 /// to start proposes the id of its identity file). A node whose identity file holds another id (it

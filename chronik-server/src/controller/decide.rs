@@ -14,7 +14,7 @@ pub fn decide(state: &MetadataState, alive: &BTreeSet<i32>, rebalance_preferred:
     for b in state.brokers.values() {
         let is_alive = alive.contains(&b.id);
         if is_alive && b.fenced {
-            out.push(MetaCommand::RegisterBroker { id: b.id, node: b.node.clone() });
+            out.push(MetaCommand::RegisterBroker { id: b.id, node: b.node.clone(), incarnation: None });
         } else if !is_alive && !b.fenced {
             out.push(MetaCommand::FenceBroker { id: b.id });
         }
@@ -62,7 +62,7 @@ mod tests {
     fn state(parts: &[(&[i32], i32, &[i32])], fenced: &[i32]) -> MetadataState {
         let mut s = MetadataState::default();
         for id in 1..=3 {
-            s.brokers.insert(id, BrokerRecord { id, node: BrokerNode::default(), fenced: fenced.contains(&id) });
+            s.brokers.insert(id, BrokerRecord { id, node: BrokerNode::default(), fenced: fenced.contains(&id), incarnation: None });
         }
         let partitions = parts
             .iter()
@@ -105,7 +105,7 @@ mod tests {
         // When an in-sync replica returns it leads again.
         let s = state(&[(&[1, 2, 3], NO_LEADER, &[1, 2])], &[1, 2]);
         let cmds = decide(&s, &alive(&[2, 3]), false);
-        assert!(cmds.contains(&MetaCommand::RegisterBroker { id: 2, node: BrokerNode::default() }));
+        assert!(cmds.contains(&MetaCommand::RegisterBroker { id: 2, node: BrokerNode::default(), incarnation: None }));
         assert!(cmds.contains(&set(0, 2, &[2])), "{cmds:?}");
     }
 
@@ -121,6 +121,6 @@ mod tests {
     #[test]
     fn returning_broker_is_unfenced() {
         let s = state(&[(&[1, 2, 3], 2, &[2, 3])], &[1]);
-        assert_eq!(decide(&s, &alive(&[1, 2, 3]), false), vec![MetaCommand::RegisterBroker { id: 1, node: BrokerNode::default() }]);
+        assert_eq!(decide(&s, &alive(&[1, 2, 3]), false), vec![MetaCommand::RegisterBroker { id: 1, node: BrokerNode::default(), incarnation: None }]);
     }
 }
