@@ -304,3 +304,33 @@ fn empty_view() -> BatchView {
         record_count: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::batch::{split_batches, tests::batch};
+
+    fn leader(dir: &Path, fsync: FsyncMode) -> Arc<Partition> {
+        let (data_changed, _) = watch::channel(0);
+        let (appended, _) = watch::channel(0);
+        let p = Partition::open(dir, "t", 0, [0; 16], 1, LogConfig::default(), fsync, data_changed, appended).expect("open");
+        p.become_leader(0, vec![1], vec![1], 0);
+        Arc::new(p)
+    }
+
+    /// The durability contract: with `fsync = "always"` a consumer never sees a record a crash could
+    /// take back, because the high watermark only passes what the group commit has synced.
+    #[tokio::test]
+    async fn an_append_is_visible_only_once_fsynced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = leader(dir.path(), FsyncMode::Always);
+        let b = batch(3, -1, 0, -1);
+        p.append(&b, &split_batches(&b).expect("split"), 0).expect("append");
+        assert_eq!(p.log_end_offset(), 3);
+        assert_eq!(p.high_watermark(), 0, "the high watermark passed data not yet fsynced");
+        assert!(p.read(0, 1 << 20).expect("read").records.is_empty(), "a fetch returned data not yet fsynced");
+        p.make_durable(3).await.expect("fsync");
+        assert_eq!(p.high_watermark(), 3);
+        assert_eq!(p.read(0, 1 << 20).expect("read").records.len(), b.len());
+    }
+}
