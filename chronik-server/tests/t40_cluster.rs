@@ -522,3 +522,47 @@ fn partition_leader_kill9_fails_over_within_10s_and_preferred_leadership_returns
     }
     Ok(())
 }
+
+/// A restarted broker must not act as the leader its pre-crash metadata remembers: from its first
+/// answer it knows the failover that happened while it was down (it re-registers and applies that
+/// before serving), so an acks=1 write sent to it — which it would acknowledge alone and lose when it
+/// truncates to the real leader — is refused with NOT_LEADER_OR_FOLLOWER, and its Metadata names the
+/// new leader.
+#[test]
+fn a_restarted_old_leader_knows_the_failover_from_its_first_answer() -> Result<()> {
+    let _turn = serial();
+    let mut cluster = TestCluster::start()?;
+    ensure!(create_topic_rf(&mut cluster.node(1).client()?, "stale", 3, 3)? == code::NONE);
+    let full_isr = |p: &Value| ids_of(&p["isr"]).len() == 3 && p["leader"].as_u64().is_some_and(|l| l > 0);
+    for partition in 0..3 {
+        cluster.wait_partition(1, "stale", partition, Duration::from_secs(20), "a leader and full ISR", full_isr)?;
+    }
+    // A partition led by a node that is not the Raft leader, so the metadata group keeps its leader.
+    let (raft_leader, _) = cluster.wait_agreed_leader(&[1, 2, 3], Duration::from_secs(10))?;
+    let (partition, victim) = (0..3)
+        .find_map(|p| {
+            let leader = cluster.partition(raft_leader, "stale", p).ok()?["leader"].as_u64()?;
+            (leader != raft_leader).then_some((p, leader))
+        })
+        .context("every partition of a spread topic is led by the Raft leader")?;
+    cluster.kill9(victim)?;
+    let moved = cluster.wait_partition(raft_leader, "stale", partition, PARTITION_FAILOVER_TIMEOUT, "a new leader", |v| {
+        v["leader"].as_u64().is_some_and(|l| l != victim && l > 0)
+    })?;
+    let new_leader = moved["leader"].as_i64().context("leader")?;
+
+    cluster.restart(victim)?;
+    let mut client = cluster.node(victim).client()?;
+    let p = i32::try_from(partition)?;
+    let answer = client.produce(9, "stale", p, record_batch(&["to-the-old-leader"], common::now_ms(), None)?, 1)?;
+    ensure!(
+        answer.error_code == NOT_LEADER_OR_FOLLOWER,
+        "the restarted old leader answered acks=1 produce with {} (base offset {}) instead of NOT_LEADER_OR_FOLLOWER",
+        answer.error_code,
+        answer.base_offset
+    );
+    let md = client.metadata(9, Some(&["stale"]), false)?;
+    let seen = md.topics.first().and_then(|t| t.partitions.iter().find(|x| x.partition_index == p)).map(|x| x.leader_id.0);
+    ensure!(seen == Some(i32::try_from(new_leader)?), "the restarted node reports leader {seen:?}, the cluster moved it to {new_leader}");
+    Ok(())
+}
