@@ -57,14 +57,10 @@ def quantile_bound_ms(buckets, q):
     n = buckets.get("+Inf", 0)
     if n <= 0:
         return None
-    for le in sorted((float(k) for k in buckets if k != "+Inf")):
-        if buckets[_key(buckets, le)] >= q * n:
+    for le, count in sorted((float(k), c) for k, c in buckets.items() if k != "+Inf"):
+        if count >= q * n:
             return le * 1000.0
     return float("inf")
-
-
-def _key(buckets, le):
-    return next(k for k in buckets if k != "+Inf" and float(k) == le)
 
 
 def summary(before, after):
@@ -79,7 +75,7 @@ def summary(before, after):
 
 
 def describe(s):
-    """'broker: produce p99 <= 2.5 ms (7,300 requests), fsync p50 <= 0.5 / p99 <= 1 ms (7,290)'."""
+    """'broker: produce p50 ≤ 1 ms, p99 ≤ 2.5 ms (7,300 requests); fsync p50 ≤ 0.5 ms, p99 ≤ 1 ms (7,290 fsyncs)'."""
     if not s or not s["produce"]["count"]:
         return "broker-side figures unavailable"
     p, f = s["produce"], s["fsync"]

@@ -5,9 +5,9 @@ filesystem mounted with `discard` the freed blocks are trimmed, and writeback of
 earlier runs may still be going. Measured during that, a latency run reports the
 previous run's cleanup as well (seen here: one node, p99 57 ms in a run started
 right after deleting 14 GB of data, 2.7 ms with the same build once the disk was
-idle). So the latency runs first
-`sync`, then wait, with a deadline, until /proc/diskstats shows no write or discard
-activity on that device for QUIET_S; the time waited is logged.
+idle). So the latency runs first `sync`, then wait, with a deadline, until
+/proc/diskstats shows no write or discard activity on that device for QUIET_S; the
+time waited is logged when the deadline passes and kept in the JSON.
 """
 
 import os

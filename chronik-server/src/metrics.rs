@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chronik_wal::{Histogram, HistogramSnapshot};
 use kafka_protocol::messages::ApiKey;
 
 /// Latency histogram bucket bounds, in microseconds.
@@ -12,20 +13,9 @@ const LATENCY_BUCKETS_US: [u64; 10] = [250, 1_000, 2_500, 5_000, 10_000, 25_000,
 /// API keys are small integers; one slot each.
 const API_KEY_SLOTS: usize = 128;
 
-struct ApiStats {
-    count: AtomicU64,
-    latency_us_sum: AtomicU64,
-    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
-}
-
-impl ApiStats {
-    fn new() -> Self {
-        ApiStats { count: AtomicU64::new(0), latency_us_sum: AtomicU64::new(0), buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
-    }
-}
-
 pub struct Metrics {
-    apis: Vec<ApiStats>,
+    /// Request latency per API key (index = key).
+    apis: Vec<Histogram<{ LATENCY_BUCKETS_US.len() }>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     produced_bytes: AtomicU64,
@@ -35,7 +25,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            apis: (0..API_KEY_SLOTS).map(|_| ApiStats::new()).collect(),
+            apis: (0..API_KEY_SLOTS).map(|_| Histogram::new(LATENCY_BUCKETS_US)).collect(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             produced_bytes: AtomicU64::new(0),
@@ -46,14 +36,8 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn observe(&self, api: ApiKey, latency: Duration) {
-        let Some(stats) = usize::try_from(api as i16).ok().and_then(|i| self.apis.get(i)) else { return };
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        stats.count.fetch_add(1, Ordering::Relaxed);
-        stats.latency_us_sum.fetch_add(us, Ordering::Relaxed);
-        for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-            if us <= *bound {
-                stats.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(h) = usize::try_from(api as i16).ok().and_then(|i| self.apis.get(i)) {
+            h.record(latency);
         }
     }
     pub fn bytes_in(&self, n: usize) {
@@ -72,32 +56,23 @@ impl Metrics {
     /// Prometheus text exposition format, version 0.0.4.
     pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
+        let apis: Vec<(ApiKey, HistogramSnapshot<{ LATENCY_BUCKETS_US.len() }>)> = ApiKey::iter()
+            .filter_map(|key| Some((key, usize::try_from(key as i16).ok().and_then(|i| self.apis.get(i))?.snapshot())))
+            .filter(|(_, snap)| snap.count > 0)
+            .collect();
         let _ = writeln!(out, "# HELP chronik_requests_total Kafka requests handled, by API.");
         let _ = writeln!(out, "# TYPE chronik_requests_total counter");
-        for key in ApiKey::iter() {
-            if let Some(s) = usize::try_from(key as i16).ok().and_then(|i| self.apis.get(i)) {
-                let n = s.count.load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(out, "chronik_requests_total{{api=\"{key:?}\"}} {n}");
-                }
-            }
+        for (key, snap) in &apis {
+            let _ = writeln!(out, "chronik_requests_total{{api=\"{key:?}\"}} {}", snap.count);
         }
         let _ = writeln!(out, "# HELP chronik_request_latency_seconds Time from reading a Kafka request to its response being ready, by API.");
         let _ = writeln!(out, "# TYPE chronik_request_latency_seconds histogram");
-        for key in ApiKey::iter() {
-            let Some(s) = usize::try_from(key as i16).ok().and_then(|i| self.apis.get(i)) else { continue };
-            let n = s.count.load(Ordering::Relaxed);
-            if n == 0 {
-                continue;
-            }
-            let buckets: Vec<u64> = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-            let sum_us = s.latency_us_sum.load(Ordering::Relaxed);
-            histogram(&mut out, "chronik_request_latency_seconds", &format!("api=\"{key:?}\""), &LATENCY_BUCKETS_US, &buckets, n, sum_us);
+        for (key, snap) in &apis {
+            histogram(&mut out, "chronik_request_latency_seconds", &format!("api=\"{key:?}\""), snap);
         }
-        let syncs = chronik_wal::SYNC_STATS.snapshot();
         let _ = writeln!(out, "# HELP chronik_log_fsync_seconds Duration of each fdatasync made by group commit (all partitions).");
         let _ = writeln!(out, "# TYPE chronik_log_fsync_seconds histogram");
-        histogram(&mut out, "chronik_log_fsync_seconds", "", &chronik_wal::SYNC_BUCKETS_US, &syncs.buckets, syncs.count, syncs.sum_us);
+        histogram(&mut out, "chronik_log_fsync_seconds", "", &chronik_wal::SYNC_STATS.snapshot());
         for (name, help, v) in [
             ("chronik_network_bytes_in_total", "Bytes received from Kafka clients.", &self.bytes_in),
             ("chronik_network_bytes_out_total", "Bytes sent to Kafka clients.", &self.bytes_out),
@@ -113,16 +88,16 @@ impl Metrics {
     }
 }
 
-/// One Prometheus histogram's sample lines: cumulative `buckets` at `bounds_us`, then +Inf, sum, count.
-fn histogram(out: &mut String, name: &str, labels: &str, bounds_us: &[u64], buckets: &[u64], count: u64, sum_us: u64) {
+/// One Prometheus histogram's sample lines: its cumulative buckets, then +Inf, sum and count.
+fn histogram<const N: usize>(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot<N>) {
     let sep = if labels.is_empty() { "" } else { "," };
-    for (bound, c) in bounds_us.iter().zip(buckets) {
+    for (bound, c) in h.bounds_us.iter().zip(h.buckets) {
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {c}", *bound as f64 / 1e6);
     }
-    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", h.count);
     let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-    let _ = writeln!(out, "{name}_sum{labels} {}", sum_us as f64 / 1e6);
-    let _ = writeln!(out, "{name}_count{labels} {count}");
+    let _ = writeln!(out, "{name}_sum{labels} {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{labels} {}", h.count);
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::WalError;
-use crate::sync_stats::SYNC_STATS;
+use crate::histogram::SYNC_STATS;
 
 /// Shared durability state of one partition log; obtained from `PartitionLog::flusher`.
 pub struct Flusher {

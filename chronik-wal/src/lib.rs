@@ -5,7 +5,7 @@
 //! - `partition_log`: `PartitionLog`, one partition's directory of segments — append, zero-copy
 //!   read, time lookup, truncation, retention, recovery on open.
 //! - `flusher`: `Flusher`, group commit — concurrent callers share one `fdatasync`.
-//! - `sync_stats`: how long those `fdatasync`s take, process-wide (rendered by the server's /metrics).
+//! - `histogram`: a latency histogram in atomics, and the process-wide one of those `fdatasync`s.
 //! - `segment`: one `.log` file mapped read-only, appended by positioned writes, plus its indexes.
 //! - `index`: sparse offset and time indexes (memory-mapped) and the rule that places entries.
 //! - `batch`: v2 batch header fields, validation (length, magic, CRC-32C) and offset stamping.
@@ -18,19 +18,19 @@ pub mod config;
 pub mod error;
 mod flusher;
 mod fsutil;
+mod histogram;
 mod index;
 mod mmap;
 mod partition_log;
 mod scan;
 mod segment;
-mod sync_stats;
 
 pub use batch::{BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 pub use config::LogConfig;
 pub use error::WalError;
 pub use flusher::Flusher;
 pub use index::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
-pub use sync_stats::{SyncStatsSnapshot, SYNC_BUCKETS_US, SYNC_STATS};
+pub use histogram::{Histogram, HistogramSnapshot, SYNC_BUCKETS_US, SYNC_STATS};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, NO_LOG_APPEND_TIME};
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).

@@ -59,6 +59,9 @@ enum ReplicaWriteError {
     Sync(crate::partition::PartitionError),
 }
 
+/// The blocking task appending and fsyncing one partition's share of a fetch.
+type ReplicaWrite = tokio::task::JoinHandle<Result<(), ReplicaWriteError>>;
+
 /// (topic, partition) → the leader epoch to fetch at.
 pub type Assignment = Arc<BTreeMap<(String, i32), i32>>;
 
@@ -194,7 +197,7 @@ impl Fetcher {
         let mut any_ok = false;
         // Partitions that answered, with the leader's high watermark and, when the leader sent
         // records, the blocking task that appends them and makes them durable.
-        let mut learned: Vec<(Arc<Partition>, i64, Option<tokio::task::JoinHandle<Result<(), ReplicaWriteError>>>)> = Vec::new();
+        let mut learned: Vec<(Arc<Partition>, i64, Option<ReplicaWrite>)> = Vec::new();
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
