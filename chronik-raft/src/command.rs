@@ -37,21 +37,28 @@ pub enum MetaCommand {
     DeleteTopic { name: String },
     /// Append partitions (one replica list each) to an existing topic.
     CreatePartitions { name: String, new_replicas: Vec<Vec<i32>> },
-    /// Set a partition's leader (-1 for none) and ISR; the leader epoch is bumped only when the
-    /// leader changes. With `expected_leader_epoch`, applied only while the partition is still at that
-    /// epoch: a decision made on an older view (a leader's ISR change racing a failover) is refused.
+    /// Set a partition's leader (-1 for none) and ISR. Applied only while the partition is still at
+    /// `expected_partition_epoch` (the epoch the change was computed from), so a decision made on an
+    /// older view — a leader's ISR change racing a failover, a controller waking from a pause — is
+    /// refused. A new leader must be in the current ISR (no unclean election). Any change bumps the
+    /// partition epoch; a leader change also bumps the leader epoch.
     SetPartitionState {
         topic: String,
         partition: i32,
         leader: i32,
         isr: Vec<i32>,
-        #[serde(default)]
-        expected_leader_epoch: Option<i32>,
+        expected_partition_epoch: i32,
     },
     /// Record the cluster id; the first one written wins and later ones change nothing.
     InitClusterId { cluster_id: String },
     /// Hand a broker a block of producer ids no other block overlaps.
     AllocateProducerIds { broker: i32, count: i64 },
+    /// A controller decision (fencing, unfencing, failover, ISR or leader changes) made by the metadata
+    /// leader of Raft term `term`. Applied only when its log entry belongs to that same term: a leader
+    /// that was paused or cut off and still believes it leads cannot get a decision from its old view
+    /// applied, neither through its own log (such entries never commit once a newer term exists) nor by
+    /// a forward to the new leader (the entry would carry the new term).
+    Decided { term: u64, decision: Box<MetaCommand> },
 }
 
 /// The outcome of applying one [`MetaCommand`].
@@ -73,4 +80,7 @@ pub enum MetaResponse {
     /// The command is malformed in another way (bad topic name or id, negative broker id, unknown
     /// broker, bad producer id count); nothing was applied.
     InvalidRequest(String),
+    /// A controller decision of term `decided_in` reached the log in term `entry_term`; nothing was
+    /// applied.
+    StaleTerm { decided_in: u64, entry_term: u64 },
 }

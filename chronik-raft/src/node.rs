@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InitializeError, RaftError};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, RaftMetrics, ServerState, SnapshotPolicy};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
@@ -300,6 +300,28 @@ impl MetaNode {
     /// `write_deadline_ms`, then fails with [`MetaError::NoLeader`] (retriable).
     pub async fn write(&self, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
         crate::forward::write(self.node_id, &self.raft, &self.pool, cmd, self.write_deadline_ms).await
+    }
+
+    /// Write a controller decision made while this node led the metadata in `term`: stamped with the
+    /// term ([`MetaCommand::Decided`]), proposed to this node's own Raft only — never forwarded — and
+    /// answered once committed and applied. The state machine applies it only if its entry belongs to
+    /// `term`, so a leader that slept through its own deposition cannot get it applied. Fails with
+    /// [`MetaError::ForwardToLeader`] when this node no longer leads (drop the decision), or when the
+    /// entry is not committed within `write_deadline_ms`.
+    pub async fn write_as_leader(&self, term: u64, decision: MetaCommand) -> Result<MetaResponse, MetaError> {
+        let cmd = MetaCommand::Decided { term, decision: Box::new(decision) };
+        let deadline = Duration::from_millis(self.write_deadline_ms);
+        match tokio::time::timeout(deadline, self.raft.client_write(cmd)).await {
+            Ok(Ok(r)) => Ok(r.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(MetaError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
+            }
+            Ok(Err(e)) => Err(MetaError::Raft { during: "controller write", message: e.to_string() }),
+            Err(_) => Err(MetaError::Raft {
+                during: "controller write",
+                message: format!("not committed within {} ms", self.write_deadline_ms),
+            }),
+        }
     }
 
     /// Last applied state, cheap to call per request.

@@ -44,6 +44,10 @@ pub struct PartitionRecord {
     /// Bumped on every leader change; followers truncate by it (KIP-101).
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// Bumped on every change of leader, ISR or replicas (Kafka's partition epoch). Every change is
+    /// computed from one epoch and refused when the partition has moved on since.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 /// A topic and its partitions (index = partition id).
@@ -85,19 +89,8 @@ impl MetadataState {
                 None => MetaResponse::UnknownTopic,
             },
             MetaCommand::CreatePartitions { name, new_replicas } => self.create_partitions(name, new_replicas),
-            MetaCommand::SetPartitionState { topic, partition, leader, isr, expected_leader_epoch } => {
-                if let Some(expected) = expected_leader_epoch {
-                    let current = self.topics.get(topic).and_then(|t| usize::try_from(*partition).ok().and_then(|i| t.partitions.get(i)));
-                    if let Some(p) = current {
-                        if p.leader_epoch != *expected {
-                            return MetaResponse::InvalidPartitions(format!(
-                                "topic {topic} partition {partition}: leader epoch is {}, not the expected {expected}",
-                                p.leader_epoch
-                            ));
-                        }
-                    }
-                }
-                self.set_partition_state(topic, *partition, *leader, isr)
+            MetaCommand::SetPartitionState { topic, partition, leader, isr, expected_partition_epoch } => {
+                self.set_partition_state(topic, *partition, *leader, isr, *expected_partition_epoch)
             }
             MetaCommand::InitClusterId { cluster_id } => {
                 if cluster_id.is_empty() {
@@ -107,6 +100,27 @@ impl MetadataState {
                 MetaResponse::Ok
             }
             MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
+            MetaCommand::Decided { term, .. } => MetaResponse::InvalidRequest(format!(
+                "controller decision of term {term} outside a log entry: only apply_entry knows the entry's term"
+            )),
+        }
+    }
+
+    /// Apply the command of a committed log entry written in Raft term `entry_term`. A controller
+    /// decision ([`MetaCommand::Decided`]) applies only in the term it was decided in; everything else
+    /// as [`MetadataState::apply`].
+    pub fn apply_entry(&mut self, entry_term: u64, cmd: &MetaCommand) -> MetaResponse {
+        match cmd {
+            MetaCommand::Decided { term, decision } => {
+                if *term != entry_term {
+                    return MetaResponse::StaleTerm { decided_in: *term, entry_term };
+                }
+                if matches!(**decision, MetaCommand::Decided { .. }) {
+                    return MetaResponse::InvalidRequest("nested controller decision".into());
+                }
+                self.apply(decision)
+            }
+            other => self.apply(other),
         }
     }
 
@@ -215,7 +229,7 @@ impl MetadataState {
         Ok(())
     }
 
-    fn set_partition_state(&mut self, topic: &str, partition: i32, leader: i32, isr: &[i32]) -> MetaResponse {
+    fn set_partition_state(&mut self, topic: &str, partition: i32, leader: i32, isr: &[i32], expected_epoch: i32) -> MetaResponse {
         let Some(record) = self.topics.get_mut(topic) else {
             return MetaResponse::UnknownTopic;
         };
@@ -225,6 +239,12 @@ impl MetadataState {
                 record.partitions.len()
             ));
         };
+        if p.partition_epoch != expected_epoch {
+            return MetaResponse::InvalidPartitions(format!(
+                "topic {topic} partition {partition}: partition epoch is {}, not the expected {expected_epoch}",
+                p.partition_epoch
+            ));
+        }
         let mut seen = BTreeSet::new();
         for broker in isr {
             if !p.replicas.contains(broker) {
@@ -243,11 +263,23 @@ impl MetadataState {
                 "topic {topic} partition {partition}: leader {leader} is not in the ISR"
             ));
         }
+        // No unclean election: a new leader must hold every acknowledged record, which only the members
+        // of the current ISR are known to do.
+        if leader != p.leader && leader != NO_LEADER && !p.isr.contains(&leader) {
+            return MetaResponse::InvalidPartitions(format!(
+                "topic {topic} partition {partition}: new leader {leader} is not in the current ISR {:?}",
+                p.isr
+            ));
+        }
+        if leader == p.leader && isr == p.isr.as_slice() {
+            return MetaResponse::Ok;
+        }
         if leader != p.leader {
             p.leader = leader;
             p.leader_epoch = p.leader_epoch.saturating_add(1);
         }
         p.isr = isr.to_vec();
+        p.partition_epoch = p.partition_epoch.saturating_add(1);
         MetaResponse::Ok
     }
 
@@ -273,6 +305,7 @@ fn new_partition(replicas: &[i32]) -> PartitionRecord {
         leader: replicas.first().copied().unwrap_or(NO_LEADER),
         leader_epoch: 0,
         isr: replicas.to_vec(),
+        partition_epoch: 0,
     }
 }
 
@@ -306,8 +339,23 @@ mod tests {
         MetaCommand::CreateTopic { name: name.into(), topic_id: [id; 16], replicas, configs: BTreeMap::new() }
     }
 
+    fn set_at(topic: &str, partition: i32, leader: i32, isr: Vec<i32>, epoch: i32) -> MetaCommand {
+        MetaCommand::SetPartitionState { topic: topic.into(), partition, leader, isr, expected_partition_epoch: epoch }
+    }
+
+    /// A change computed from a fresh partition (epoch 0).
     fn set(topic: &str, partition: i32, leader: i32, isr: Vec<i32>) -> MetaCommand {
-        MetaCommand::SetPartitionState { topic: topic.into(), partition, leader, isr, expected_leader_epoch: None }
+        set_at(topic, partition, leader, isr, 0)
+    }
+
+    /// A change computed from the partition as `s` has it now.
+    fn next(s: &MetadataState, topic: &str, partition: i32, leader: i32, isr: Vec<i32>) -> MetaCommand {
+        let epoch = s.topics[topic].partitions[partition as usize].partition_epoch;
+        set_at(topic, partition, leader, isr, epoch)
+    }
+
+    fn decided(term: u64, decision: MetaCommand) -> MetaCommand {
+        MetaCommand::Decided { term, decision: Box::new(decision) }
     }
 
     /// Three registered brokers and topic "t" with two partitions on [1,2,3] and [2,3,1].
@@ -352,6 +400,7 @@ mod tests {
             ("set state negative partition", vec![set("t", -1, 1, vec![1])], invalid_partitions, true),
             ("set state leader not in isr", vec![set("t", 0, 1, vec![2, 3])], invalid_partitions, true),
             ("set state isr not replica", vec![set("t", 0, 1, vec![1, 4])], invalid_partitions, true),
+            ("set state stale partition epoch", vec![set_at("t", 0, 1, vec![1, 2], 3)], invalid_partitions, true),
             ("set state no leader", vec![set("t", 0, NO_LEADER, vec![])], |r| *r == MetaResponse::Ok, false),
             ("register negative id", vec![register(-1)], invalid_request, true),
             ("fence unknown broker", vec![MetaCommand::FenceBroker { id: 9 }], invalid_request, true),
@@ -375,7 +424,7 @@ mod tests {
         let t = &s.topics["t"];
         assert_eq!(t.topic_id, [7; 16]);
         assert_eq!(t.partitions.len(), 2);
-        assert_eq!(t.partitions[1], PartitionRecord { replicas: vec![2, 3, 1], leader: 2, leader_epoch: 0, isr: vec![2, 3, 1] });
+        assert_eq!(t.partitions[1], PartitionRecord { replicas: vec![2, 3, 1], leader: 2, leader_epoch: 0, isr: vec![2, 3, 1], partition_epoch: 0 });
     }
 
     #[test]
@@ -388,20 +437,76 @@ mod tests {
     }
 
     #[test]
-    fn leader_epoch_bumps_only_on_leader_change() {
+    fn leader_epoch_bumps_only_on_leader_change_and_partition_epoch_on_every_change() {
         let mut s = base();
-        let epoch = |s: &MetadataState| s.topics["t"].partitions[0].leader_epoch;
-        assert_eq!(s.apply(&set("t", 0, 1, vec![1, 2])), MetaResponse::Ok);
-        assert_eq!(epoch(&s), 0, "ISR shrink with the same leader keeps the epoch");
-        assert_eq!(s.apply(&set("t", 0, 2, vec![1, 2])), MetaResponse::Ok);
-        assert_eq!(epoch(&s), 1);
-        assert_eq!(s.apply(&set("t", 0, 2, vec![2])), MetaResponse::Ok);
-        assert_eq!(epoch(&s), 1);
-        assert_eq!(s.apply(&set("t", 0, NO_LEADER, vec![])), MetaResponse::Ok);
-        assert_eq!(epoch(&s), 2, "losing the leader is a leader change");
-        assert!(invalid_partitions(&s.apply(&set("t", 0, 3, vec![2]))));
-        assert_eq!(epoch(&s), 2, "a refused change keeps the epoch");
-        assert_eq!(s.topics["t"].partitions[0].isr, Vec::<i32>::new());
+        let epochs = |s: &MetadataState| {
+            let p = &s.topics["t"].partitions[0];
+            (p.leader_epoch, p.partition_epoch)
+        };
+        assert_eq!(s.apply(&next(&s, "t", 0, 1, vec![1, 2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (0, 1), "ISR shrink with the same leader keeps the leader epoch");
+        assert_eq!(s.apply(&next(&s, "t", 0, 2, vec![1, 2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (1, 2));
+        assert_eq!(s.apply(&next(&s, "t", 0, 2, vec![2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (1, 3));
+        assert_eq!(s.apply(&next(&s, "t", 0, 2, vec![2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (1, 3), "a change that changes nothing bumps nothing");
+        assert_eq!(s.apply(&next(&s, "t", 0, NO_LEADER, vec![2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (2, 4), "losing the leader is a leader change");
+        assert!(invalid_partitions(&s.apply(&next(&s, "t", 0, 3, vec![3]))));
+        assert_eq!(epochs(&s), (2, 4), "a refused change keeps both epochs");
+        assert_eq!(s.apply(&next(&s, "t", 0, 2, vec![2])), MetaResponse::Ok);
+        assert_eq!(epochs(&s), (3, 5), "the last in-sync replica returns as leader");
+    }
+
+    #[test]
+    fn a_stale_partition_epoch_is_refused() {
+        let mut s = base();
+        // The controller shrinks t-0's ISR (partition epoch 0 → 1; the leader epoch stays 0).
+        assert_eq!(s.apply(&set_at("t", 0, 1, vec![1, 2], 0)), MetaResponse::Ok);
+        // A second decision computed from epoch 0 — the shape of a paused controller's — is refused,
+        // although the leader epoch it would have checked is unchanged.
+        let before = s.clone();
+        let r = s.apply(&set_at("t", 0, 1, vec![1], 0));
+        assert!(invalid_partitions(&r), "{r:?}");
+        assert_eq!(s, before);
+        assert!(invalid_partitions(&s.apply(&set_at("t", 0, 1, vec![1], 7))), "a future epoch is refused too");
+        assert_eq!(s.apply(&set_at("t", 0, 1, vec![1], 1)), MetaResponse::Ok);
+    }
+
+    #[test]
+    fn a_new_leader_outside_the_current_isr_is_refused() {
+        let mut s = base();
+        assert_eq!(s.apply(&set_at("t", 1, 2, vec![2, 3], 0)), MetaResponse::Ok);
+        let before = s.clone();
+        // Broker 1 fell out of the ISR; making it leader (with an ISR of just itself) would cut away
+        // everything 2 and 3 acknowledged since.
+        let r = s.apply(&next(&s, "t", 1, 1, vec![1]));
+        assert!(invalid_partitions(&r), "{r:?}");
+        let r = s.apply(&next(&s, "t", 1, 1, vec![1, 2, 3]));
+        assert!(invalid_partitions(&r), "an ISR naming it does not make it eligible: {r:?}");
+        assert_eq!(s, before);
+        let r = s.apply(&next(&s, "t", 1, 2, vec![3]));
+        assert!(invalid_partitions(&r), "an ISR without its leader: {r:?}");
+        assert_eq!(s.apply(&next(&s, "t", 1, 3, vec![3])), MetaResponse::Ok, "an ISR member may take over");
+    }
+
+    #[test]
+    fn a_controller_decision_applies_only_in_its_own_term() {
+        let mut s = base();
+        let before = s.clone();
+        // Decided by the leader of term 4, committed in term 5 (forwarded, or re-proposed): refused.
+        let r = s.apply_entry(5, &decided(4, MetaCommand::FenceBroker { id: 2 }));
+        assert_eq!(r, MetaResponse::StaleTerm { decided_in: 4, entry_term: 5 });
+        let r = s.apply_entry(5, &decided(4, set("t", 0, 1, vec![1])));
+        assert_eq!(r, MetaResponse::StaleTerm { decided_in: 4, entry_term: 5 });
+        assert_eq!(s, before);
+        assert!(invalid_request(&s.apply(&decided(5, MetaCommand::FenceBroker { id: 2 }))), "no term, no decision");
+        assert!(invalid_request(&s.apply_entry(5, &decided(5, decided(5, MetaCommand::FenceBroker { id: 2 })))));
+        assert_eq!(s, before);
+        assert_eq!(s.apply_entry(5, &decided(5, MetaCommand::FenceBroker { id: 2 })), MetaResponse::Ok);
+        assert!(s.brokers[&2].fenced);
+        assert_eq!(s.apply_entry(5, &MetaCommand::FenceBroker { id: 3 }), MetaResponse::Ok, "plain commands apply in any term");
     }
 
     #[test]
@@ -485,15 +590,13 @@ mod tests {
     }
 
     #[test]
-    fn set_partition_state_with_a_stale_epoch_changes_nothing() {
+    fn an_isr_change_racing_a_failover_changes_nothing() {
         let mut s = base();
-        // The controller moves leadership of t-0 from 1 to 2 (epoch 0 → 1).
-        let fail_over = MetaCommand::SetPartitionState { topic: "t".into(), partition: 0, leader: 2, isr: vec![2, 3], expected_leader_epoch: Some(0) };
-        assert_eq!(s.apply(&fail_over), MetaResponse::Ok);
-        // The old leader's ISR change, decided at epoch 0, arrives late: refused, state unchanged.
+        // The controller moves leadership of t-0 from 1 to 2 (partition epoch 0 → 1).
+        assert_eq!(s.apply(&set_at("t", 0, 2, vec![2, 3], 0)), MetaResponse::Ok);
+        // The old leader's ISR change, computed at epoch 0, arrives late: refused, state unchanged.
         let before = s.clone();
-        let late = MetaCommand::SetPartitionState { topic: "t".into(), partition: 0, leader: 1, isr: vec![1, 2], expected_leader_epoch: Some(0) };
-        assert!(matches!(s.apply(&late), MetaResponse::InvalidPartitions(_)));
+        assert!(invalid_partitions(&s.apply(&set_at("t", 0, 1, vec![1, 2], 0))));
         assert_eq!(s, before);
         assert_eq!(s.topics["t"].partitions[0].leader, 2);
         assert_eq!(s.topics["t"].partitions[0].leader_epoch, 1);

@@ -112,8 +112,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let response = match entry.payload {
                 EntryPayload::Blank => MetaResponse::Ok,
                 EntryPayload::Normal(cmd) => {
-                    let response = Arc::make_mut(&mut self.state).apply(&cmd);
-                    tracing::debug!(index = entry.log_id.index, ?cmd, ?response, "applied metadata command");
+                    let term = entry.log_id.leader_id.term;
+                    let response = Arc::make_mut(&mut self.state).apply_entry(term, &cmd);
+                    if let MetaResponse::StaleTerm { decided_in, entry_term } = response {
+                        tracing::info!(index = entry.log_id.index, decided_in, entry_term, ?cmd, "refused a controller decision of an earlier term");
+                    } else {
+                        tracing::debug!(index = entry.log_id.index, ?cmd, ?response, "applied metadata command");
+                    }
                     response
                 }
                 EntryPayload::Membership(m) => {

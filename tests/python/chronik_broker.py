@@ -96,6 +96,7 @@ class Broker:
         self.node_id = node_id
         self.kafka_port, self.wal_port, self.raft_port, self.admin_port = free_ports(4)
         self.proc = None
+        self.paused = False
         self.starts = 0
         self._log_file = None
         self.write_config({
@@ -230,6 +231,20 @@ class Broker:
         self.proc.wait(timeout=STOP_TIMEOUT_S)
         self._close_log()
 
+    def pause(self):
+        """SIGSTOP the process: it keeps its sockets and memory but runs nothing (a long GC pause,
+        a VM stall, a stuck disk) until resume()."""
+        if not self.is_running():
+            raise BrokerError(f"pause: {self.name} is not running\n" + self.log_tail())
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        """SIGCONT a paused process."""
+        if self.is_running():
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
     def restart_after_crash(self, timeout_s=None):
         """kill -9 then start again on the same data dir, config and ports."""
         self.kill9()
@@ -239,6 +254,8 @@ class Broker:
         """SIGTERM by PID, SIGKILL if it does not exit within STOP_TIMEOUT_S."""
         if self.proc is None:
             return
+        if self.paused:
+            self.resume()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use std::sync::Arc;
 
+use crate::command::MetaCommand;
 use crate::error::MetaError;
 use crate::liveness::Liveness;
 use crate::peer::message::{ClusterInfo, ForwardRefusal, PeerRequest, PeerResponse, PeerRpc};
@@ -117,6 +118,10 @@ pub async fn handle(node_id: NodeId, raft: &MetaRaft, liveness: &Liveness, reque
         PeerRpc::AppendEntries(r) => PeerResponse::AppendEntries(raft.append_entries(r).await),
         PeerRpc::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
         PeerRpc::InstallSnapshot(r) => PeerResponse::InstallSnapshot(raft.install_snapshot(r).await),
+        // A controller decision is only ever proposed by the leader that made it (`write_as_leader`).
+        PeerRpc::ForwardWrite(MetaCommand::Decided { term, .. }) => PeerResponse::ForwardWrite(Err(ForwardRefusal::Failed(
+            format!("a controller decision of term {term} is never forwarded"),
+        ))),
         PeerRpc::ForwardWrite(cmd) => PeerResponse::ForwardWrite(match raft.client_write(cmd).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

@@ -39,6 +39,7 @@ pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Value> {
                 "replicas": p.replicas,
                 "isr": p.isr,
                 "leader_epoch": p.leader_epoch,
+                "partition_epoch": p.partition_epoch,
                 "high_watermark": local.as_ref().map(|l| l.high_watermark()),
                 "log_start_offset": local.as_ref().map(|l| l.log_start_offset()),
             }));

@@ -45,7 +45,7 @@ pub fn decide(state: &MetadataState, alive: &BTreeSet<i32>, rebalance_preferred:
                     partition: i as i32,
                     leader,
                     isr,
-                    expected_leader_epoch: Some(p.leader_epoch),
+                    expected_partition_epoch: p.partition_epoch,
                 });
             }
         }
@@ -66,7 +66,7 @@ mod tests {
         }
         let partitions = parts
             .iter()
-            .map(|(replicas, leader, isr)| PartitionRecord { replicas: replicas.to_vec(), leader: *leader, leader_epoch: 0, isr: isr.to_vec() })
+            .map(|(replicas, leader, isr)| PartitionRecord { replicas: replicas.to_vec(), leader: *leader, leader_epoch: 0, isr: isr.to_vec(), partition_epoch: 0 })
             .collect();
         s.topics.insert("t".into(), TopicRecord { name: "t".into(), topic_id: [1; 16], configs: BTreeMap::new(), partitions });
         s
@@ -77,7 +77,7 @@ mod tests {
     }
 
     fn set(p: i32, leader: i32, isr: &[i32]) -> MetaCommand {
-        MetaCommand::SetPartitionState { topic: "t".into(), partition: p, leader, isr: isr.to_vec(), expected_leader_epoch: Some(0) }
+        MetaCommand::SetPartitionState { topic: "t".into(), partition: p, leader, isr: isr.to_vec(), expected_partition_epoch: 0 }
     }
 
     #[test]

@@ -2,20 +2,30 @@
 //! leader ([`heartbeat_task`]); the leader's [`control_task`] turns missing heartbeats into fencing and
 //! leader failover ([`decide`]) and periodically moves leadership back to preferred replicas.
 //!
-//! A broker is alive when the leader saw a heartbeat within `broker_session_timeout_ms`. A node that just
-//! became leader has no heartbeat history, so it counts every broker alive for one full session first:
-//! a leader change never fences live brokers. Failover time after a kill -9 is at most the session
-//! timeout plus one tick plus one metadata commit.
+//! Liveness ([`sessions`]): a broker is alive when the leader saw a heartbeat within
+//! `broker_session_timeout_ms`, measured on the monotonic clock. A node that just became leader, or
+//! whose own ticks stalled for longer than a session (it was paused), counts every broker alive for one
+//! full session first: neither a leader change nor a pause fences live brokers. Failover time after a
+//! kill -9 is at most the session timeout plus one tick plus one metadata commit.
+//!
+//! Fencing of the controller itself: every decision is stamped with the Raft term it was made in and
+//! proposed to this node's own Raft only (`MetaNode::write_as_leader`), never forwarded. The state
+//! machine applies it only if its log entry belongs to that term, and every partition change names the
+//! partition epoch it was computed from. A leader that was paused and wakes up believing it still
+//! leads can therefore not get any of its stale decisions applied; once a write fails because it no
+//! longer leads, it drops the rest of the tick's decisions.
 
 pub mod decide;
+pub mod sessions;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chronik_raft::{MetaError, MetaResponse};
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use sessions::Sessions;
 
 /// How often the leader re-evaluates liveness and partition leaders.
 const CONTROL_TICK_MS: u64 = 500;
@@ -43,42 +53,58 @@ async fn control_task(broker: Arc<Broker>) {
     let rebalance_every = Duration::from_millis(broker.config.leader_rebalance_interval_ms);
     let mut tick = tokio::time::interval(Duration::from_millis(CONTROL_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leading_since: Option<Instant> = None;
+    let mut sessions = Sessions::new(session);
     let mut last_rebalance = Instant::now();
     loop {
         tick.tick().await;
         let status = broker.meta.status();
         if !status.is_leader {
-            if leading_since.take().is_some() {
-                broker.meta.liveness().clear();
-            }
+            sessions.stop_leading();
+            broker.meta.liveness().clear();
             continue;
         }
-        let since = *leading_since.get_or_insert_with(Instant::now);
+        let term = status.term;
         let now = Instant::now();
         let state = broker.meta.state();
-        let alive: BTreeSet<i32> = state
-            .brokers
-            .keys()
-            .copied()
-            .filter(|id| {
-                if *id == broker.node_id {
-                    return true;
-                }
-                let seen = broker.meta.liveness().last_seen(*id as u64).map_or(since, |t| t.max(since));
-                now.duration_since(seen) < session
-            })
-            .collect();
+        let liveness = broker.meta.liveness();
+        let found = sessions.tick(now, term, broker.node_id, state.brokers.keys().copied(), |id| {
+            u64::try_from(id).ok().and_then(|id| liveness.last_seen(id))
+        });
+        if let Some(gap) = found.stalled_for {
+            warn!(term, stalled_ms = gap.as_millis() as u64, "controller was stalled for longer than a broker session; every broker gets a fresh session");
+            continue;
+        }
         let rebalance = now.duration_since(last_rebalance) >= rebalance_every;
         if rebalance {
             last_rebalance = now;
         }
-        for cmd in decide::decide(&state, &alive, rebalance) {
-            info!(?cmd, "controller decision");
-            if let Err(e) = broker.write_meta(cmd).await {
-                warn!(error = %e, "controller write failed; retrying next tick");
+        let mut wrote = false;
+        for cmd in decide::decide(&state, &found.alive, rebalance) {
+            // Decisions of one tick were computed from one applied state in one term; once this node
+            // no longer leads that term they are void.
+            let still = broker.meta.status();
+            if !still.is_leader || still.term != term {
+                info!(term, now_term = still.term, "no longer the metadata leader of this term; dropping the rest of the controller's decisions");
                 break;
             }
+            info!(term, ?cmd, "controller decision");
+            match broker.meta.write_as_leader(term, cmd).await {
+                Ok(MetaResponse::Ok) => wrote = true,
+                // Computed from a partition epoch that moved on meanwhile (an ISR change of its
+                // leader): the next tick decides again from the newer state.
+                Ok(refused) => info!(term, ?refused, "controller decision refused by the state machine"),
+                Err(MetaError::ForwardToLeader { leader_id, .. }) => {
+                    info!(term, ?leader_id, "lost the metadata leadership; dropping the rest of the controller's decisions");
+                    break;
+                }
+                Err(e) => {
+                    warn!(term, error = %e, "controller write failed; retrying next tick");
+                    break;
+                }
+            }
+        }
+        if wrote {
+            broker.reconcile_partitions().await;
         }
     }
 }

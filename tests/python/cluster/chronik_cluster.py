@@ -67,7 +67,8 @@ class Cluster:
         return ",".join(n.bootstrap for n in self.nodes.values())
 
     def running(self):
-        return [i for i, n in self.nodes.items() if n.is_running()]
+        """Nodes whose process runs and is not paused (a paused one answers nothing)."""
+        return [i for i, n in self.nodes.items() if n.is_running() and not n.paused]
 
     def start(self):
         for n in self.nodes.values():

@@ -6,7 +6,7 @@ logs, one violation at a time, and see it named."""
 from types import SimpleNamespace
 
 from crash_load import value_of
-from test_cluster_faults import check
+from checker import check
 
 
 def load_with(acked):
