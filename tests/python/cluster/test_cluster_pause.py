@@ -15,12 +15,19 @@ replica lag limit (10 s), so the others fence it, fail its partitions over and s
 it out of every ISR while producers go on. Then it resumes, rejoins every ISR, more
 records are acknowledged, and every partition is read back and checked record by
 record: nothing lost, moved or duplicated.
+
+Whether a stale decision loses records depends on timing (a follower may fetch past
+the stale leader's end before it truncates), so from the resume on a watcher also
+polls the survivors' metadata for the stale decisions themselves: a survivor fenced,
+or the victim made leader of a partition with an ISR of just itself.
 """
 
+import threading
 import time
 
 import pytest
 
+from chronik_broker import admin_get
 from chronik_cluster import RAFT_FAILOVER_TIMEOUT_S
 from checker import PARTITIONS, check, create_rf3_topic, start_load, wait_new_leaders
 from crash_load import read_whole_topic
@@ -31,6 +38,45 @@ ACKED_BEFORE = 2_000
 # Acknowledged by the others while the victim is frozen.
 ACKED_DURING = 1_000
 ACKED_AFTER = 2_000
+# How long the watcher keeps looking after the victim is back in every ISR.
+WATCH_AFTER_S = 3.0
+WATCH_INTERVAL_S = 0.05
+
+
+class StaleDecisionWatch:
+    """Polls the survivors' /admin/status until stopped and records what only a stale
+    controller decision would produce."""
+
+    def __init__(self, cluster, topic, victim, survivors):
+        self.cluster, self.topic, self.victim, self.survivors = cluster, topic, victim, survivors
+        self.seen = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="stale-decision-watch", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while not self.stop_event.is_set():
+            for i in self.survivors:
+                try:
+                    status = admin_get(self.cluster.nodes[i].admin_addr, "/admin/status")
+                except (OSError, ValueError):
+                    continue
+                for n in status.get("nodes", []):
+                    if n["id"] in self.survivors and not n.get("live", True):
+                        self.seen.append(f"node {i} sees survivor {n['id']} fenced")
+                for p in status.get("partitions", []):
+                    if p["topic"] == self.topic and p["leader"] == self.victim and p["isr"] == [self.victim]:
+                        self.seen.append(f"node {i} sees {self.topic}-{p['partition']} led by node "
+                                         f"{self.victim} with ISR [{self.victim}]")
+            self.stop_event.wait(WATCH_INTERVAL_S)
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+        return sorted(set(self.seen))
 
 
 def choose(cluster, case):
@@ -83,13 +129,18 @@ def test_acked_writes_survive_a_paused_broker(cluster, case):
             time.sleep(max(0.0, PAUSE_S - (time.monotonic() - t0)))
             timings["paused_s"] = time.monotonic() - t0
         finally:
+            watch = StaleDecisionWatch(cluster, topic, victim, survivors).start()
             node.resume()
         print(f"[cluster-pause] {case}: SIGCONT node {victim} after {time.monotonic() - t0:.1f}s")
         t1 = time.monotonic()
-        cluster.wait_agreed_leader()
-        cluster.wait_full_isr(topic)
-        timings["back_in_every_isr_s"] = time.monotonic() - t1
-        load.wait_more_acked(ACKED_AFTER, f"after node {victim} resumed")
+        try:
+            cluster.wait_agreed_leader()
+            cluster.wait_full_isr(topic)
+            timings["back_in_every_isr_s"] = time.monotonic() - t1
+            load.wait_more_acked(ACKED_AFTER, f"after node {victim} resumed")
+            time.sleep(max(0.0, WATCH_AFTER_S - (time.monotonic() - t1)))
+        finally:
+            stale = watch.stop()
     finally:
         load.stop()
     print(f"[cluster-pause] {case}: timings {({k: round(v, 1) for k, v in timings.items()})}")
@@ -97,4 +148,6 @@ def test_acked_writes_survive_a_paused_broker(cluster, case):
 
     logs, _ = read_whole_topic(cluster.bootstrap, topic, PARTITIONS)
     violations = check(load, logs)
+    print(f"[cluster-pause] {case}: stale decisions seen after the resume: {len(stale)}")
+    violations += [f"stale decision applied: {s}" for s in stale]
     assert not violations, f"{case} (node {victim} paused):\n" + "\n".join(violations)
