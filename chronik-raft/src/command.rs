@@ -25,6 +25,10 @@ pub enum MetaCommand {
     },
     /// Mark a broker fenced (its session expired). Unknown ids are refused.
     FenceBroker { id: i32 },
+    /// Drop a broker that left the cluster (after its removal from the Raft membership) and remember
+    /// its id as removed: a node that comes back with it is refused, never silently re-admitted.
+    /// Removing a removed id again is answered `Ok`.
+    RemoveBroker { id: i32 },
     /// Create a topic with one replica list per partition; a second create of the same name is
     /// answered with [`MetaResponse::TopicAlreadyExists`] and changes nothing.
     CreateTopic {

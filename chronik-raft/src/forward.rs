@@ -29,6 +29,9 @@ pub async fn write(node_id: NodeId, raft: &MetaRaft, pool: &PeerPool, cmd: MetaC
     let deadline = Instant::now() + Duration::from_millis(deadline_ms);
     let mut attempts = 0u32;
     let mut last_error = String::from("no attempt finished");
+    // The leader a refusing node named: asked next, since this node's own view may be stale (a
+    // node removed from the group never hears of a new leader).
+    let mut hint: Option<(NodeId, crate::types::BrokerNode)> = None;
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -48,8 +51,9 @@ pub async fn write(node_id: NodeId, raft: &MetaRaft, pool: &PeerPool, cmd: MetaC
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
             Err(e) => return Err(MetaError::Raft { during: "client write", message: e.to_string() }),
         };
-        let (leader_id, leader) = match (forward.leader_id, forward.leader_node) {
-            (Some(id), Some(node)) if id != node_id => (id, node),
+        let (leader_id, leader) = match (hint.take(), forward.leader_id, forward.leader_node) {
+            (Some((id, node)), _, _) if id != node_id => (id, node),
+            (_, Some(id), Some(node)) if id != node_id => (id, node),
             _ => {
                 // No leader known (an election is on): wait for one to show up, then retry.
                 last_error = "no metadata leader known".into();
@@ -62,8 +66,9 @@ pub async fn write(node_id: NodeId, raft: &MetaRaft, pool: &PeerPool, cmd: MetaC
         let conn = pool.conn(leader_id, &leader.raft_addr, Lane::Client);
         match conn.call(PeerRpc::ForwardWrite(cmd.clone()), timeout).await {
             Ok(PeerResponse::ForwardWrite(Ok(resp))) => return Ok(resp),
-            Ok(PeerResponse::ForwardWrite(Err(ForwardRefusal::NotLeader { leader_id: now, .. }))) => {
+            Ok(PeerResponse::ForwardWrite(Err(ForwardRefusal::NotLeader { leader_id: now, leader: named }))) => {
                 last_error = format!("node {leader_id} is no longer leader (it names {now:?})");
+                hint = now.zip(named);
             }
             Ok(PeerResponse::ForwardWrite(Err(ForwardRefusal::Failed(reason)))) => {
                 last_error = format!("leader {leader_id} failed the write: {reason}");

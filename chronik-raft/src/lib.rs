@@ -12,6 +12,8 @@
 //! - [`network`]: openraft's network factory and per-peer client over [`peer`].
 //! - [`bootstrap`]: the static bootstrap rule (DESIGN §3) as a pure decision, and the questions
 //!   that feed it.
+//! - [`membership`]: add, remove, promote and leadership transfer on the leader, one at a time,
+//!   with the odd-voter policy as plain code.
 //! - [`forward`]: writes from any node — local when leader, else forwarded to the leader, retried
 //!   (bounded) through elections.
 //! - Storage: [`frame`] (log frame format), [`log_file`] (the log file), [`log_store`] (openraft's
@@ -50,6 +52,7 @@ pub mod frame;
 pub mod liveness;
 pub mod log_file;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
@@ -62,6 +65,7 @@ pub use command::{MetaCommand, MetaResponse};
 pub use error::{MetaError, StoreError};
 pub use peer::{ClusterInfo, PeerError};
 pub use liveness::Liveness;
+pub use membership::{Members, MembershipError, VOTERS_MAX_DEFAULT};
 pub use node::{MetaConfig, MetaNode, MetaStatus, LEADER_WAIT_MS, RAFT_DIR_NAME};
-pub use state::{BrokerRecord, MetadataState, PartitionRecord, TopicRecord, NO_LEADER};
+pub use state::{removed_message, BrokerRecord, MetadataState, PartitionRecord, TopicRecord, NO_LEADER};
 pub use types::{BrokerNode, NodeId, TypeConfig};

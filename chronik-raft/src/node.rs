@@ -60,6 +60,9 @@ pub struct MetaConfig {
     /// Build a snapshot after this many applied entries; as many entries are kept behind it so a
     /// peer that is just receiving the previous snapshot can still continue from the log.
     pub snapshot_logs_since_last: u64,
+    /// Whether this node may found a new group from `peers` when fresh (it is one of the initial
+    /// cluster). A node that may not only ever waits to be added by an existing leader.
+    pub may_bootstrap: bool,
 }
 
 impl Default for MetaConfig {
@@ -76,6 +79,7 @@ impl Default for MetaConfig {
             election_timeout_min_ms: 600,
             election_timeout_max_ms: 1200,
             snapshot_logs_since_last: 1000,
+            may_bootstrap: true,
         }
     }
 }
@@ -132,20 +136,25 @@ pub struct MetaStatus {
 
 /// A running member of the metadata group.
 pub struct MetaNode {
-    node_id: NodeId,
-    raft: MetaRaft,
+    pub(crate) node_id: NodeId,
+    pub(crate) raft: MetaRaft,
     published: PublishedState,
     applied_rx: watch::Receiver<u64>,
     /// Whether this start called `initialize` (formed a new group from an empty data dir).
     bootstrapped: bool,
     /// Connections to peers, shared by the Raft network and write forwarding.
-    pool: PeerPool,
+    pub(crate) pool: PeerPool,
     /// Bound on one `write`, from [`MetaConfig::write_deadline_ms`].
     write_deadline_ms: u64,
     /// The listener on the raft address; taken out on shutdown.
     server: Mutex<Option<PeerServer>>,
     /// Brokers' last heartbeats, filled while this node leads.
     liveness: Arc<Liveness>,
+    /// One membership change at a time (`membership`), and what it is, for refusals.
+    pub(crate) change_lock: tokio::sync::Mutex<()>,
+    pub(crate) change_what: Mutex<Option<String>>,
+    /// How long followers trust a silent leader (openraft's leader lease is this long).
+    pub(crate) election_timeout_max_ms: u64,
 }
 
 impl MetaNode {
@@ -159,7 +168,7 @@ impl MetaNode {
     ///   the leader to reach them.
     pub async fn start(cfg: MetaConfig) -> Result<Arc<MetaNode>, MetaError> {
         let raft_config = Arc::new(cfg.raft_config().map_err(MetaError::Config)?);
-        let members = cfg.members().map_err(MetaError::Config)?;
+        let members = if cfg.may_bootstrap { cfg.members().map_err(MetaError::Config)? } else { BTreeMap::new() };
         let raft_dir = cfg.dir.join(RAFT_DIR_NAME);
         std::fs::create_dir_all(&raft_dir)
             .map_err(|source| MetaError::Io { verb: "create directory", path: raft_dir.clone(), source })?;
@@ -198,6 +207,9 @@ impl MetaNode {
             write_deadline_ms: cfg.write_deadline_ms,
             server: Mutex::new(server),
             liveness,
+            change_lock: tokio::sync::Mutex::new(()),
+            change_what: Mutex::new(None),
+            election_timeout_max_ms: cfg.election_timeout_max_ms,
         };
         match node.form_or_join(&cfg, fresh, &raft_dir, members).await {
             Ok(bootstrapped) => node.bootstrapped = bootstrapped,
@@ -229,6 +241,10 @@ impl MetaNode {
         if !fresh {
             tracing::info!(node_id = id, dir = %raft_dir.display(), "restarting metadata node from disk");
             self.wait_until(deadline, |m| m.current_leader.is_some(), "a known leader", waited_ms).await?;
+            return Ok(false);
+        }
+        if !cfg.may_bootstrap {
+            tracing::info!(node_id = id, "fresh node outside the initial cluster: waiting to be added by the metadata leader");
             return Ok(false);
         }
         let mut initialized_here = false;
@@ -272,8 +288,10 @@ impl MetaNode {
         if single {
             let leads = |m: &RaftMetrics<NodeId, BrokerNode>| m.current_leader == Some(id) && m.state == ServerState::Leader;
             self.wait_until(deadline, leads, "leadership of the new group", waited_ms).await?;
-        } else {
-            self.wait_until(deadline, |m| m.current_leader.is_some(), "a known leader", waited_ms).await?;
+        } else if self.wait_until(deadline, |m| m.current_leader.is_some(), "a known leader", waited_ms).await.is_err() {
+            // Not an error: the group may already exist without this node, whose leader adds it
+            // when an operator (or this node's --join) asks. `wait_joined` waits for that.
+            tracing::info!(node_id = id, waited_ms, "no metadata leader has reached this fresh node yet; waiting to be added");
         }
         Ok(initialized_here)
     }
@@ -321,6 +339,26 @@ impl MetaNode {
                 during: "controller write",
                 message: format!("not committed within {} ms", self.write_deadline_ms),
             }),
+        }
+    }
+
+    /// Whether a metadata leader has reached this node: it is a member (voter or learner) and knows
+    /// its leader.
+    pub fn has_joined(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader.is_some() && m.membership_config.membership().nodes().any(|(id, _)| *id == self.node_id)
+    }
+
+    /// Wait, without a deadline, until a metadata leader has reached this node (see
+    /// [`MetaNode::has_joined`]), saying every `report_every` that it is still waiting.
+    pub async fn wait_joined(&self, report_every: Duration) {
+        let me = self.node_id;
+        loop {
+            let joined = |m: &RaftMetrics<NodeId, BrokerNode>| m.current_leader.is_some() && m.membership_config.membership().nodes().any(|(id, _)| *id == me);
+            if self.raft.wait(Some(report_every)).metrics(joined, "joined").await.is_ok() {
+                return;
+            }
+            tracing::info!(node_id = me, "waiting to be added to the cluster (chronik-server cluster add-node, or start with --join)");
         }
     }
 

@@ -69,6 +69,9 @@ pub struct MetadataState {
     /// The cluster's id, set once by the first broker that starts (Kafka's cluster id).
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// Ids of brokers removed from the cluster; never registered or added again.
+    #[serde(default)]
+    pub removed_brokers: BTreeSet<i32>,
 }
 
 impl MetadataState {
@@ -81,6 +84,7 @@ impl MetadataState {
         match cmd {
             MetaCommand::RegisterBroker { id, node, incarnation } => self.register_broker(*id, node, *incarnation),
             MetaCommand::FenceBroker { id } => self.fence_broker(*id),
+            MetaCommand::RemoveBroker { id } => self.remove_broker(*id),
             MetaCommand::CreateTopic { name, topic_id, replicas, configs } => {
                 self.create_topic(name, *topic_id, replicas, configs)
             }
@@ -133,8 +137,20 @@ impl MetadataState {
         if id < 0 {
             return MetaResponse::InvalidRequest(format!("broker id {id} is negative"));
         }
+        if self.removed_brokers.contains(&id) {
+            return MetaResponse::InvalidRequest(removed_message(id));
+        }
         let incarnation = incarnation.or_else(|| self.brokers.get(&id).and_then(|b| b.incarnation));
         self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false, incarnation });
+        MetaResponse::Ok
+    }
+
+    fn remove_broker(&mut self, id: i32) -> MetaResponse {
+        if id < 0 {
+            return MetaResponse::InvalidRequest(format!("broker id {id} is negative"));
+        }
+        self.brokers.remove(&id);
+        self.removed_brokers.insert(id);
         MetaResponse::Ok
     }
 
@@ -296,6 +312,11 @@ impl MetadataState {
         self.next_producer_id = next;
         MetaResponse::ProducerIdBlock { first, count }
     }
+}
+
+/// Why a removed broker id is refused, with what the operator should do.
+pub fn removed_message(id: i32) -> String {
+    format!("node {id} was removed from the cluster; wipe its data directory and add it under a new node id")
 }
 
 /// A new partition is led by its first replica, epoch 0, with every replica in sync.
@@ -600,6 +621,19 @@ mod tests {
         assert_eq!(s, before);
         assert_eq!(s.topics["t"].partitions[0].leader, 2);
         assert_eq!(s.topics["t"].partitions[0].leader_epoch, 1);
+    }
+
+    #[test]
+    fn a_removed_broker_is_gone_and_its_id_refused() {
+        let mut s = base();
+        assert_eq!(s.apply(&MetaCommand::RemoveBroker { id: 3 }), MetaResponse::Ok);
+        assert!(!s.brokers.contains_key(&3));
+        assert!(s.removed_brokers.contains(&3));
+        assert_eq!(s.apply(&MetaCommand::RemoveBroker { id: 3 }), MetaResponse::Ok, "idempotent");
+        let r = s.apply(&MetaCommand::RegisterBroker { id: 3, node: node(9003), incarnation: Some(5) });
+        assert!(matches!(&r, MetaResponse::InvalidRequest(m) if m.contains("new node id")), "{r:?}");
+        assert!(!s.brokers.contains_key(&3));
+        assert!(invalid_partitions(&s.apply(&create("u", 9, vec![vec![1, 3]]))), "no new replica on a removed broker");
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum Command {
         /// Node id; overrides `node_id` of the config.
         #[arg(long)]
         node_id: Option<u64>,
-        /// Ask an existing cluster to add this node (multi-node; not yet available).
+        /// Ask the cluster (through the admin addresses of the config's other [[peers]]) to add this
+        /// fresh node; it waits, serving /admin/health as "waiting_to_join", until it is added.
         #[arg(long)]
         join: bool,
         /// Host to bind every listener on (ports from the config).

@@ -81,6 +81,9 @@ pub struct ConfigFile {
     pub broker_heartbeat_interval_ms: Option<u64>,
     pub leader_rebalance_interval_ms: Option<u64>,
     pub admin_token: Option<String>,
+    pub join: Option<bool>,
+    pub initial_cluster: Option<Vec<u64>>,
+    pub voters_max: Option<usize>,
     pub bind: Option<Addresses>,
     pub advertise: Option<Addresses>,
     pub peers: Option<Vec<Peer>>,
@@ -124,7 +127,15 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// How often the controller moves leadership back to preferred replicas that are in sync.
     pub leader_rebalance_interval_ms: u64,
+    /// Bearer token the admin API's mutations require; without one they are taken from loopback only.
     pub admin_token: Option<String>,
+    /// A fresh node asks the cluster (through its peers' admin addresses) to add it.
+    pub join: bool,
+    /// Ids that may found the cluster when all are fresh (default: every `[[peers]]` entry); any
+    /// other fresh node waits to be added.
+    pub initial_cluster: Vec<u64>,
+    /// Most metadata voters the odd-voter policy promotes to (1, 3, 5, …).
+    pub voters_max: usize,
     pub bind: ResolvedAddresses,
     pub advertise: ResolvedAddresses,
     pub peers: Vec<Peer>,
@@ -156,12 +167,20 @@ pub struct Overrides {
     pub node_id: Option<u64>,
     pub bind_host: Option<String>,
     pub advertise_host: Option<String>,
+    /// `--join`: ask the cluster to add this node.
+    pub join: bool,
 }
 
 impl Config {
     /// True when this node is one of several (a `[[peers]]` list with more than this node).
     pub fn is_cluster(&self) -> bool {
         self.peers.iter().any(|p| p.id != self.node_id)
+    }
+
+    /// Whether this node may found the cluster when fresh: it is in `initial_cluster` (or no peers
+    /// are configured at all: a single node that later grows) and was not told to join.
+    pub fn may_bootstrap(&self) -> bool {
+        !self.join && (self.peers.is_empty() || self.initial_cluster.contains(&self.node_id))
     }
 
     /// Admin address of a peer: its own entry, else its raft host with the default admin port.
@@ -257,7 +276,12 @@ impl Config {
             broker_session_timeout_ms: file.broker_session_timeout_ms.unwrap_or(6_000),
             broker_heartbeat_interval_ms: file.broker_heartbeat_interval_ms.unwrap_or(1_000),
             leader_rebalance_interval_ms: file.leader_rebalance_interval_ms.unwrap_or(5_000),
-            admin_token: file.admin_token.or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()),
+            admin_token: file.admin_token.or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()).filter(|t| !t.is_empty()),
+            join: o.join || file.join.unwrap_or(false),
+            initial_cluster: file
+                .initial_cluster
+                .unwrap_or_else(|| file.peers.as_ref().map(|ps| ps.iter().map(|p| p.id).collect()).unwrap_or_default()),
+            voters_max: file.voters_max.unwrap_or(chronik_raft::VOTERS_MAX_DEFAULT),
             bind,
             advertise,
             peers: file.peers.unwrap_or_default(),
@@ -307,6 +331,17 @@ impl Config {
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err(invalid("peers", "two [[peers]] entries have the same id"));
+        }
+        if self.voters_max == 0 || self.voters_max % 2 == 0 {
+            return Err(invalid("voters_max", "must be an odd number (1, 3, 5, …)"));
+        }
+        for id in &self.initial_cluster {
+            if !self.peers.iter().any(|p| p.id == *id) {
+                return Err(invalid("initial_cluster", &format!("node {id} has no [[peers]] entry")));
+            }
+        }
+        if self.join && !self.peers.iter().any(|p| p.id != self.node_id) {
+            return Err(invalid("join", "needs [[peers]] entries of the cluster to ask"));
         }
         if self.connections_max == 0 {
             return Err(invalid("connections_max", "must be positive"));

@@ -18,6 +18,7 @@ pub mod cluster_cli;
 pub mod config;
 pub mod controller;
 pub mod groups;
+pub mod join;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;

@@ -19,11 +19,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Cluster { command } => chronik_server::cluster_cli::run(&command),
         Command::Start { config, data_dir, node_id, join, bind, advertise } => {
-            if join {
-                eprintln!("error: --join needs the multi-node cluster, which this build does not have yet");
-                return std::process::ExitCode::from(2);
-            }
-            let overrides = Overrides { data_dir, node_id, bind_host: bind, advertise_host: advertise };
+            let overrides = Overrides { data_dir, node_id, bind_host: bind, advertise_host: advertise, join };
             let config = match Config::load(config.as_deref(), &overrides) {
                 Ok(c) => c,
                 Err(e) => {

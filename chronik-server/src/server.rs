@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chronik_group::{GroupConfig, GroupCoordinator, PartitionExists};
-use chronik_raft::{BrokerNode, MetaCommand, MetaConfig, MetaNode};
+use chronik_raft::{BrokerNode, MetaCommand, MetaConfig, MetaNode, MetaResponse};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -49,27 +49,23 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
         admin_addr: config.advertise.admin.clone(),
         rack: None,
     };
-    // Bind before anything slow so a port clash fails fast and names the address.
+    // Bind before anything slow so a port clash fails fast and names the address. Every node binds
+    // its wal (replication) and raft (metadata) listeners, so a single node can take a second one
+    // without a restart.
     let kafka_listener = TcpListener::bind(&config.bind.kafka)
         .await
         .with_context(|| format!("cannot listen on bind.kafka {}", config.bind.kafka))?;
-    let admin_listener = TcpListener::bind(&config.bind.admin)
-        .await
+    let admin_listener = std::net::TcpListener::bind(&config.bind.admin)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .with_context(|| format!("cannot listen on bind.admin {}", config.bind.admin))?;
-
     // Partition replication is served on the wal port with the Kafka protocol (followers fetch).
-    let wal_listener = if config.is_cluster() {
-        Some(
-            TcpListener::bind(&config.bind.wal)
-                .await
-                .with_context(|| format!("cannot listen on bind.wal {}", config.bind.wal))?,
-        )
-    } else {
-        None
-    };
-    let peers = config
+    let wal_listener = TcpListener::bind(&config.bind.wal)
+        .await
+        .with_context(|| format!("cannot listen on bind.wal {}", config.bind.wal))?;
+    let peers: std::collections::BTreeMap<u64, BrokerNode> = config
         .peers
         .iter()
+        .filter(|p| config.initial_cluster.contains(&p.id))
         .map(|p| {
             let n = if p.id == config.node_id {
                 node.clone()
@@ -89,12 +85,30 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
         node_id: config.node_id,
         node: node.clone(),
         dir: config.data_dir.clone(),
-        bind_raft_addr: config.is_cluster().then(|| config.bind.raft.clone()),
+        bind_raft_addr: Some(config.bind.raft.clone()),
         peers: if config.is_cluster() { peers } else { Default::default() },
+        may_bootstrap: config.may_bootstrap(),
         ..MetaConfig::default()
     })
     .await
     .context("metadata node failed to start")?;
+
+    // Until this node has joined and caught up, a small admin API says so.
+    let (joined_tx, joined_rx) = watch::channel(false);
+    let waiting_admin = tokio::spawn(crate::admin::serve_waiting(
+        meta.clone(),
+        TcpListener::from_std(admin_listener.try_clone().context("cannot share the admin listener")?)
+            .context("cannot use the admin listener")?,
+        joined_rx,
+    ));
+    if !meta.has_joined() {
+        if config.join {
+            tokio::spawn(crate::join::run(config.clone(), config.node_id, node.clone(), meta.clone()));
+        }
+        info!(node_id = config.node_id, join = config.join, "waiting to be added to the cluster");
+        meta.wait_joined(Duration::from_millis(JOIN_REPORT_INTERVAL_MS)).await;
+        info!(node_id = config.node_id, "joined the cluster");
+    }
 
     let cluster_id = agree_cluster_id(&meta, &config.data_dir, config.node_id, cluster_id).await?;
     let (data_changed, _) = watch::channel(0u64);
@@ -129,16 +143,15 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     broker.reconcile_partitions().await;
 
     tokio::spawn(crate::kafka::listener::run(broker.clone(), kafka_listener));
-    if let Some(wal_listener) = wal_listener {
-        tokio::spawn(crate::kafka::listener::run(broker.clone(), wal_listener));
-    }
-    tokio::spawn(crate::admin::serve(broker.clone(), admin_listener));
+    tokio::spawn(crate::kafka::listener::run(broker.clone(), wal_listener));
+    tokio::spawn(crate::admin::serve(broker.clone(), TcpListener::from_std(admin_listener).context("cannot use the admin listener")?));
+    // The waiting admin API stops taking connections and ends once its open ones close.
+    joined_tx.send_replace(true);
+    drop(waiting_admin);
     tokio::spawn(follow_metadata(broker.clone()));
     tokio::spawn(retention_task(broker.clone()));
     crate::replication::spawn(broker.clone());
-    if broker.config.is_cluster() {
-        crate::controller::spawn(broker.clone());
-    }
+    crate::controller::spawn(broker.clone());
     if broker.config.fsync == FsyncMode::Interval {
         tokio::spawn(interval_fsync_task(broker.clone()));
     }
@@ -167,11 +180,19 @@ async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result
         tracing::debug!(error = %e, "heartbeat before registering failed");
     }
     let incarnation = uuid::Uuid::new_v4().as_u64_pair().0;
-    broker
+    let answer = broker
         .meta
         .write(MetaCommand::RegisterBroker { id: broker.node_id, node, incarnation: Some(incarnation) })
         .await
         .context("cannot register this broker in the metadata")?;
+    if answer != MetaResponse::Ok {
+        // A removed id, most likely: say what the metadata said.
+        let why = match answer {
+            MetaResponse::InvalidRequest(m) => m,
+            other => format!("{other:?}"),
+        };
+        anyhow::bail!("the cluster refused this broker's registration: {why}");
+    }
     let mine = |b: &Broker| b.meta.state().brokers.get(&b.node_id).and_then(|r| r.incarnation) == Some(incarnation);
     let mut applied = broker.meta.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(REGISTRATION_APPLY_WAIT_MS);
@@ -184,6 +205,9 @@ async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result
     }
     Ok(())
 }
+
+/// How often a node waiting to be added says so in its log.
+const JOIN_REPORT_INTERVAL_MS: u64 = 10_000;
 
 /// How long a starting broker waits to apply its own committed registration (normally milliseconds:
 /// the next AppendEntries from the leader carries the commit).

@@ -30,6 +30,10 @@ pub enum PeerRpc {
     ClusterInfo,
     /// A broker tells the metadata leader it is alive (the controller fences brokers that stop).
     BrokerHeartbeat { broker: NodeId },
+    /// Leadership transfer: start no election for `ms` (released by itself after).
+    HoldElections { ms: u64 },
+    /// Leadership transfer: the target calls an election now.
+    StartElection,
 }
 
 impl PeerRpc {
@@ -42,6 +46,8 @@ impl PeerRpc {
             PeerRpc::ForwardWrite(_) => "forward write",
             PeerRpc::ClusterInfo => "cluster info",
             PeerRpc::BrokerHeartbeat { .. } => "broker heartbeat",
+            PeerRpc::HoldElections { .. } => "hold elections",
+            PeerRpc::StartElection => "start election",
         }
     }
 }
@@ -56,6 +62,8 @@ pub enum PeerResponse {
     ClusterInfo(ClusterInfo),
     /// `accepted` is false when the receiver is not the leader; `leader_id` says who is, if known.
     BrokerHeartbeat { accepted: bool, leader_id: Option<NodeId> },
+    /// Done (hold elections, start election); `error` says why not.
+    Done { error: Option<String> },
     /// The request named `target`, but this is node `receiver`; nothing was done.
     WrongTarget { receiver: NodeId, target: NodeId },
 }

@@ -6,6 +6,8 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
+use chronik_raft::MetaStatus;
+
 use crate::broker::Broker;
 
 #[derive(Serialize)]
@@ -20,17 +22,24 @@ pub struct Health {
     learners: Vec<u64>,
 }
 
+impl Health {
+    /// `status`: `ok`, `no_leader`, `waiting_to_join` or `catching_up`.
+    pub fn of(s: &MetaStatus, status: &'static str) -> Health {
+        Health {
+            status,
+            node_id: s.node_id,
+            is_leader: s.is_leader,
+            leader_id: s.leader_id,
+            term: s.term,
+            cluster_nodes: s.nodes.keys().copied().collect(),
+            voters: s.voters.clone(),
+            learners: s.learners.clone(),
+        }
+    }
+}
+
 pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Health> {
     let s = broker.meta.status();
     let status = if s.leader_id.is_some() { "ok" } else { "no_leader" };
-    Json(Health {
-        status,
-        node_id: s.node_id,
-        is_leader: s.is_leader,
-        leader_id: s.leader_id,
-        term: s.term,
-        cluster_nodes: s.nodes.keys().copied().collect(),
-        voters: s.voters,
-        learners: s.learners,
-    })
+    Json(Health::of(&s, status))
 }

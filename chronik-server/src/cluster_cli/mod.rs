@@ -15,7 +15,7 @@
 //! through that node's `/admin/status`. Failures print one line on stderr and exit non-zero.
 
 mod health;
-mod http;
+pub mod http;
 mod leader;
 mod members;
 mod probe;
