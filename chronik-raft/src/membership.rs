@@ -228,19 +228,7 @@ impl MetaNode {
         let keep = if id == self.node_id { voters.iter().copied().find(|v| *v != id).unwrap_or(id) } else { self.node_id };
         let wanted = voters_after(&voters, &self.caught_up(&learners), Some(id), keep, voters_max);
         if !force {
-            if voters.contains(&id) && !keeps_fault_tolerance(voters.len(), wanted.len()) {
-                return Err(MembershipError::WouldBreakQuorum(format!(
-                    "removing node {id} leaves {} voter(s) of {}: the metadata could not survive the loss of one more node",
-                    wanted.len(),
-                    voters.len()
-                )));
-            }
-            let live_voters = wanted.iter().filter(|v| live.contains(v)).count();
-            if live_voters * 2 <= wanted.len() {
-                return Err(MembershipError::WouldBreakQuorum(format!(
-                    "only {live_voters} of the remaining voters {wanted:?} are live: no majority would be left"
-                )));
-            }
+            self.check_removal(id, live, voters_max)?;
         }
         if id == self.node_id {
             // The leader cannot remove itself and stay in charge: move leadership, and let the new
@@ -264,6 +252,32 @@ impl MetaNode {
             Err(e) => return Err(MembershipError::Raft(format!("recording the removal of broker {id}: {e}"))),
         }
         Ok(self.member_view())
+    }
+
+    /// Whether removing `id` keeps the metadata group able to lose a node and to reach a majority
+    /// of `live` voters; the refusal says why not.
+    pub fn check_removal(&self, id: NodeId, live: &BTreeSet<NodeId>, voters_max: usize) -> Result<(), MembershipError> {
+        self.ensure_leader()?;
+        let (voters, learners) = self.members();
+        if !voters.contains(&id) && !learners.contains(&id) {
+            return Err(MembershipError::UnknownNode(id));
+        }
+        let keep = if id == self.node_id { voters.iter().copied().find(|v| *v != id).unwrap_or(id) } else { self.node_id };
+        let wanted = voters_after(&voters, &self.caught_up(&learners), Some(id), keep, voters_max);
+        if voters.contains(&id) && !keeps_fault_tolerance(voters.len(), wanted.len()) {
+            return Err(MembershipError::WouldBreakQuorum(format!(
+                "removing node {id} leaves {} voter(s) of {}: the metadata could not survive the loss of one more node",
+                wanted.len(),
+                voters.len()
+            )));
+        }
+        let live_voters = wanted.iter().filter(|v| live.contains(v)).count();
+        if live_voters * 2 <= wanted.len() {
+            return Err(MembershipError::WouldBreakQuorum(format!(
+                "only {live_voters} of the remaining voters {wanted:?} are live: no majority would be left"
+            )));
+        }
+        Ok(())
     }
 
     /// Move the metadata leadership to voter `target`, caught up with the log. See the module docs.

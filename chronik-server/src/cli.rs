@@ -1,5 +1,6 @@
-//! Command line (DESIGN §4): `start`, `cluster status|health|members|leader` (run by
-//! [`crate::cluster_cli`]), `version`. Membership changes (`add-node`, …) arrive with the next issue.
+//! Command line: `start`, `cluster status|health|members|leader` and the membership changes
+//! `cluster add-node|remove-node|promote|transfer-leader|replace` (run by [`crate::cluster_cli`]),
+//! `version`.
 
 use std::path::PathBuf;
 
@@ -56,6 +57,81 @@ pub enum ClusterCommand {
     Members(TargetArgs),
     /// The metadata (Raft) leader and its term.
     Leader(TargetArgs),
+    /// Add a node: it joins as a learner, catches up the metadata log and is promoted to voter when
+    /// that keeps the voter count odd (1, 3, 5).
+    AddNode {
+        /// Id of the new node (never one used before).
+        node_id: u64,
+        #[command(flatten)]
+        addrs: NodeAddrs,
+        /// After the addition, follow the new node's health until it serves ("catching_up" → "ok").
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Remove a node (voter or learner); the voter count stays odd.
+    RemoveNode {
+        node_id: u64,
+        /// Remove even when fewer voters than can lose one would remain, or the node still holds
+        /// partition replicas.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Promote a learner to voter now, whatever the odd-voter policy says.
+    Promote {
+        node_id: u64,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Move the metadata leadership to a voter.
+    TransferLeader {
+        node_id: u64,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Replace OLD by NEW: add NEW, let it catch up, make it a voter if OLD was one, remove OLD.
+    Replace {
+        old: u64,
+        new: u64,
+        #[command(flatten)]
+        addrs: NodeAddrs,
+        /// Remove OLD even if it still holds partition replicas.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+}
+
+/// The endpoints of a node being added.
+#[derive(Debug, Args)]
+pub struct NodeAddrs {
+    /// Its Kafka address (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka: String,
+    /// Its wal (replication) address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub wal: String,
+    /// Its raft (metadata) address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub raft: String,
+    /// Its admin address; default: the raft host with port 10000 + id. (`--admin` names the cluster
+    /// node to ask, as in every cluster subcommand.)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub node_admin: Option<String>,
+}
+
+/// Which cluster to change, with what credentials, and how to print the answer.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Admin token (default: the CHRONIK_ADMIN_TOKEN variable).
+    #[arg(long, env = "CHRONIK_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Which cluster to ask and how to print the answer.

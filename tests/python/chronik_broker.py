@@ -52,11 +52,13 @@ def free_ports(count):
 
 
 def toml_value(v):
-    """A TOML literal for a bool, an int or a str."""
+    """A TOML literal for a bool, an int, a str or a list of those."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return str(v)
 
 

@@ -160,7 +160,11 @@ pub async fn remove_node(
         Err(a) => return a,
     };
     let state = broker.meta.state();
+    let live: BTreeSet<u64> = state.live_brokers().filter_map(|b| u64::try_from(b.id).ok()).collect();
     if !req.force {
+        if let Err(e) = broker.meta.check_removal(id, &live, broker.config.voters_max) {
+            return failed(req.node_id, e);
+        }
         // Moving replicas off a node is the rebalancer's work; until it has done it, removal would
         // leave those partitions short of a replica.
         let held: Vec<String> = state
@@ -180,7 +184,6 @@ pub async fn remove_node(
             );
         }
     }
-    let live: BTreeSet<u64> = state.live_brokers().filter_map(|b| u64::try_from(b.id).ok()).collect();
     let leading = broker.meta.status().is_leader;
     match broker.meta.remove_node(id, req.force, &live, broker.config.voters_max).await {
         Ok(m) => done(req.node_id, format!("node {id} removed (voters {:?}, learners {:?})", m.voters, m.learners), m),

@@ -1,5 +1,6 @@
-//! `chronik-server cluster status|health|members|leader` (DESIGN §4): read-only views of a running
-//! cluster through the nodes' admin APIs.
+//! `chronik-server cluster status|health|members|leader`: views of a running cluster through the
+//! nodes' admin APIs; `add-node|remove-node|promote|transfer-leader|replace`: membership changes
+//! through the metadata leader's (`change.rs`).
 //!
 //! Parts:
 //! - here: which admin addresses to ask ([`Target`]), the survey every subcommand starts with
@@ -14,6 +15,7 @@
 //! 10000 + id) or from `--admin`, never a hard-coded host; with `--admin` the other nodes are found
 //! through that node's `/admin/status`. Failures print one line on stderr and exit non-zero.
 
+mod change;
 mod health;
 pub mod http;
 mod leader;
@@ -49,6 +51,9 @@ pub enum CliError {
     NoLeader(String),
     #[error("cluster unhealthy: {0}")]
     Unhealthy(String),
+    /// The leader refused a membership change (HTTP `status`), saying why.
+    #[error("refused (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -85,6 +90,11 @@ async fn dispatch(command: &ClusterCommand) -> Result<(), CliError> {
         ClusterCommand::Leader(a) => (a, |s, j| Box::pin(leader::run(s, j))),
         ClusterCommand::Members(a) => (a, |s, j| Box::pin(members::run(s, j))),
         ClusterCommand::Status(a) => (a, |s, j| Box::pin(status::run(s, j))),
+        ClusterCommand::AddNode { .. }
+        | ClusterCommand::RemoveNode { .. }
+        | ClusterCommand::Promote { .. }
+        | ClusterCommand::TransferLeader { .. }
+        | ClusterCommand::Replace { .. } => return change::run(command).await,
     };
     let target = Target::resolve(args.config.as_deref(), args.admin.as_deref())?;
     let survey = survey(&target).await;

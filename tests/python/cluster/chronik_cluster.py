@@ -5,13 +5,15 @@ data dir and log under one work dir; nodes are stopped by PID, never by name.
 The cluster's own view comes from the admin API (/admin/health, /admin/status).
 """
 
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chronik_broker import Broker, admin_get  # noqa: E402
+from chronik_broker import Broker, admin_get, binary_path  # noqa: E402
 
 # Deadlines (seconds).
 CLUSTER_READY_TIMEOUT_S = 90.0
@@ -52,6 +54,40 @@ class ClusterNode(Broker):
     def status(self):
         return admin_get(self.admin_addr, "/admin/status")
 
+    def wait_status(self, want, timeout_s=CLUSTER_READY_TIMEOUT_S):
+        """Until /admin/health says `want` ("ok", "waiting_to_join", ...); returns the health."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}\n" + self.log_tail())
+            try:
+                last = self.health()
+                if last.get("status") == want:
+                    return last
+            except (OSError, ValueError):
+                pass
+            time.sleep(POLL_INTERVAL_S)
+        raise AssertionError(f"{self.name}: health not {want!r} within {timeout_s:.0f}s; last {last}")
+
+
+def cli(*args, token=None, timeout_s=120):
+    """Run `chronik-server cluster ARGS...`; returns (exit code, stdout, stderr)."""
+    env = None
+    if token is not None:
+        import os
+        env = dict(os.environ, CHRONIK_ADMIN_TOKEN=token)
+    r = subprocess.run([str(binary_path()), "cluster", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout_s, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+def cli_json(*args, **kw):
+    """`cli(..., --json)` that must succeed; returns the parsed answer."""
+    rc, out, err = cli(*args, "--json", **kw)
+    assert rc == 0, f"chronik-server cluster {' '.join(map(str, args))} exited {rc}: {err.strip()}"
+    return json.loads(out)
+
 
 class Cluster:
     def __init__(self, workdir, nodes=3, first_id=1, **settings):
@@ -59,6 +95,7 @@ class Cluster:
         self.settings = dict(DEFAULT_SETTINGS, **settings)
         self.nodes = {i: ClusterNode(self.workdir / f"node-{i}", node_id=i)
                       for i in range(first_id, first_id + nodes)}
+        self.initial_ids = list(self.nodes)
         for n in self.nodes.values():
             n.write_cluster_config(self.nodes.values(), self.settings)
 
@@ -82,6 +119,26 @@ class Cluster:
     def stop(self):
         for n in self.nodes.values():
             n.stop()
+
+    def new_node(self, node_id, join=False):
+        """A node that is not part of the initial cluster: its config lists every node known so far
+        and itself, `initial_cluster` the first nodes (so it never founds a cluster of its own), and
+        `join` to ask the cluster itself. Created, not started."""
+        n = ClusterNode(self.workdir / f"node-{node_id}", node_id=node_id)
+        self.nodes[node_id] = n
+        settings = dict(self.settings, initial_cluster=sorted(self.initial_ids), join=join)
+        n.write_cluster_config(self.nodes.values(), settings)
+        return n
+
+    def add_args(self, node_id):
+        """The `cluster add-node` arguments of node `node_id`'s addresses."""
+        n = self.nodes[node_id]
+        return [node_id, "--kafka", f"127.0.0.1:{n.kafka_port}", "--wal", f"127.0.0.1:{n.wal_port}",
+                "--raft", f"127.0.0.1:{n.raft_port}", "--node-admin", n.admin_addr]
+
+    def health_views(self, ids=None):
+        """{node: /admin/health} of the running nodes (or `ids`)."""
+        return {i: self.nodes[i].health() for i in (ids or self.running())}
 
     def kill9(self, node_id):
         self.nodes[node_id].kill9()
