@@ -153,8 +153,9 @@ impl MetaNode {
 
     /// Add node `id` at `node`: as a learner first, then — once it has caught up with the metadata
     /// log — promoted if the odd-voter policy (at most `voters_max`) wants more voters. The leader
-    /// and its term do not change. Refused when this node does not lead, the id is a member or was
-    /// removed, or another change runs.
+    /// and its term do not change. Asking again for a member at the same addresses finishes its
+    /// addition (a retry is safe); refused when this node does not lead, the id is a member at other
+    /// addresses or was removed, or another change runs.
     pub async fn add_node(&self, id: NodeId, node: BrokerNode, voters_max: usize) -> Result<Members, MembershipError> {
         self.ensure_leader()?;
         let _change = self.begin_change(format!("adding node {id}"))?;
@@ -162,11 +163,15 @@ impl MetaNode {
         if self.state().removed_brokers.contains(&broker_id) {
             return Err(MembershipError::Removed(crate::state::removed_message(broker_id)));
         }
-        if self.status().nodes.contains_key(&id) {
-            return Err(MembershipError::AlreadyExists(id));
+        match self.status().nodes.get(&id) {
+            // A retry of an addition that was cut short (a lost answer, a leader change): finish it.
+            Some(existing) if *existing == node => tracing::info!(node_id = id, "node is already a member at these addresses; finishing its addition"),
+            Some(_) => return Err(MembershipError::AlreadyExists(id)),
+            None => {
+                tracing::info!(node_id = id, ?node, "adding a metadata learner");
+                self.raft.add_learner(id, node, false).await.map_err(raft_error)?;
+            }
         }
-        tracing::info!(node_id = id, ?node, "adding a metadata learner");
-        self.raft.add_learner(id, node, false).await.map_err(raft_error)?;
         let deadline = Instant::now() + Duration::from_millis(LEARNER_CATCH_UP_WAIT_MS);
         let learner = BTreeSet::from([id]);
         while self.caught_up(&learner).is_empty() {

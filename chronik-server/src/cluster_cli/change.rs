@@ -56,6 +56,13 @@ fn report(args: &ChangeArgs, answer: &Value) {
     }
 }
 
+fn step(args: &ChangeArgs, steps: &mut Vec<Value>, answer: Value) {
+    if !args.target.json {
+        report(args, &answer);
+    }
+    steps.push(answer);
+}
+
 /// Follows the added node's `/admin/health` until it says `ok`, printing each new status.
 async fn wait_serving(node_admin: &str, quiet: bool) -> Result<(), CliError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(WAIT_SERVING_S);
@@ -111,14 +118,19 @@ pub async fn run(command: &ClusterCommand) -> Result<(), CliError> {
             Ok(())
         }
         ClusterCommand::Replace { old, new, addrs, force, change: args } => {
+            // Each step's answer: one line each, or one JSON array of them with --json.
+            let mut steps = Vec::new();
             let added = change(args, "/admin/add-node", &add_body(*new, addrs)).await?;
-            report(args, &added);
+            step(args, &mut steps, added.clone());
             let old_was_voter = added["voters"].as_array().is_some_and(|v| v.contains(&json!(old)));
             let new_is_voter = added["voters"].as_array().is_some_and(|v| v.contains(&json!(new)));
             if old_was_voter && !new_is_voter {
-                report(args, &change(args, "/admin/promote", &json!({"node_id": new})).await?);
+                step(args, &mut steps, change(args, "/admin/promote", &json!({"node_id": new})).await?);
             }
-            report(args, &change(args, "/admin/remove-node", &json!({"node_id": old, "force": force})).await?);
+            step(args, &mut steps, change(args, "/admin/remove-node", &json!({"node_id": old, "force": force})).await?);
+            if args.target.json {
+                print_json(&Value::Array(steps));
+            }
             Ok(())
         }
         _ => Err(CliError::NoLeader("not a membership change".into())),

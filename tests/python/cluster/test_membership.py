@@ -175,10 +175,10 @@ def test_refusals_and_leadership_transfer(cluster):
     leader_admin = cluster.nodes[leader].admin_addr
     cfg = cluster.nodes[1].config_path
 
-    rc, _, err = cli("add-node", *cluster.add_args(2), "--config", cfg)
+    node7 = cluster.new_node(7)
+    rc, _, err = cli("add-node", 2, *cluster.add_args(7)[1:], "--config", cfg)
     assert rc != 0 and "already exists" in err, f"duplicate id: rc={rc} {err}"
 
-    node7 = cluster.new_node(7)
     body7 = {"node_id": 7, "kafka_addr": f"127.0.0.1:{node7.kafka_port}", "wal_addr": f"127.0.0.1:{node7.wal_port}",
              "raft_addr": f"127.0.0.1:{node7.raft_port}", "admin_addr": node7.admin_addr}
     status, answer = post(cluster.nodes[followers[0]].admin_addr, "/admin/add-node", body7)
@@ -240,3 +240,67 @@ def test_admin_token_guards_changes(tmp_path):
         assert status == 404 and "not a member" in answer["message"], (status, answer)
         rc, _, err = cli("promote", 9, "--admin", b.admin_addr, token="wrong")
         assert rc != 0 and "401" in err, err
+
+
+def test_an_addition_cut_by_a_leader_kill_is_whole_or_absent_and_a_retry_succeeds(cluster):
+    leader, _ = cluster.wait_agreed_leader()
+    cfg = cluster.nodes[next(i for i in cluster.nodes if i != leader)].config_path
+    node4 = cluster.new_node(4)  # not running: the addition waits for it to catch up
+    args = cluster.add_args(4)
+    body = {"node_id": 4, "kafka_addr": args[2], "wal_addr": args[4], "raft_addr": args[6], "admin_addr": args[8]}
+    outcome = {}
+
+    def add():
+        try:
+            outcome["answer"] = post(cluster.nodes[leader].admin_addr, "/admin/add-node", body)
+        except (OSError, http.client.HTTPException) as e:
+            outcome["error"] = repr(e)
+
+    adder = threading.Thread(target=add)
+    adder.start()
+    deadline = time.monotonic() + 10
+    while 4 not in cluster.nodes[leader].health()["cluster_nodes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cluster.kill9(leader)
+    adder.join(timeout=90)
+    assert "error" in outcome or outcome["answer"][0] != 200, f"the addition answered despite the kill: {outcome}"
+    survivors = [i for i in cluster.nodes if i not in (leader, 4)]
+    cluster.wait_agreed_leader(survivors)
+    views = {i: cluster.nodes[i].health() for i in survivors}
+    seen = {tuple(h["cluster_nodes"]) for h in views.values()}
+    assert len(seen) == 1 and seen.pop() in ((1, 2, 3), (1, 2, 3, 4)), f"survivors disagree on the members: {views}"
+    print(f"[membership] after the leader's kill mid-add the survivors list {views[survivors[0]]['cluster_nodes']}")
+
+    cluster.restart(leader)
+    cluster.wait_agreed_leader([i for i in cluster.nodes if i != 4])
+    node4.spawn()
+    answer = cli_json("add-node", *args, "--config", cfg)
+    assert 4 in answer["learners"], answer
+    node4.wait_status("ok")
+    wait_members(cluster, [1, 2, 3, 4], [1, 2, 3])
+
+
+def test_replace_a_voter_under_load(cluster):
+    topic = "replace"
+    create_rf3_topic(cluster, topic)
+    leader, _ = cluster.wait_agreed_leader()
+    old = next(i for i in sorted(cluster.nodes) if i != leader)
+    cfg = cluster.nodes[leader].config_path
+    load = start_load(cluster, topic)
+    try:
+        load.wait_more_acked(ACKED_STEP, "before the replacement")
+        node4 = cluster.new_node(4)
+        node4.spawn()
+        steps = cli_json("replace", old, *cluster.add_args(4), "--force", "--config", cfg)
+        assert [s["success"] for s in steps] == [True] * len(steps), steps
+        voters = sorted(set(cluster.initial_ids) - {old} | {4})
+        assert steps[-1]["voters"] == voters and steps[-1]["learners"] == [], steps
+        cluster.nodes[old].stop()
+        wait_members(cluster, voters, voters)
+        load.wait_more_acked(ACKED_STEP, f"after replacing node {old} by node 4")
+    finally:
+        load.stop()
+    assert not load.fatal, f"fatal producer errors: {load.fatal}"
+    logs, _ = read_whole_topic(cluster.bootstrap, topic, 6)
+    violations = check(load, logs)
+    assert not violations, "\n".join(violations)
