@@ -259,6 +259,22 @@ impl MetaNode {
         Ok(self.member_view())
     }
 
+    /// Make the membership carry `node` as node `id`'s endpoints. A broker's own registration is
+    /// the source of its addresses (it re-registers at every start, with what it advertises now);
+    /// the Raft membership, which openraft uses to reach it, follows. Refused while another change
+    /// runs (the controller tries again on its next tick).
+    pub async fn update_member_node(&self, id: NodeId, node: BrokerNode) -> Result<(), MembershipError> {
+        self.ensure_leader()?;
+        let _change = self.begin_change(format!("updating node {id}'s addresses"))?;
+        match self.status().nodes.get(&id) {
+            None => return Err(MembershipError::UnknownNode(id)),
+            Some(current) if *current == node => return Ok(()),
+            Some(current) => tracing::info!(node_id = id, from = ?current, to = ?node, "updating a member's addresses from its registration"),
+        }
+        self.raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true).await.map_err(raft_error)?;
+        Ok(())
+    }
+
     /// Whether removing `id` keeps the metadata group able to lose a node and to reach a majority
     /// of `live` voters; the refusal says why not.
     pub fn check_removal(&self, id: NodeId, live: &BTreeSet<NodeId>, voters_max: usize) -> Result<(), MembershipError> {

@@ -66,6 +66,7 @@ impl Cluster {
             leader_wait_ms: WAIT_MS,
             write_deadline_ms: WRITE_DEADLINE_MS,
             snapshot_logs_since_last: 1000,
+            may_bootstrap: true,
         }
     }
 

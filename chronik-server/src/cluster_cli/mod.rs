@@ -181,13 +181,14 @@ fn short_reason(e: &CliError) -> String {
     }
 }
 
-/// Asks the target's nodes, discovers the rest through `/admin/status` when only one address was
-/// given, and resolves the leader's admin address (asking it too when it was not asked yet).
+/// Asks the target's nodes, discovers the rest through the `/admin/status` of one that answers,
+/// and resolves the leader's admin address (asking it too when it was not asked yet).
 pub async fn survey(target: &Target) -> Survey {
     let mut by_id = target.by_id.clone();
     let mut answers = probe::ask_all(&target.addrs).await;
-    if target.by_id.is_empty() {
-        // Only an address was given: learn the other nodes from the first node that answers.
+    {
+        // Learn every member from the first node that answers: nodes added after the config was
+        // written (or all of them, when only one address was given) are asked too.
         if let Some(a) = answers.iter().find(|a| a.health.is_ok()) {
             if let Ok(status) = http::get_json(&a.addr, "/admin/status").await {
                 for (id, addr) in probe::admin_addrs_of_status(&status) {

@@ -106,5 +106,22 @@ async fn control_task(broker: Arc<Broker>) {
         if wrote {
             broker.reconcile_partitions().await;
         }
+        follow_registered_addresses(&broker, &state).await;
+    }
+}
+
+/// The broker records hold each broker's addresses as it registered them at its last start; where the
+/// Raft membership still has older ones (a restart with a new advertised address), update it, so
+/// Raft, replication, Metadata and the CLI all use the same addresses.
+async fn follow_registered_addresses(broker: &Broker, state: &chronik_raft::MetadataState) {
+    let members = broker.meta.status().nodes;
+    for b in state.brokers.values() {
+        let Ok(id) = u64::try_from(b.id) else { continue };
+        let differs = members.get(&id).is_some_and(|n| *n != b.node);
+        if differs {
+            if let Err(e) = broker.meta.update_member_node(id, b.node.clone()).await {
+                tracing::debug!(node_id = id, error = %e, "member addresses not updated yet");
+            }
+        }
     }
 }
