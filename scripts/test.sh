@@ -7,8 +7,9 @@
 #     build    cargo build --release -p chronik-server
 #     suite    kafka-python 3.0.12's own integration tests against a chronik-server
 #     harness  tests/python (codecs, consumer group, kill -9 crash, idempotent crash)
-#     cluster  tests/python/cluster (3-node cluster: producers through leader kills with a checker,
-#              a consumer group through a coordinator kill), then kafka-python's suite on a 3-node cluster
+#     cluster  tests/python/cluster (3-node clusters: producers through leader kills and SIGSTOP pauses
+#              with a checker, membership changes, a rolling restart, a consumer group through a
+#              coordinator kill), then kafka-python's suite on a 3-node cluster
 #   scripts/test.sh suite harness   only the parts named (setup runs first whenever a
 #                                   Python part is named; the binary must already exist)
 #

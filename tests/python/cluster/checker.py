@@ -19,7 +19,7 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_cluster import PARTITION_FAILOVER_TIMEOUT_S
-from crash_load import ProducerLoad, parse_value
+from crash_load import ProducerLoad, parse_value, read_whole_topic
 
 PARTITIONS = 6
 PRODUCERS = 3
@@ -108,3 +108,11 @@ def check(load, logs):
     if out_of_order:
         violations.append(f"{len(out_of_order)} order violations, e.g. {out_of_order[:3]}")
     return violations
+
+
+def read_back_violations(bootstrap, load, topic, partitions=PARTITIONS):
+    """Stops nothing: `load` must be stopped. Checks it had no fatal error, reads `topic` back
+    through `bootstrap` and returns `check`'s violations."""
+    assert not load.fatal, f"fatal producer errors: {load.fatal}"
+    logs, _ = read_whole_topic(bootstrap, topic, partitions)
+    return check(load, logs)

@@ -21,8 +21,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_broker import Broker
 from chronik_cluster import Cluster, cli, cli_json
-from checker import check, create_rf3_topic, start_load
-from crash_load import ProducerLoad, read_whole_topic
+from checker import create_rf3_topic, read_back_violations, start_load
+from crash_load import ProducerLoad
 
 MEMBERS_TIMEOUT_S = 30.0
 TRANSFER_TIMEOUT_S = 10.0
@@ -68,9 +68,15 @@ def post(addr, path, body, token=None, source=None):
 def read_through_every_node(cluster, topic, partitions, load):
     """Reads the topic back through each running node alone; every read must pass the checker."""
     for i in cluster.running():
-        logs, _ = read_whole_topic(cluster.nodes[i].bootstrap, topic, partitions)
-        violations = check(load, logs)
+        violations = read_back_violations(cluster.nodes[i].bootstrap, load, topic, partitions)
         assert not violations, f"read through node {i}:\n" + "\n".join(violations)
+
+
+def add_body(cluster, node_id):
+    """The /admin/add-node body for node `node_id`'s addresses."""
+    n = cluster.nodes[node_id]
+    return {"node_id": node_id, "kafka_addr": f"127.0.0.1:{n.kafka_port}", "wal_addr": f"127.0.0.1:{n.wal_port}",
+            "raft_addr": f"127.0.0.1:{n.raft_port}", "admin_addr": n.admin_addr}
 
 
 def test_single_node_grows_to_three_under_load(tmp_path):
@@ -163,9 +169,7 @@ def test_three_grow_to_five_and_shrink_to_three_under_load(cluster):
         load.wait_more_acked(ACKED_STEP, "back on three nodes")
     finally:
         load.stop()
-    assert not load.fatal, f"fatal producer errors: {load.fatal}"
-    logs, _ = read_whole_topic(cluster.bootstrap, topic, 6)
-    violations = check(load, logs)
+    violations = read_back_violations(cluster.bootstrap, load, topic)
     assert not violations, "\n".join(violations)
 
 
@@ -179,8 +183,7 @@ def test_refusals_and_leadership_transfer(cluster):
     rc, _, err = cli("add-node", 2, *cluster.add_args(7)[1:], "--config", cfg)
     assert rc != 0 and "already exists" in err, f"duplicate id: rc={rc} {err}"
 
-    body7 = {"node_id": 7, "kafka_addr": f"127.0.0.1:{node7.kafka_port}", "wal_addr": f"127.0.0.1:{node7.wal_port}",
-             "raft_addr": f"127.0.0.1:{node7.raft_port}", "admin_addr": node7.admin_addr}
+    body7 = add_body(cluster, 7)
     status, answer = post(cluster.nodes[followers[0]].admin_addr, "/admin/add-node", body7)
     assert status == 421 and answer["leader_id"] == leader and answer["leader_admin"] == leader_admin, (status, answer)
 
@@ -247,7 +250,7 @@ def test_an_addition_cut_by_a_leader_kill_is_whole_or_absent_and_a_retry_succeed
     cfg = cluster.nodes[next(i for i in cluster.nodes if i != leader)].config_path
     node4 = cluster.new_node(4)  # not running: the addition waits for it to catch up
     args = cluster.add_args(4)
-    body = {"node_id": 4, "kafka_addr": args[2], "wal_addr": args[4], "raft_addr": args[6], "admin_addr": args[8]}
+    body = add_body(cluster, 4)
     outcome = {}
 
     def add():
@@ -300,7 +303,5 @@ def test_replace_a_voter_under_load(cluster):
         load.wait_more_acked(ACKED_STEP, f"after replacing node {old} by node 4")
     finally:
         load.stop()
-    assert not load.fatal, f"fatal producer errors: {load.fatal}"
-    logs, _ = read_whole_topic(cluster.bootstrap, topic, 6)
-    violations = check(load, logs)
+    violations = read_back_violations(cluster.bootstrap, load, topic)
     assert not violations, "\n".join(violations)

@@ -11,8 +11,8 @@ import time
 
 from confluent_kafka import Consumer
 
-from checker import PARTITIONS, check, create_rf3_topic, start_load
-from crash_load import parse_value, read_whole_topic
+from checker import create_rf3_topic, read_back_violations, start_load
+from crash_load import parse_value
 
 TOPIC = "rolling"
 GROUP = "rolling-group"
@@ -98,6 +98,5 @@ def test_rolling_restart_under_load_with_a_consumer_group(cluster):
                         f"{sorted(missing, key=parse_value)[:5]}"
     assert not reader.errors, reader.errors
 
-    logs, _ = read_whole_topic(cluster.bootstrap, TOPIC, PARTITIONS)
-    violations = check(load, logs)
+    violations = read_back_violations(cluster.bootstrap, load, TOPIC)
     assert not violations, "\n".join(violations)
