@@ -24,7 +24,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
+use crate::kafka::dispatch::{server_error_reply, DispatchError, Reply, RequestContext};
 
 struct Collected {
     response: FetchResponse,
@@ -99,8 +99,20 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
 /// Answers one Fetch (after its long poll) as a chunked response frame.
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Result<Reply, DispatchError> {
     let response = poll(broker, &req).await;
-    let frame = super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response)?;
-    Ok(Reply::Frame(frame))
+    match super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response) {
+        Ok(frame) => Ok(Reply::Frame(frame)),
+        // The encoder consumed the response: the error answer names the requested partitions.
+        Err(e) => Ok(Reply::Now(Some(server_error_reply(ctx, &requested(&req), e, &broker.metrics)?))),
+    }
+}
+
+/// A response listing the partitions `req` asked for, with nothing else set.
+fn requested(req: &FetchRequest) -> FetchResponse {
+    let topics = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| PartitionData::default().with_partition_index(p.partition));
+        FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(partitions.collect())
+    });
+    FetchResponse::default().with_responses(topics.collect())
 }
 
 /// Collects what `req` may read, waiting up to its `max_wait_ms` for `min_bytes`.
