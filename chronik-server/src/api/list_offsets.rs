@@ -1,8 +1,9 @@
 //! ListOffsets (v1–7): earliest (-2), latest (-1, the high watermark), max timestamp (-3, v7) and by
 //! timestamp. Timestamp lookups resolve to the first batch whose largest timestamp reaches the target.
 //! Only the leader answers clients (its high watermark is the one that counts); a follower says
-//! NOT_LEADER_OR_FOLLOWER, as Kafka does. The leader epoch is answered from v4 on (KIP-320); earlier
-//! versions have no such field.
+//! NOT_LEADER_OR_FOLLOWER, as Kafka does. From v4 (KIP-320) the answer carries the leader epoch and a
+//! request's `current_leader_epoch`, when given, must be the leader's: older is FENCED_LEADER_EPOCH,
+//! newer UNKNOWN_LEADER_EPOCH. Earlier versions have neither field.
 
 use std::sync::Arc;
 
@@ -40,6 +41,12 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ListOffsetsReques
                     let epoch = pm.map(|pm| pm.leader_epoch).unwrap_or(-1);
                     if req.replica_id.0 < 0 && pm.is_some_and(|pm| pm.leader != broker.node_id) {
                         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
+                    // v4+: a client that names the leader epoch it knows is fenced if that is stale.
+                    if req.replica_id.0 < 0 && lp.current_leader_epoch >= 0 {
+                        if let Err(e) = p.check_current_leader_epoch(lp.current_leader_epoch) {
+                            return base.with_error_code(e.code());
+                        }
                     }
                     let base = if ctx.version >= LEADER_EPOCH_SINCE_VERSION { base.with_leader_epoch(epoch) } else { base };
                     let found = match lp.timestamp {
