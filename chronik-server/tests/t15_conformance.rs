@@ -49,6 +49,7 @@ const CREATE_TOPICS_V: i16 = 7;
 /// Kafka error codes specific to these probes.
 const MEMBER_ID_REQUIRED: i16 = 79;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// How to exercise one API: the versions its builder covers and the probe for one version.
 struct Probe {
@@ -389,12 +390,24 @@ fn create_topics_request(name: &str, partitions: i32) -> CreateTopicsRequest {
 
 fn create_topics(fx: &mut Fixture, v: i16) -> Result<()> {
     let name = format!("created-v{v}");
-    let resp = fx.call(v, &create_topics_request(&name, 2))?;
+    let mut req = create_topics_request(&name, 2);
+    let mut retention = create_topics_request::CreatableTopicConfig::default();
+    retention.name = s("retention.ms");
+    retention.value = Some(s("3600000"));
+    req.topics[0].configs = vec![retention];
+    let resp = fx.call(v, &req)?;
     ensure!(resp.topics.len() == 1 && resp.topics[0].name.as_str() == name, "answer shape: {resp:?}");
     let t = &resp.topics[0];
     expect_code("topic", t.error_code, code::NONE)?;
     if v >= 5 {
+        // KIP-525: what the topic got, configs included (its own value and the defaults).
         ensure!((t.num_partitions, t.replication_factor) == (2, 1), "partitions {} rf {}", t.num_partitions, t.replication_factor);
+        let config = |k: &str| t.configs.iter().flatten().find(|c| c.name.as_str() == k).and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+        ensure!(config("retention.ms").as_deref() == Some("3600000"), "retention.ms {:?} in {:?}", config("retention.ms"), t.configs);
+        ensure!(config("cleanup.policy").as_deref() == Some("delete"), "cleanup.policy {:?}", config("cleanup.policy"));
+    }
+    if v >= 7 {
+        ensure!(!t.topic_id.is_nil(), "no topic id");
     }
     Ok(())
 }
@@ -478,6 +491,12 @@ fn describe_cluster(fx: &mut Fixture, v: i16) -> Result<()> {
         resp.brokers
     );
     ensure!(!resp.cluster_id.is_empty() && resp.controller_id.0 == 1, "cluster {} controller {}", resp.cluster_id, resp.controller_id.0);
+    if v >= 1 {
+        // KIP-919: brokers describe broker endpoints only; controller endpoints (2) are refused.
+        let mut req = DescribeClusterRequest::default();
+        req.endpoint_type = 2;
+        expect_code("controller endpoints", fx.call(v, &req)?.error_code, UNSUPPORTED_ENDPOINT_TYPE)?;
+    }
     Ok(())
 }
 
