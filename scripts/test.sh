@@ -95,9 +95,9 @@ part_setup() {
       || die "pip install -r $REQUIREMENTS failed"
     echo "$want" >"$VENV/.chronik-requirements"
   fi
-  "$VENV/bin/python" -c 'import kafka, confluent_kafka, snappy, lz4.frame, zstandard, crc32c, pytest, pytest_timeout' \
+  "$VENV/bin/python" -c 'import kafka, confluent_kafka, aiokafka, snappy, lz4.frame, zstandard, crc32c, pytest, pytest_timeout' \
     || die ".venv is missing a required module; delete .venv and retry"
-  end "$("$VENV/bin/python" -c 'import kafka, confluent_kafka; print("kafka-python", kafka.__version__, "/ confluent-kafka", confluent_kafka.__version__, "/ librdkafka", confluent_kafka.libversion()[0])')"
+  end "$("$VENV/bin/python" -c 'import kafka, confluent_kafka, aiokafka; print("kafka-python", kafka.__version__, "/ aiokafka", aiokafka.__version__, "/ confluent-kafka", confluent_kafka.__version__, "/ librdkafka", confluent_kafka.libversion()[0])')"
 }
 
 # ---- cargo ------------------------------------------------------------------

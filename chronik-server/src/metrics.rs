@@ -1,12 +1,15 @@
 //! Broker metrics kept in atomics and rendered in Prometheus text format by the admin API: request
-//! counts and latency histograms per Kafka API, bytes in and out, records produced and fetched.
+//! counts and latency histograms per Kafka API, bytes in and out, records produced and fetched, and
+//! responses that could not be encoded (a broker bug, answered with UNKNOWN_SERVER_ERROR instead).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chronik_wal::{Histogram, HistogramSnapshot};
 use kafka_protocol::messages::ApiKey;
+use parking_lot::Mutex;
 
 /// Latency histogram bucket bounds, in microseconds.
 const LATENCY_BUCKETS_US: [u64; 10] = [250, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 500_000, 1_000_000, 5_000_000];
@@ -20,6 +23,9 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     produced_bytes: AtomicU64,
     fetched_bytes: AtomicU64,
+    /// Responses that failed to encode, by (API key, version). Rare (each one is a bug), so a map
+    /// under a lock rather than a slot per possible version.
+    encode_errors: Mutex<BTreeMap<(i16, i16), u64>>,
 }
 
 impl Default for Metrics {
@@ -30,6 +36,7 @@ impl Default for Metrics {
             bytes_out: AtomicU64::new(0),
             produced_bytes: AtomicU64::new(0),
             fetched_bytes: AtomicU64::new(0),
+            encode_errors: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -52,6 +59,14 @@ impl Metrics {
     pub fn fetched(&self, n: usize) {
         self.fetched_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
+    /// A response of `api` at `version` could not be encoded.
+    pub fn encode_error(&self, api: ApiKey, version: i16) {
+        *self.encode_errors.lock().entry((api as i16, version)).or_insert(0) += 1;
+    }
+    /// Encode failures counted for `api` at `version`.
+    pub fn encode_errors(&self, api: ApiKey, version: i16) -> u64 {
+        self.encode_errors.lock().get(&(api as i16, version)).copied().unwrap_or(0)
+    }
 
     /// Prometheus text exposition format, version 0.0.4.
     pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
@@ -69,6 +84,15 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE chronik_request_latency_seconds histogram");
         for (key, snap) in &apis {
             histogram(&mut out, "chronik_request_latency_seconds", &format!("api=\"{key:?}\""), snap);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP chronik_response_encode_errors_total Responses that could not be encoded at the request's version (a broker bug; answered with UNKNOWN_SERVER_ERROR), by API and version."
+        );
+        let _ = writeln!(out, "# TYPE chronik_response_encode_errors_total counter");
+        for ((key, version), n) in self.encode_errors.lock().iter() {
+            let api = ApiKey::try_from(*key).map(|k| format!("{k:?}")).unwrap_or_else(|_| key.to_string());
+            let _ = writeln!(out, "chronik_response_encode_errors_total{{api=\"{api}\",version=\"{version}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP chronik_log_fsync_seconds Duration of each fdatasync made by group commit (all partitions).");
         let _ = writeln!(out, "# TYPE chronik_log_fsync_seconds histogram");
@@ -117,6 +141,12 @@ mod tests {
         assert!(text.contains("chronik_network_bytes_in_total 10"));
         assert!(text.contains("chronik_partitions 3"));
         assert!(!text.contains("api=\"Fetch\""));
+        assert!(text.contains("# TYPE chronik_response_encode_errors_total counter"), "{text}");
+        assert!(!text.contains("chronik_response_encode_errors_total{"), "{text}");
+        m.encode_error(ApiKey::ListOffsets, 3);
+        m.encode_error(ApiKey::ListOffsets, 3);
+        let text = m.render(&[]);
+        assert!(text.contains("chronik_response_encode_errors_total{api=\"ListOffsets\",version=\"3\"} 2"), "{text}");
         assert!(text.contains("# TYPE chronik_log_fsync_seconds histogram") && text.contains("chronik_log_fsync_seconds_bucket{le=\"+Inf\"}"), "{text}");
     }
 }

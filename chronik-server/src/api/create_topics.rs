@@ -1,5 +1,6 @@
 //! CreateTopics: validate the name, counts and configs, place the replicas, commit through Raft, and
-//! open the local logs before answering. Also used by Metadata's auto-creation.
+//! open the local logs before answering. Also used by Metadata's auto-creation. From v5 (KIP-525) the
+//! answer carries the partition count, replication factor and configs the topic got; from v7 its id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,17 +8,22 @@ use std::sync::Arc;
 use chronik_raft::{MetaCommand, MetaResponse};
 use chronik_rebalancer::{place_new_partitions, PlacementError};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::kafka::dispatch::RequestContext;
-use crate::partition::topic::{validate_topic_configs, validate_topic_name};
+use crate::partition::topic::{effective_topic_configs, validate_topic_configs, validate_topic_name};
 
 /// Partitions a topic may have; bounds the work one CreateTopics can ask for.
 pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
+/// First CreateTopics version whose answer lists the topic's configs (KIP-525).
+const CONFIGS_IN_RESPONSE_SINCE_VERSION: i16 = 5;
+/// Config sources (Kafka's DescribeConfigsResponse.ConfigSource): set on the topic, or the default.
+const CONFIG_SOURCE_TOPIC: i8 = 1;
+const CONFIG_SOURCE_DEFAULT: i8 = 5;
 
 /// A refused topic operation: the Kafka error and a message for the client.
 pub type Refusal = (ResponseError, String);
@@ -139,6 +145,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopic
                 configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
             }
         }
+        // v5+ (KIP-525) answers with the topic's configs, as DescribeConfigs would show them.
+        let effective = if ctx.version >= CONFIGS_IN_RESPONSE_SINCE_VERSION { effective_topic_configs(&broker.config, &configs) } else { Vec::new() };
         let spec = TopicSpec {
             name,
             num_partitions: t.num_partitions,
@@ -148,7 +156,19 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopic
         };
         match create_topic(broker, spec, req.validate_only).await {
             Ok((topic_id, partitions, rf)) => {
+                let configs: Vec<CreatableTopicConfigs> = effective
+                    .into_iter()
+                    .map(|(name, value, is_default)| {
+                        CreatableTopicConfigs::default()
+                            .with_name(str_bytes(&name))
+                            .with_value(Some(str_bytes(&value)))
+                            .with_config_source(if is_default { CONFIG_SOURCE_DEFAULT } else { CONFIG_SOURCE_TOPIC })
+                    })
+                    .collect();
                 result = result.with_num_partitions(partitions).with_replication_factor(rf);
+                if ctx.version >= CONFIGS_IN_RESPONSE_SINCE_VERSION {
+                    result = result.with_configs(Some(configs));
+                }
                 if ctx.version >= 7 {
                     result = result.with_topic_id(Uuid::from_bytes(topic_id));
                 }

@@ -1,6 +1,8 @@
 //! DescribeCluster: the live brokers at their advertised Kafka addresses and the controller (the
-//! metadata Raft leader).
+//! metadata Raft leader). v1 adds an endpoint type (KIP-919): a broker answers for brokers only, so a
+//! request for controller endpoints gets UNSUPPORTED_ENDPOINT_TYPE, as from Kafka's brokers.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
@@ -10,8 +12,16 @@ use crate::kafka::dispatch::RequestContext;
 
 /// "Authorized operations not requested/not available" in Kafka's encoding.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// DescribeCluster endpoint type asking for brokers (the only one v0 knows); 2 asks for controllers.
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
-pub fn handle(broker: &Broker, _ctx: &RequestContext, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    if ctx.version >= 1 && req.endpoint_type != ENDPOINT_TYPE_BROKERS {
+        return DescribeClusterResponse::default()
+            .with_endpoint_type(req.endpoint_type)
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(str_bytes("a broker describes broker endpoints only")));
+    }
     let state = broker.meta.state();
     let brokers = live_broker_endpoints(&state)
         .into_iter()

@@ -10,9 +10,11 @@
 //! mapped segments instead of copying it into the response buffer.
 //!
 //! Two kinds of fetcher: consumers (`replica_id` < 0) read below the high watermark and only from the
-//! leader (a follower answers NOT_LEADER_OR_FOLLOWER); followers (`replica_id` = their broker id, on
-//! the wal port) read up to the log end, their fetch offset tells the leader how far they have stored,
-//! and their long poll wakes on any append rather than on high-watermark moves.
+//! leader (a follower answers NOT_LEADER_OR_FOLLOWER), and from v9 a `current_leader_epoch` they name
+//! must be the leader's (older: FENCED_LEADER_EPOCH, newer: UNKNOWN_LEADER_EPOCH; KIP-320); followers
+//! (`replica_id` = their broker id, on the wal port) read up to the log end, their fetch offset tells
+//! the leader how far they have stored, and their long poll wakes on any append rather than on
+//! high-watermark moves.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
+use crate::kafka::dispatch::{server_error_reply, DispatchError, Reply, RequestContext};
 
 struct Collected {
     response: FetchResponse,
@@ -66,7 +68,12 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
                     .and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)))
                     .is_some_and(|pm| pm.leader == broker.node_id);
                 if leads {
-                    p.read(fp.fetch_offset, limit.max(1)).map(|r| (r, p.high_watermark()))
+                    // v9+ (KIP-320): a consumer naming a stale or future leader epoch is refused.
+                    let fenced = if fp.current_leader_epoch >= 0 { p.check_current_leader_epoch(fp.current_leader_epoch).err() } else { None };
+                    match fenced {
+                        Some(e) => Err(e),
+                        None => p.read(fp.fetch_offset, limit.max(1)).map(|r| (r, p.high_watermark())),
+                    }
                 } else {
                     Err(crate::partition::PartitionError::NotLeader)
                 }
@@ -99,8 +106,20 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
 /// Answers one Fetch (after its long poll) as a chunked response frame.
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Result<Reply, DispatchError> {
     let response = poll(broker, &req).await;
-    let frame = super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response)?;
-    Ok(Reply::Frame(frame))
+    match super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response) {
+        Ok(frame) => Ok(Reply::Frame(frame)),
+        // The encoder consumed the response: the error answer names the requested partitions.
+        Err(e) => Ok(Reply::Now(Some(server_error_reply(ctx, &requested(&req), e, &broker.metrics)?))),
+    }
+}
+
+/// A response listing the partitions `req` asked for, with nothing else set.
+fn requested(req: &FetchRequest) -> FetchResponse {
+    let topics = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| PartitionData::default().with_partition_index(p.partition));
+        FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(partitions.collect())
+    });
+    FetchResponse::default().with_responses(topics.collect())
 }
 
 /// Collects what `req` may read, waiting up to its `max_wait_ms` for `min_bytes`.

@@ -184,13 +184,9 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
         }
         let body = ProduceResponse::default().with_responses(topics);
         broker.metrics.observe(ApiKey::Produce, ctx.started.elapsed());
-        let encoded = match ctx.encode(&body) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode produce response");
-                None
-            }
-        };
+        // An encode failure is answered with UNKNOWN_SERVER_ERROR; `None` (no answer, the connection
+        // closes) only if even that cannot be encoded, which `encode` has logged.
+        let encoded = ctx.encode(&body, &broker.metrics).ok();
         let _ = tx.send(encoded);
     });
     Ok(Reply::Later(rx))

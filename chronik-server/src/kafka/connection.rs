@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, Instrument};
+use tracing::{debug, error, Instrument};
 
 use super::dispatch::{self, Reply};
 use super::frame::read_frame;
@@ -66,6 +66,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 Ok(Reply::Frame(f)) => Outgoing::Ready(f),
                 Ok(Reply::Now(None)) => continue,
                 Ok(Reply::Later(rx)) => Outgoing::Later(rx),
+                Err(e) if e.is_broker_bug() => {
+                    error!(error = %e, "closing connection");
+                    break;
+                }
                 Err(e) => {
                     debug!(error = %e, "closing connection");
                     break;

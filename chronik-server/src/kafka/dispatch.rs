@@ -3,6 +3,11 @@
 //! What closes the connection (as Apache Kafka does): an unknown API key (its header cannot be parsed), a
 //! header or body that does not decode, and a version we do not serve — except ApiVersions, which answers
 //! an unsupported version with a v0 body carrying UNSUPPORTED_VERSION so the client can retry lower.
+//!
+//! A response that cannot be encoded at the request's version is a broker bug: it is logged at `error`,
+//! counted (`chronik_response_encode_errors_total`), and answered with UNKNOWN_SERVER_ERROR in the shape
+//! `kafka::error_response` builds, so the client sees an error instead of a closed connection it would
+//! retry forever. Only if that answer cannot be encoded either is the connection closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +19,13 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use chronik_group::ClientInfo;
 use tokio::sync::oneshot;
 
+use super::error_response::ServerErrorResponse;
 use super::frame::{finish, response_buffer};
 use super::response::ResponseFrame;
 use super::versions;
 use crate::api;
 use crate::broker::Broker;
+use crate::metrics::Metrics;
 
 /// What the connection sends back for one request.
 pub enum Reply {
@@ -44,6 +51,13 @@ pub enum DispatchError {
     Encode { api: ApiKey, version: i16, reason: String },
 }
 
+impl DispatchError {
+    /// Whether the broker is at fault (the client's request was fine): logged at `error`, not `debug`.
+    pub fn is_broker_bug(&self) -> bool {
+        matches!(self, DispatchError::Encode { .. })
+    }
+}
+
 /// The decoded header plus what a handler needs to answer.
 pub struct RequestContext {
     pub api: ApiKey,
@@ -54,9 +68,11 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// Encodes `body` as this request's response frame.
-    pub fn encode<R: Encodable>(&self, body: &R) -> Result<Bytes, DispatchError> {
+    /// Encodes `body` as this request's response frame; if it cannot be encoded, the UNKNOWN_SERVER_ERROR
+    /// answer instead (see [`server_error_reply`]).
+    pub fn encode<R: ServerErrorResponse>(&self, body: &R, metrics: &Metrics) -> Result<Bytes, DispatchError> {
         encode_response(self.api, self.version, self.header.correlation_id, body)
+            .or_else(|e| server_error_reply(self, body, e, metrics))
     }
 
     pub fn client_id(&self) -> &str {
@@ -73,6 +89,23 @@ pub fn encode_response<R: Encodable>(api: ApiKey, version: i16, correlation_id: 
     header.encode(&mut buf, header_version).map_err(err)?;
     body.encode(&mut buf, version).map_err(err)?;
     Ok(finish(buf))
+}
+
+/// The answer to a request whose response `failed` to encode with `error`: logged at `error`, counted,
+/// and re-stated as UNKNOWN_SERVER_ERROR ([`ServerErrorResponse`]). An error only if that cannot be
+/// encoded either (the connection then closes).
+pub fn server_error_reply<R: ServerErrorResponse>(
+    ctx: &RequestContext,
+    failed: &R,
+    error: DispatchError,
+    metrics: &Metrics,
+) -> Result<Bytes, DispatchError> {
+    let (api, version) = (ctx.api, ctx.version);
+    metrics.encode_error(api, version);
+    tracing::error!(api = ?api, version, client_id = ctx.client_id(), %error, "response cannot be encoded; answering UNKNOWN_SERVER_ERROR");
+    encode_response(api, version, ctx.header.correlation_id, &failed.server_error(version)).inspect_err(|e| {
+        tracing::error!(api = ?api, version, error = %e, "the UNKNOWN_SERVER_ERROR answer cannot be encoded either; closing the connection");
+    })
 }
 
 fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, DispatchError> {
@@ -101,42 +134,42 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
     let started = ctx.started;
     let b = broker;
     let reply = match api {
-        ApiKey::ApiVersions => now(ctx.encode(&api::api_versions::handle(&ctx, decode(&ctx, &mut body)?))?),
-        ApiKey::Metadata => now(ctx.encode(&api::metadata::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
+        ApiKey::ApiVersions => now(ctx.encode(&api::api_versions::handle(&ctx, decode(&ctx, &mut body)?), &b.metrics)?),
+        ApiKey::Metadata => now(ctx.encode(&api::metadata::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
         ApiKey::Produce => {
             let req = decode(&ctx, &mut body)?;
             api::produce::handle(b, ctx, req)?
         }
         ApiKey::Fetch => api::fetch::handle(b, &ctx, decode(&ctx, &mut body)?).await?,
-        ApiKey::ListOffsets => now(ctx.encode(&api::list_offsets::handle(b, &ctx, decode(&ctx, &mut body)?))?),
-        ApiKey::CreateTopics => now(ctx.encode(&api::create_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
-        ApiKey::DeleteTopics => now(ctx.encode(&api::delete_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
+        ApiKey::ListOffsets => now(ctx.encode(&api::list_offsets::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
+        ApiKey::CreateTopics => now(ctx.encode(&api::create_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
+        ApiKey::DeleteTopics => now(ctx.encode(&api::delete_topics::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
         ApiKey::CreatePartitions => {
-            now(ctx.encode(&api::create_partitions::handle(b, &ctx, decode(&ctx, &mut body)?).await)?)
+            now(ctx.encode(&api::create_partitions::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?)
         }
-        ApiKey::FindCoordinator => now(ctx.encode(&api::find_coordinator::handle(b, &ctx, decode(&ctx, &mut body)?).await)?),
+        ApiKey::FindCoordinator => now(ctx.encode(&api::find_coordinator::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
         // Every group API answers NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS itself for a group
         // whose offsets partition this broker does not lead (see `groups`).
         ApiKey::JoinGroup => {
             let req = decode(&ctx, &mut body)?;
             let client = ClientInfo { client_id: ctx.client_id().to_string(), client_host: format!("/{}", peer.ip()) };
-            now(ctx.encode(&b.groups.join_group_from(req, version, &client).await)?)
+            now(ctx.encode(&b.groups.join_group_from(req, version, &client).await, &b.metrics)?)
         }
-        ApiKey::SyncGroup => now(ctx.encode(&b.groups.sync_group(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::Heartbeat => now(ctx.encode(&b.groups.heartbeat(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::LeaveGroup => now(ctx.encode(&b.groups.leave_group(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::OffsetCommit => now(ctx.encode(&b.groups.offset_commit(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::OffsetFetch => now(ctx.encode(&b.groups.offset_fetch(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::ListGroups => now(ctx.encode(&b.groups.list_groups(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::DescribeGroups => now(ctx.encode(&b.groups.describe_groups(decode(&ctx, &mut body)?, version).await)?),
-        ApiKey::DeleteGroups => now(ctx.encode(&b.groups.delete_groups(decode(&ctx, &mut body)?, version).await)?),
+        ApiKey::SyncGroup => now(ctx.encode(&b.groups.sync_group(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::Heartbeat => now(ctx.encode(&b.groups.heartbeat(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::LeaveGroup => now(ctx.encode(&b.groups.leave_group(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::OffsetCommit => now(ctx.encode(&b.groups.offset_commit(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::OffsetFetch => now(ctx.encode(&b.groups.offset_fetch(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::ListGroups => now(ctx.encode(&b.groups.list_groups(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::DescribeGroups => now(ctx.encode(&b.groups.describe_groups(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
+        ApiKey::DeleteGroups => now(ctx.encode(&b.groups.delete_groups(decode(&ctx, &mut body)?, version).await, &b.metrics)?),
         ApiKey::InitProducerId => {
-            now(ctx.encode(&api::init_producer_id::handle(b, &ctx, decode(&ctx, &mut body)?).await)?)
+            now(ctx.encode(&api::init_producer_id::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?)
         }
-        ApiKey::DescribeConfigs => now(ctx.encode(&api::describe_configs::handle(b, &ctx, decode(&ctx, &mut body)?))?),
-        ApiKey::DescribeCluster => now(ctx.encode(&api::describe_cluster::handle(b, &ctx, decode(&ctx, &mut body)?))?),
+        ApiKey::DescribeConfigs => now(ctx.encode(&api::describe_configs::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
+        ApiKey::DescribeCluster => now(ctx.encode(&api::describe_cluster::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
         ApiKey::OffsetForLeaderEpoch => {
-            now(ctx.encode(&api::offset_for_leader_epoch::handle(b, &ctx, decode(&ctx, &mut body)?))?)
+            now(ctx.encode(&api::offset_for_leader_epoch::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?)
         }
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
@@ -150,4 +183,46 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
 
 fn now(bytes: Bytes) -> Reply {
     Reply::Now(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+    use kafka_protocol::messages::{ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+
+    fn context(api: ApiKey, version: i16) -> RequestContext {
+        let header = RequestHeader::default().with_request_api_key(api as i16).with_request_api_version(version).with_correlation_id(11);
+        RequestContext { api, version, header, started: Instant::now() }
+    }
+
+    /// A response the version cannot carry is answered with UNKNOWN_SERVER_ERROR and counted, not dropped.
+    #[test]
+    fn unencodable_response_is_answered_with_unknown_server_error_and_counted() {
+        let metrics = Metrics::default();
+        let ctx = context(ApiKey::ListOffsets, 3);
+        let body = ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![ListOffsetsPartitionResponse::default().with_partition_index(0).with_offset(5).with_leader_epoch(1)])]);
+        let mut frame = ctx.encode(&body, &metrics).expect("the fallback encodes");
+        frame.advance(4);
+        let header = ResponseHeader::decode(&mut frame, ApiKey::ListOffsets.response_header_version(3)).expect("header");
+        assert_eq!(header.correlation_id, 11);
+        let resp = ListOffsetsResponse::decode(&mut frame, 3).expect("body");
+        assert!(!frame.has_remaining());
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!((p.partition_index, p.error_code, p.offset), (0, -1, -1));
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 3), 1);
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 4), 0);
+        // At v4 the same body is fine and is sent as it is.
+        let ctx = context(ApiKey::ListOffsets, 4);
+        let mut frame = ctx.encode(&body, &metrics).expect("v4 encodes");
+        frame.advance(4);
+        let _ = ResponseHeader::decode(&mut frame, ApiKey::ListOffsets.response_header_version(4)).expect("header");
+        let resp = ListOffsetsResponse::decode(&mut frame, 4).expect("body");
+        assert_eq!(resp.topics[0].partitions[0].leader_epoch, 1);
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 4), 0);
+    }
 }

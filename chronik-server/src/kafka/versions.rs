@@ -1,6 +1,8 @@
 //! The API versions this broker advertises in ApiVersions. Only versions we implement and have exercised
 //! with real clients; the ranges follow Apache Kafka 3.0 so clients that infer a broker version from them
-//! (kafka-python) enable the matching features.
+//! (kafka-python) enable the matching features. docs/PROTOCOL.md says what each version adds and what we
+//! do with it; `tests/t15_conformance.rs` sends every version listed here and fails until a changed range
+//! has its request builder updated.
 
 use kafka_protocol::messages::ApiKey;
 

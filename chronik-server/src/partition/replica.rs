@@ -123,6 +123,14 @@ impl Partition {
         Ok(s.leader_epoch)
     }
 
+    /// A client request's `current_leader_epoch` (KIP-320: ListOffsets v4+, Fetch v9+; -1 = not given)
+    /// against the epoch this replica leads: FENCED_LEADER_EPOCH when older, UNKNOWN_LEADER_EPOCH when
+    /// newer, NOT_LEADER_OR_FOLLOWER when this replica does not lead.
+    pub fn check_current_leader_epoch(&self, requested: i32) -> Result<i32, PartitionError> {
+        let role = self.role.lock();
+        self.check_leader_epoch(&role, requested)
+    }
+
     /// A follower's fetch: records its position, advances the high watermark if the ISR allows, and
     /// reads whole batches up to the log end (not the HW). Returns the data and the high watermark.
     pub fn replica_read(

@@ -62,6 +62,7 @@ pub mod code {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 }
 
 /// ListOffsets special timestamps.
