@@ -49,6 +49,29 @@ pub struct NodeOnly {
     pub node_id: i64,
 }
 
+/// A request that names one node.
+pub trait NamesNode {
+    fn node_id(&self) -> i64;
+}
+
+impl NamesNode for AddNode {
+    fn node_id(&self) -> i64 {
+        self.node_id
+    }
+}
+
+impl NamesNode for RemoveNode {
+    fn node_id(&self) -> i64 {
+        self.node_id
+    }
+}
+
+impl NamesNode for NodeOnly {
+    fn node_id(&self) -> i64 {
+        self.node_id
+    }
+}
+
 fn refuse(status: StatusCode, node_id: Option<i64>, message: impl Into<String>) -> Answer {
     (status, Json(json!({"success": false, "message": message.into(), "node_id": node_id})))
 }
@@ -79,10 +102,12 @@ fn failed(node_id: i64, e: MembershipError) -> Answer {
     (status, Json(body))
 }
 
-/// Auth and body checks every mutation starts with.
-fn admit<T>(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, body: Result<Json<T>, JsonRejection>) -> Result<T, Answer> {
+/// Auth, body and node id checks every mutation starts with: the request and the node id it names.
+fn admit<T: NamesNode>(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, body: Result<Json<T>, JsonRejection>) -> Result<(T, u64), Answer> {
     super::auth::check(broker.config.admin_token.as_deref(), headers, peer).map_err(|(status, m)| refuse(status, None, m))?;
-    body.map(|Json(b)| b).map_err(|e| refuse(StatusCode::BAD_REQUEST, None, format!("invalid request body: {}", e.body_text())))
+    let req = body.map(|Json(b)| b).map_err(|e| refuse(StatusCode::BAD_REQUEST, None, format!("invalid request body: {}", e.body_text())))?;
+    let id = node_id_of(req.node_id())?;
+    Ok((req, id))
 }
 
 fn node_id_of(id: i64) -> Result<u64, Answer> {
@@ -124,12 +149,8 @@ pub async fn add_node(
     headers: HeaderMap,
     body: Result<Json<AddNode>, JsonRejection>,
 ) -> Answer {
-    let req = match admit(&broker, &headers, peer, body) {
+    let (req, id) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
-        Err(a) => return a,
-    };
-    let id = match node_id_of(req.node_id) {
-        Ok(id) => id,
         Err(a) => return a,
     };
     let node = match endpoints(&req, id) {
@@ -151,12 +172,8 @@ pub async fn remove_node(
     headers: HeaderMap,
     body: Result<Json<RemoveNode>, JsonRejection>,
 ) -> Answer {
-    let req = match admit(&broker, &headers, peer, body) {
+    let (req, id) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
-        Err(a) => return a,
-    };
-    let id = match node_id_of(req.node_id) {
-        Ok(id) => id,
         Err(a) => return a,
     };
     let state = broker.meta.state();
@@ -210,12 +227,8 @@ pub async fn promote(
     headers: HeaderMap,
     body: Result<Json<NodeOnly>, JsonRejection>,
 ) -> Answer {
-    let req = match admit(&broker, &headers, peer, body) {
+    let (req, id) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
-        Err(a) => return a,
-    };
-    let id = match node_id_of(req.node_id) {
-        Ok(id) => id,
         Err(a) => return a,
     };
     match broker.meta.promote(id).await {
@@ -230,12 +243,8 @@ pub async fn transfer_leader(
     headers: HeaderMap,
     body: Result<Json<NodeOnly>, JsonRejection>,
 ) -> Answer {
-    let req = match admit(&broker, &headers, peer, body) {
+    let (req, id) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
-        Err(a) => return a,
-    };
-    let id = match node_id_of(req.node_id) {
-        Ok(id) => id,
         Err(a) => return a,
     };
     match broker.meta.transfer_leader(id).await {
