@@ -38,7 +38,7 @@ pub const TRANSFER_WAIT_MS: u64 = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
     #[error("this node is not the metadata leader; {}", match leader_id { Some(id) => format!("node {id} leads"), None => "no leader is known right now".into() })]
-    NotLeader { leader_id: Option<NodeId>, leader: Option<BrokerNode> },
+    NotLeader { leader_id: Option<NodeId>, leader: Option<Box<BrokerNode>> },
     #[error("node {0} already exists in the cluster")]
     AlreadyExists(NodeId),
     #[error("{0}")]
@@ -81,7 +81,7 @@ pub fn voters_after(
     let pool: Vec<NodeId> = learners.iter().copied().filter(|l| Some(*l) != leaving && !out.contains(l)).collect();
     let available = out.len() + pool.len();
     let mut target = available.min(voters_max.max(1));
-    if target % 2 == 0 {
+    if target.is_multiple_of(2) {
         target -= 1;
     }
     for l in pool {
@@ -110,7 +110,7 @@ impl MetaNode {
         if s.is_leader {
             return Ok(());
         }
-        let leader = s.leader_id.and_then(|id| s.nodes.get(&id).cloned());
+        let leader = s.leader_id.and_then(|id| s.nodes.get(&id).cloned()).map(Box::new);
         Err(MembershipError::NotLeader { leader_id: s.leader_id, leader })
     }
 
@@ -243,7 +243,7 @@ impl MetaNode {
                 return Err(MembershipError::WouldBreakQuorum(format!("node {id} is the only voter")));
             }
             self.transfer_leader(target).await?;
-            return Err(MembershipError::NotLeader { leader_id: Some(target), leader: self.status().nodes.get(&target).cloned() });
+            return Err(MembershipError::NotLeader { leader_id: Some(target), leader: self.status().nodes.get(&target).cloned().map(Box::new) });
         }
         let _change = self.begin_change(format!("removing node {id}"))?;
         tracing::info!(node_id = id, from = ?voters, to = ?wanted, "removing a metadata member");
@@ -392,7 +392,7 @@ impl Drop for ChangeGuard<'_> {
 
 fn raft_error(e: RaftError<NodeId, ClientWriteError<NodeId, BrokerNode>>) -> MembershipError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MembershipError::NotLeader { leader_id: f.leader_id, leader: f.leader_node },
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MembershipError::NotLeader { leader_id: f.leader_id, leader: f.leader_node.map(Box::new) },
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => MembershipError::InProgress(c.to_string()),
         other => MembershipError::Raft(other.to_string()),
     }
@@ -407,9 +407,11 @@ mod tests {
     }
 
     /// (voters, caught-up learners, leaving, voters_max) → voters after.
+    type Case = (&'static [NodeId], &'static [NodeId], Option<NodeId>, usize, &'static [NodeId]);
+
     #[test]
     fn odd_voter_policy() {
-        let cases: Vec<(&[NodeId], &[NodeId], Option<NodeId>, usize, &[NodeId])> = vec![
+        let cases: Vec<Case> = vec![
             (&[1], &[], None, 5, &[1]),
             (&[1], &[2], None, 5, &[1]),
             (&[1], &[2, 3], None, 5, &[1, 2, 3]),

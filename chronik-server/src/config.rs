@@ -332,7 +332,7 @@ impl Config {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err(invalid("peers", "two [[peers]] entries have the same id"));
         }
-        if self.voters_max == 0 || self.voters_max % 2 == 0 {
+        if self.voters_max == 0 || self.voters_max.is_multiple_of(2) {
             return Err(invalid("voters_max", "must be an odd number (1, 3, 5, …)"));
         }
         for id in &self.initial_cluster {

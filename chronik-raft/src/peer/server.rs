@@ -137,7 +137,7 @@ pub async fn handle(node_id: NodeId, raft: &MetaRaft, liveness: &Liveness, reque
             PeerResponse::ClusterInfo(ClusterInfo { node_id, initialized, leader_id: m.current_leader, term: m.current_term })
         }
         PeerRpc::HoldElections { ms } => {
-            crate::membership::hold_elections(&raft, std::time::Duration::from_millis(ms.min(crate::membership::TRANSFER_HOLD_MS)));
+            crate::membership::hold_elections(raft, std::time::Duration::from_millis(ms.min(crate::membership::TRANSFER_HOLD_MS)));
             PeerResponse::Done { error: None }
         }
         PeerRpc::StartElection => PeerResponse::Done { error: raft.trigger().elect().await.err().map(|e| e.to_string()) },
