@@ -19,7 +19,7 @@ import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from chronik_broker import Broker
+from chronik_broker import Broker, free_ports
 from chronik_cluster import Cluster, cli, cli_json
 from checker import create_rf3_topic, read_back_violations, start_load
 from crash_load import ProducerLoad
@@ -305,3 +305,29 @@ def test_replace_a_voter_under_load(cluster):
         load.stop()
     violations = read_back_violations(cluster.bootstrap, load, topic)
     assert not violations, "\n".join(violations)
+
+
+def test_a_restart_with_new_addresses_updates_every_view(cluster):
+    leader, _ = cluster.wait_agreed_leader()
+    victim = next(i for i in sorted(cluster.nodes) if i != leader)
+    node = cluster.nodes[victim]
+    node.stop()
+    node.kafka_port, node.raft_port = free_ports(2)
+    node.write_cluster_config(cluster.nodes.values(), cluster.settings)
+    node.start()
+    node.wait_status("ok")
+    want_kafka, want_raft = f"127.0.0.1:{node.kafka_port}", f"127.0.0.1:{node.raft_port}"
+    deadline = time.monotonic() + MEMBERS_TIMEOUT_S
+    while time.monotonic() < deadline:
+        seen = {n["id"]: n for n in cluster.leader_status()["nodes"]}[victim]
+        if seen.get("kafka_addr") == want_kafka and seen.get("raft_addr") == want_raft:
+            break
+        time.sleep(0.2)
+    assert (seen.get("kafka_addr"), seen.get("raft_addr")) == (want_kafka, want_raft), seen
+    # Metadata (Kafka clients) and the CLI follow; Raft reaches the node at its new address.
+    md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=10)
+    assert md.brokers[victim].port == node.kafka_port, md.brokers
+    members = cli_json("members", "--admin", cluster.nodes[leader].admin_addr)
+    assert want_raft in json.dumps(members), members
+    wait_members(cluster, [1, 2, 3], [1, 2, 3])
+    assert node.health()["leader_id"] == leader
