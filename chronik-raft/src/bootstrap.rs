@@ -1,4 +1,4 @@
-//! The static bootstrap rule (DESIGN §3) as a plain decision, plus the round of questions that
+//! The bootstrap rule (docs/OPERATIONS.md, "Start a cluster") as a plain decision, plus the round of questions that
 //! feeds it.
 //!
 //! A fresh node (no vote, log or snapshot) given its peers asks each of them [`ClusterInfo`].

@@ -10,7 +10,7 @@
 //! - [`peer`]: the peer transport on the raft address — framed JSON over TCP, a listener, pooled
 //!   reconnecting clients; carries openraft's RPCs plus forwarded writes and cluster info.
 //! - [`network`]: openraft's network factory and per-peer client over [`peer`].
-//! - [`bootstrap`]: the static bootstrap rule (DESIGN §3) as a pure decision, and the questions
+//! - [`bootstrap`]: the bootstrap rule as a pure decision, and the questions
 //!   that feed it.
 //! - [`membership`]: add, remove, promote and leadership transfer on the leader, one at a time,
 //!   with the odd-voter policy as plain code.

@@ -417,7 +417,7 @@ impl MetaNode {
         self.bootstrapped
     }
 
-    /// The underlying Raft handle, for the peer transport and membership changes of later issues.
+    /// The underlying Raft handle (the peer transport serves it).
     pub fn raft(&self) -> &MetaRaft {
         &self.raft
     }

@@ -18,7 +18,7 @@ pub enum Command {
     /// Start a broker. Without --config: a single node, Kafka on 127.0.0.1:9092, admin on
     /// 127.0.0.1:10001, data in ./data.
     Start {
-        /// TOML config file (format of examples/cluster-local-3node.toml).
+        /// TOML config file (keys in docs/CONFIG.md; examples/cluster-local-3node-node1.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Data directory; overrides `data_dir` of the config.

@@ -1,4 +1,4 @@
-//! Broker configuration: the TOML file of DESIGN §4, embedded defaults, and validation.
+//! Broker configuration: the TOML file of docs/CONFIG.md, embedded defaults, and validation.
 //!
 //! Unknown keys and invalid values are refused at start with the key named (serde's
 //! `deny_unknown_fields` names the key; `validate` names the key of a bad value).

@@ -7,8 +7,10 @@
 //! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
 //! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
 //! - [`replication`]: follower fetchers, leader/follower roles, ISR upkeep (Kafka's replication model).
-//! - [`controller`]: broker heartbeats, fencing, leader failover and preferred-leader rebalance.
-//! - [`admin`]: axum admin API and Prometheus metrics.
+//! - [`controller`]: broker heartbeats, fencing, leader failover and preferred-leader rebalance, all
+//!   fenced by the Raft term they were decided in.
+//! - [`join`]: a fresh node asking the cluster to add it (`start --join`).
+//! - [`admin`]: axum admin API (health, status, membership changes) and Prometheus metrics.
 
 pub mod admin;
 pub mod api;

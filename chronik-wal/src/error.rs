@@ -36,6 +36,9 @@ pub enum WalError {
     /// `sync_through` was asked for offsets the log does not hold (never appended, or truncated away).
     #[error("cannot sync through offset {requested}: the log ends at {log_end}")]
     SyncBeyondEnd { requested: i64, log_end: i64 },
+    /// An earlier `fdatasync` of this log failed; nothing appended since can be made durable.
+    #[error("log {} cannot be made durable since an fdatasync failed ({reason}); restart the broker", path.display())]
+    SyncFailed { path: PathBuf, reason: String },
     /// A `LogConfig` value is outside what the on-disk format can represent.
     #[error("invalid log config: {0}")]
     InvalidConfig(String),

@@ -5,6 +5,13 @@
 //! (then re-checks), or becomes the syncer: it syncs the active file once for everything appended so
 //! far, outside every lock, while later callers queue on the condvar. Sealed segments were fsynced when
 //! they rolled, so syncing the current active file always completes the durable prefix.
+//!
+//! A failed `fdatasync` is final for the log: after it, the kernel may have dropped the dirty pages
+//! and marked them clean, so a later sync that succeeds would prove nothing about them. The flusher
+//! remembers the failure and refuses every later sync of offsets beyond what was durable before it;
+//! nothing appended since is ever reported durable, so nothing is acknowledged that a crash could
+//! take back (the partition answers with a storage error until the broker is restarted and recovery
+//! has re-read the log from disk).
 
 use std::fs::File;
 use std::sync::Arc;
@@ -36,6 +43,8 @@ struct FlushState {
     generation: u64,
     /// Number of `sync_data` calls made by `sync_through` (observability and tests).
     sync_count: u64,
+    /// The error of a failed `fdatasync`; once set, nothing beyond `durable_end` becomes durable.
+    failed: Option<String>,
 }
 
 impl Flusher {
@@ -48,6 +57,7 @@ impl Flusher {
                 syncing: false,
                 generation: 0,
                 sync_count: 0,
+                failed: None,
             }),
             synced: Condvar::new(),
             dir,
@@ -62,6 +72,9 @@ impl Flusher {
         loop {
             if st.durable_end >= end_offset {
                 return Ok(());
+            }
+            if let Some(reason) = &st.failed {
+                return Err(WalError::SyncFailed { path: self.dir.clone(), reason: reason.clone() });
             }
             if end_offset > st.appended_end {
                 return Err(WalError::SyncBeyondEnd {
@@ -89,9 +102,9 @@ impl Flusher {
             }
             self.synced.notify_all();
             if let Err(source) = result {
-                // The waiters retry; the page cache state after a failed fsync is unknown, so the
-                // server should treat this as fatal for the partition.
-                tracing::error!(dir = %self.dir.display(), error = %source, "fdatasync failed");
+                // Final for this log (see the module docs): the waiters see the failure too.
+                tracing::error!(dir = %self.dir.display(), error = %source, "fdatasync failed; nothing more of this partition log becomes durable until a restart");
+                st.failed = Some(source.to_string());
                 return Err(WalError::Io { path: self.dir.clone(), source });
             }
         }
@@ -127,5 +140,27 @@ impl Flusher {
         st.appended_end = end_offset;
         st.durable_end = end_offset;
         self.synced.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_failed_fdatasync_nothing_more_becomes_durable() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = Arc::new(File::create(dir.path().join("seg"))?);
+        let f = Flusher::new(dir.path().to_path_buf(), file, 0);
+        f.note_append(10);
+        f.sync_through(10)?;
+        assert_eq!(f.durable_end_offset(), 10);
+        // What a failing fdatasync leaves behind (the real one cannot be made to fail here).
+        f.state.lock().failed = Some("EIO".into());
+        f.note_append(20);
+        assert!(matches!(f.sync_through(20), Err(WalError::SyncFailed { .. })));
+        assert_eq!(f.durable_end_offset(), 10, "nothing beyond the failure is reported durable");
+        f.sync_through(10)?;
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub enum PeerRpc {
     /// A follower hands a metadata write to the leader. The receiver writes it locally and never
     /// forwards it again, so a stale view of the leader cannot make a request loop.
     ForwardWrite(MetaCommand),
-    /// Ask whether the receiver belongs to a formed cluster (bootstrap, DESIGN §3).
+    /// Ask whether the receiver belongs to a formed cluster (bootstrap).
     ClusterInfo,
     /// A broker tells the metadata leader it is alive (the controller fences brokers that stop).
     BrokerHeartbeat { broker: NodeId },

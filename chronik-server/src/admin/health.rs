@@ -1,4 +1,4 @@
-//! `GET /admin/health`: this node's view of the metadata Raft group (contract in DESIGN §4).
+//! `GET /admin/health`: this node's view of the metadata Raft group (docs/ADMIN-API.md).
 
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::http::get_json;
 use super::CliError;
 
-/// One node's `/admin/health` (DESIGN §4).
+/// One node's `/admin/health` (docs/ADMIN-API.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Health {
     pub status: String,

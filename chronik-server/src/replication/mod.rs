@@ -1,4 +1,4 @@
-//! Partition replication (Kafka's model, DESIGN §2): followers pull from leaders over the wal port.
+//! Partition replication (Kafka's model, docs/ARCHITECTURE.md): followers pull from leaders over the wal port.
 //!
 //! - `roles`: applies the metadata to the local partitions — leader (with its ISR) or follower of
 //!   whom, at which leader epoch — and starts/stops one fetcher per leader broker.

@@ -23,7 +23,7 @@ PARTITION_FAILOVER_TIMEOUT_S = 30.0
 ISR_REJOIN_TIMEOUT_S = 90.0
 POLL_INTERVAL_S = 0.2
 
-# Cluster settings of issue 3's tests (DESIGN §2, §4).
+# Cluster settings of the cluster tests: RF 3, min ISR 2, the default session and lag limits.
 DEFAULT_SETTINGS = {
     "replication_factor": 3,
     "min_insync_replicas": 2,
