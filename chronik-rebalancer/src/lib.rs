@@ -2,7 +2,11 @@
 //! with tables of cases and no I/O.
 //!
 //! - [`placement`]: where the replicas of new partitions go.
+//! - [`plan`]: the moves (replicas, preferred leaders) that balance an existing cluster after a
+//!   membership change.
 
 pub mod placement;
+pub mod plan;
 
 pub use placement::{place_new_partitions, PlacementError};
+pub use plan::{plan, BrokerView, Move, PartitionView};
