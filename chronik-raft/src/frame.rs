@@ -14,8 +14,9 @@ pub const FRAME_PAYLOAD_BYTES_MAX: usize = 64 << 20;
 
 /// Append one frame holding `payload` to `out`.
 ///
-/// The caller keeps payloads under [`FRAME_PAYLOAD_BYTES_MAX`]; a larger one would be read back as
-/// corruption, so the log store checks before writing.
+/// The caller keeps payloads non-empty (a zero length marks a zeroed tail) and under
+/// [`FRAME_PAYLOAD_BYTES_MAX`]; anything else would be read back as corruption. Log entries are JSON,
+/// never empty, and the log store checks the size before writing.
 pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
     // Payloads are bounded by FRAME_PAYLOAD_BYTES_MAX (64 MiB) < u32::MAX, checked by the caller.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
@@ -153,5 +154,53 @@ mod tests {
     #[test]
     fn crc_is_ieee() {
         assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
+    }
+
+    /// A small deterministic generator (xorshift64*), so the property cases repeat exactly.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn bytes(&mut self, most: u64) -> Vec<u8> {
+            let n = self.next() % most;
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Arbitrary bytes never panic the scanner, and whatever it accepts lies inside the buffer;
+    /// valid frames followed by arbitrary bytes are always found whole, in order.
+    #[test]
+    fn arbitrary_bytes_never_panic_and_valid_prefixes_survive() {
+        let mut rng = Rng(0x5eed_1234_abcd_9876);
+        for round in 0..20_000 {
+            let garbage = rng.bytes(96);
+            if let Ok(s) = scan(&garbage) {
+                assert!(s.valid_len as usize <= garbage.len());
+                assert!(s.frames.iter().all(|f| f.payload.end <= garbage.len()), "round {round}");
+            }
+            let count = rng.next() % 4;
+            let payloads: Vec<Vec<u8>> = (0..count).map(|_| [vec![b'{'], rng.bytes(40)].concat()).collect();
+            let mut buf = Vec::new();
+            for p in &payloads {
+                encode(p, &mut buf);
+            }
+            let prefix = buf.len();
+            buf.extend(rng.bytes(24));
+            match scan(&buf) {
+                Ok(s) => {
+                    assert!(s.valid_len as usize >= prefix, "round {round}: a valid prefix was cut: {s:?}");
+                    let found: Vec<&[u8]> = s.frames.iter().take(payloads.len()).map(|f| &buf[f.payload.clone()]).collect();
+                    let want: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                    assert_eq!(found, want, "round {round}");
+                }
+                // Garbage that happens to look like a frame header with data behind it.
+                Err(c) => assert!(c.offset as usize >= prefix, "round {round}: corruption reported inside the valid prefix: {c:?}"),
+            }
+        }
     }
 }
