@@ -57,6 +57,16 @@ pub enum MetaCommand {
     InitClusterId { cluster_id: String },
     /// Hand a broker a block of producer ids no other block overlaps.
     AllocateProducerIds { broker: i32, count: i64 },
+    /// Start moving a partition to `target` replicas (data first): the replica list becomes `target`
+    /// followed by the replicas that will leave; the new ones fetch and join the ISR as followers do.
+    /// Refused while another move of the partition runs, or on a stale partition epoch.
+    StartReassignment { topic: String, partition: i32, target: Vec<i32>, expected_partition_epoch: i32 },
+    /// Finish a move once every target replica is in the ISR: the leaving replicas go, in the same
+    /// step as the ISR shrinks to the target; leadership moves to the target's first in-sync replica
+    /// if the leader leaves.
+    CompleteReassignment { topic: String, partition: i32, expected_partition_epoch: i32 },
+    /// Give up a move: the replicas that were being added go, the old list stays.
+    CancelReassignment { topic: String, partition: i32, expected_partition_epoch: i32 },
     /// A controller decision (fencing, unfencing, failover, ISR or leader changes) made by the metadata
     /// leader of Raft term `term`. Applied only when its log entry belongs to that same term: a leader
     /// that was paused or cut off and still believes it leads cannot get a decision from its old view

@@ -48,6 +48,15 @@ pub struct PartitionRecord {
     /// computed from one epoch and refused when the partition has moved on since.
     #[serde(default)]
     pub partition_epoch: i32,
+    /// A move in progress (see `reassign.rs`): replicas being added (they fetch and must join the
+    /// ISR) and replicas that leave once it completes. Both empty when no move runs.
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+    /// The replica list the move ends with, in its order (first: the preferred leader).
+    #[serde(default)]
+    pub target_replicas: Vec<i32>,
 }
 
 /// A topic and its partitions (index = partition id).
@@ -104,6 +113,15 @@ impl MetadataState {
                 MetaResponse::Ok
             }
             MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
+            MetaCommand::StartReassignment { topic, partition, target, expected_partition_epoch } => {
+                self.start_reassignment(topic, *partition, target, *expected_partition_epoch)
+            }
+            MetaCommand::CompleteReassignment { topic, partition, expected_partition_epoch } => {
+                self.complete_reassignment(topic, *partition, *expected_partition_epoch)
+            }
+            MetaCommand::CancelReassignment { topic, partition, expected_partition_epoch } => {
+                self.cancel_reassignment(topic, *partition, *expected_partition_epoch)
+            }
             MetaCommand::Decided { term, .. } => MetaResponse::InvalidRequest(format!(
                 "controller decision of term {term} outside a log entry: only apply_entry knows the entry's term"
             )),
@@ -216,7 +234,7 @@ impl MetadataState {
     }
 
     /// Checks replica lists for partitions `first_partition..` of `topic`.
-    fn validate_new_partitions(&self, topic: &str, first_partition: usize, lists: &[Vec<i32>]) -> Result<(), String> {
+    pub(crate) fn validate_new_partitions(&self, topic: &str, first_partition: usize, lists: &[Vec<i32>]) -> Result<(), String> {
         let total = first_partition.saturating_add(lists.len());
         if total > PARTITIONS_PER_TOPIC_MAX {
             return Err(format!("topic {topic}: {total} partitions exceed the limit {PARTITIONS_PER_TOPIC_MAX}"));
@@ -327,6 +345,9 @@ fn new_partition(replicas: &[i32]) -> PartitionRecord {
         leader_epoch: 0,
         isr: replicas.to_vec(),
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+        target_replicas: Vec::new(),
     }
 }
 
@@ -445,7 +466,10 @@ mod tests {
         let t = &s.topics["t"];
         assert_eq!(t.topic_id, [7; 16]);
         assert_eq!(t.partitions.len(), 2);
-        assert_eq!(t.partitions[1], PartitionRecord { replicas: vec![2, 3, 1], leader: 2, leader_epoch: 0, isr: vec![2, 3, 1], partition_epoch: 0 });
+        assert_eq!(
+            t.partitions[1],
+            PartitionRecord { replicas: vec![2, 3, 1], leader: 2, leader_epoch: 0, isr: vec![2, 3, 1], ..Default::default() }
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Value> {
                 "isr": p.isr,
                 "leader_epoch": p.leader_epoch,
                 "partition_epoch": p.partition_epoch,
+                "adding_replicas": p.adding_replicas,
+                "removing_replicas": p.removing_replicas,
                 "high_watermark": local.as_ref().map(|l| l.high_watermark()),
                 "log_start_offset": local.as_ref().map(|l| l.log_start_offset()),
             }));

@@ -66,7 +66,7 @@ mod tests {
         }
         let partitions = parts
             .iter()
-            .map(|(replicas, leader, isr)| PartitionRecord { replicas: replicas.to_vec(), leader: *leader, leader_epoch: 0, isr: isr.to_vec(), partition_epoch: 0 })
+            .map(|(replicas, leader, isr)| PartitionRecord { replicas: replicas.to_vec(), leader: *leader, isr: isr.to_vec(), ..Default::default() })
             .collect();
         s.topics.insert("t".into(), TopicRecord { name: "t".into(), topic_id: [1; 16], configs: BTreeMap::new(), partitions });
         s
