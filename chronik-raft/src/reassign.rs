@@ -11,6 +11,13 @@
 use crate::command::MetaResponse;
 use crate::state::{MetadataState, PartitionRecord, NO_LEADER};
 
+impl PartitionRecord {
+    /// Whether a move (possibly only a new order of the same replicas) is in progress.
+    pub fn moving(&self) -> bool {
+        !self.target_replicas.is_empty()
+    }
+}
+
 impl MetadataState {
     /// The partition, checked against the epoch a change was computed from.
     fn partition_at(&mut self, topic: &str, partition: i32, expected_epoch: i32) -> Result<&mut PartitionRecord, MetaResponse> {
@@ -36,10 +43,10 @@ impl MetadataState {
             Ok(p) => p,
             Err(r) => return r,
         };
-        if !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty() {
+        if p.moving() {
             return MetaResponse::InvalidPartitions(format!(
-                "topic {topic} partition {partition}: a move is already in progress (adding {:?}, removing {:?})",
-                p.adding_replicas, p.removing_replicas
+                "topic {topic} partition {partition}: a move to {:?} is already in progress",
+                p.target_replicas
             ));
         }
         if p.replicas.as_slice() == target {
@@ -60,7 +67,7 @@ impl MetadataState {
             Ok(p) => p,
             Err(r) => return r,
         };
-        if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+        if !p.moving() {
             return MetaResponse::InvalidPartitions(format!("topic {topic} partition {partition}: no move in progress"));
         }
         let target = p.target_replicas.clone();
@@ -91,7 +98,7 @@ impl MetadataState {
             Ok(p) => p,
             Err(r) => return r,
         };
-        if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+        if !p.moving() {
             return MetaResponse::InvalidPartitions(format!("topic {topic} partition {partition}: no move in progress"));
         }
         let adding = std::mem::take(&mut p.adding_replicas);
@@ -178,6 +185,17 @@ mod tests {
         let p = &s.topics["t"].partitions[0];
         assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![1, 2, 3], vec![1, 2, 3], 1), "the old list, in its order");
         assert!(matches!(s.apply(&complete(&s)), MetaResponse::InvalidPartitions(m) if m.contains("no move")));
+    }
+
+    #[test]
+    fn a_new_order_of_the_same_replicas_is_a_move_too() {
+        let mut s = state();
+        assert_eq!(s.apply(&start(&s, vec![3, 1, 2])), MetaResponse::Ok);
+        assert!(s.topics["t"].partitions[0].moving());
+        assert_eq!(s.apply(&complete(&s)), MetaResponse::Ok);
+        let p = &s.topics["t"].partitions[0];
+        assert_eq!((p.replicas.clone(), p.leader), (vec![3, 1, 2], 1), "the preferred leader changes; the leader follows later");
+        assert!(!p.moving());
     }
 
     #[test]

@@ -92,6 +92,14 @@ pub enum ClusterCommand {
         #[command(flatten)]
         change: ChangeArgs,
     },
+    /// Plan the moves that balance replicas and leaderships over the live nodes and start them (data
+    /// first, a few at a time); `--dry-run` prints the plan and changes nothing.
+    Rebalance {
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
     /// Replace OLD by NEW: add NEW, let it catch up, make it a voter if OLD was one, remove OLD.
     Replace {
         old: u64,

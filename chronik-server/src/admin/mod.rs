@@ -9,6 +9,7 @@ mod auth;
 mod health;
 mod membership;
 mod metrics;
+mod rebalance;
 mod status;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/admin/remove-node", post(membership::remove_node))
         .route("/admin/promote", post(membership::promote))
         .route("/admin/transfer-leader", post(membership::transfer_leader))
+        .route("/admin/rebalance", post(rebalance::post))
         .route("/metrics", get(metrics::get))
         .fallback(not_found)
         .with_state(broker)

@@ -117,6 +117,22 @@ pub async fn run(command: &ClusterCommand) -> Result<(), CliError> {
             report(args, &change(args, "/admin/transfer-leader", &json!({"node_id": node_id})).await?);
             Ok(())
         }
+        ClusterCommand::Rebalance { dry_run, change: args } => {
+            let path = if *dry_run { "/admin/rebalance?dry_run=true" } else { "/admin/rebalance" };
+            let answer = change(args, path, &json!({})).await?;
+            if args.target.json {
+                print_json(&answer);
+            } else {
+                println!("{}", answer["message"].as_str().unwrap_or("done"));
+                for m in answer["moves"].as_array().into_iter().flatten() {
+                    match m["kind"].as_str() {
+                        Some("replica") => println!("  {}-{}: replica {} -> {} (replicas {})", m["topic"].as_str().unwrap_or("?"), m["partition"], m["from"], m["to"], m["replicas"]),
+                        _ => println!("  {}-{}: preferred leader -> {} (replicas {})", m["topic"].as_str().unwrap_or("?"), m["partition"], m["to"], m["replicas"]),
+                    }
+                }
+            }
+            Ok(())
+        }
         ClusterCommand::Replace { old, new, addrs, force, change: args } => {
             // Each step's answer: one line each, or one JSON array of them with --json.
             let mut steps = Vec::new();

@@ -94,7 +94,8 @@ async fn dispatch(command: &ClusterCommand) -> Result<(), CliError> {
         | ClusterCommand::RemoveNode { .. }
         | ClusterCommand::Promote { .. }
         | ClusterCommand::TransferLeader { .. }
-        | ClusterCommand::Replace { .. } => return change::run(command).await,
+        | ClusterCommand::Replace { .. }
+        | ClusterCommand::Rebalance { .. } => return change::run(command).await,
     };
     let target = Target::resolve(args.config.as_deref(), args.admin.as_deref())?;
     let survey = survey(&target).await;

@@ -16,6 +16,7 @@
 //! longer leads, it drops the rest of the tick's decisions.
 
 pub mod decide;
+pub mod rebalance;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -54,11 +55,13 @@ async fn control_task(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(Duration::from_millis(CONTROL_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions = Sessions::new(session);
+    let mut rebalancer = rebalance::Rebalancer::default();
     let mut last_rebalance = Instant::now();
     loop {
         tick.tick().await;
         let status = broker.meta.status();
         if !status.is_leader {
+            rebalancer = rebalance::Rebalancer::default();
             sessions.stop_leading();
             broker.meta.liveness().clear();
             continue;
@@ -74,12 +77,15 @@ async fn control_task(broker: Arc<Broker>) {
             warn!(term, stalled_ms = gap.as_millis() as u64, "controller was stalled for longer than a broker session; every broker gets a fresh session");
             continue;
         }
-        let rebalance = now.duration_since(last_rebalance) >= rebalance_every;
-        if rebalance {
+        let preferred_due = now.duration_since(last_rebalance) >= rebalance_every;
+        if preferred_due {
             last_rebalance = now;
         }
         let mut wrote = false;
-        for cmd in decide::decide(&state, &found.alive, rebalance) {
+        let decisions = decide::decide(&state, &found.alive, preferred_due);
+        // Moves wait for a tick without liveness or ISR decisions: those come first.
+        let moves = if decisions.is_empty() { rebalancer.tick(&state, now) } else { Vec::new() };
+        for cmd in decisions.into_iter().chain(moves) {
             // Decisions of one tick were computed from one applied state in one term; once this node
             // no longer leads that term they are void.
             let still = broker.meta.status();

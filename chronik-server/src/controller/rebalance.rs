@@ -1,0 +1,179 @@
+//! The rebalancer, run by the controller on each tick while it leads: it finishes moves whose data is
+//! in place and starts new ones from the planner (`chronik_rebalancer::plan`), a bounded number at a
+//! time, after a membership change (debounced) or when asked (`POST /admin/rebalance`).
+//!
+//! Nothing of the plan lives outside the metadata: the moves in progress are in Raft
+//! (`StartReassignment`), and the rest is planned again from the current placement on every round,
+//! so a new controller after a failover carries on where the old one stopped.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chronik_raft::{MetaCommand, MetadataState};
+use chronik_rebalancer::{BrokerView, Move, PartitionView};
+
+/// Moves started and not yet completed, at most, across the cluster.
+pub const MOVES_IN_FLIGHT_MAX: usize = 2;
+/// Quiet time after a change of the live broker set before a plan is made (several nodes joining
+/// one after another get one plan).
+pub const MEMBERSHIP_DEBOUNCE_MS: u64 = 5_000;
+
+/// The rebalancer's memory between ticks (only while this node leads; a new leader starts fresh and
+/// plans once, which finds nothing to do on a balanced cluster).
+#[derive(Debug)]
+pub struct Rebalancer {
+    live: BTreeSet<i32>,
+    changed_at: Option<Instant>,
+    /// Keep planning until the plan is empty.
+    active: bool,
+}
+
+/// Set by `POST /admin/rebalance`; the controller's next tick plans.
+pub static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+impl Default for Rebalancer {
+    fn default() -> Self {
+        Rebalancer { live: BTreeSet::new(), changed_at: None, active: true }
+    }
+}
+
+/// The planner's view of the metadata: live, non-draining brokers; every partition (sizes are not
+/// known to the controller yet, so all count the same).
+pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
+    let brokers = state
+        .brokers
+        .values()
+        .map(|b| BrokerView { id: b.id, rack: b.node.rack.clone(), live: !b.fenced, draining: false })
+        .collect();
+    let partitions = state
+        .topics
+        .values()
+        .flat_map(|t| {
+            t.partitions.iter().enumerate().map(move |(i, p)| PartitionView {
+                topic: t.name.clone(),
+                partition: i as i32,
+                replicas: p.replicas.clone(),
+                leader: p.leader,
+                isr: p.isr.clone(),
+                size_bytes: 0,
+            })
+        })
+        .collect();
+    (brokers, partitions)
+}
+
+/// The moves the planner would make now.
+pub fn plan(state: &MetadataState) -> Vec<Move> {
+    let (brokers, partitions) = view(state);
+    chronik_rebalancer::plan(&brokers, &partitions)
+}
+
+impl Rebalancer {
+    /// The commands to write this tick, in order: completions of moves whose targets are all in the
+    /// ISR, then new moves up to [`MOVES_IN_FLIGHT_MAX`] when a round is due.
+    pub fn tick(&mut self, state: &MetadataState, now: Instant) -> Vec<MetaCommand> {
+        let mut out = Vec::new();
+        let mut in_flight = 0;
+        for t in state.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if !p.moving() {
+                    continue;
+                }
+                if p.target_replicas.iter().all(|r| p.isr.contains(r)) {
+                    out.push(MetaCommand::CompleteReassignment { topic: t.name.clone(), partition: i as i32, expected_partition_epoch: p.partition_epoch });
+                } else {
+                    in_flight += 1;
+                }
+            }
+        }
+        let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
+        if live != self.live {
+            self.live = live;
+            self.changed_at = Some(now);
+        }
+        if REQUESTED.swap(false, Ordering::Relaxed) {
+            self.active = true;
+            self.changed_at = None;
+        }
+        if let Some(at) = self.changed_at {
+            if now.saturating_duration_since(at) >= Duration::from_millis(MEMBERSHIP_DEBOUNCE_MS) {
+                self.changed_at = None;
+                self.active = true;
+            }
+        }
+        if !self.active || !out.is_empty() || in_flight >= MOVES_IN_FLIGHT_MAX {
+            return out;
+        }
+        let moves = plan(state);
+        if moves.is_empty() {
+            self.active = false;
+            return out;
+        }
+        let mut started = BTreeSet::new();
+        for m in moves {
+            if in_flight >= MOVES_IN_FLIGHT_MAX {
+                break;
+            }
+            let (topic, partition) = m.topic_partition();
+            // One move per partition per round: the plan's later steps for it are made from the
+            // placement this one leaves, next round.
+            if !started.insert((topic.to_string(), partition)) {
+                continue;
+            }
+            let Some(p) = state.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)) else { continue };
+            let target = match &m {
+                Move::Replica { replicas, .. } | Move::Leader { replicas, .. } => replicas.clone(),
+            };
+            tracing::info!(?m, "rebalance: starting a move");
+            out.push(MetaCommand::StartReassignment { topic: topic.to_string(), partition, target, expected_partition_epoch: p.partition_epoch });
+            in_flight += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chronik_raft::BrokerNode;
+    use std::collections::BTreeMap;
+
+    fn cluster(brokers: &[i32], lists: &[&[i32]]) -> MetadataState {
+        let mut s = MetadataState::default();
+        for id in brokers {
+            s.apply(&MetaCommand::RegisterBroker { id: *id, node: BrokerNode::default(), incarnation: None });
+        }
+        let replicas = lists.iter().map(|l| l.to_vec()).collect();
+        s.apply(&MetaCommand::CreateTopic { name: "t".into(), topic_id: [1; 16], replicas, configs: BTreeMap::new() });
+        s
+    }
+
+    #[test]
+    fn a_new_broker_gets_moves_after_the_debounce_a_bounded_number_at_a_time() {
+        let s = cluster(&[1, 2, 3], &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2], &[2, 1, 3], &[3, 2, 1]]);
+        let mut r = Rebalancer::default();
+        let t0 = Instant::now();
+        assert!(r.tick(&s, t0).is_empty(), "balanced: nothing to do");
+        let mut s = s;
+        s.apply(&MetaCommand::RegisterBroker { id: 4, node: BrokerNode::default(), incarnation: None });
+        assert!(r.tick(&s, t0 + Duration::from_secs(1)).is_empty(), "within the debounce");
+        let cmds = r.tick(&s, t0 + Duration::from_millis(1_000 + MEMBERSHIP_DEBOUNCE_MS));
+        assert_eq!(cmds.len(), MOVES_IN_FLIGHT_MAX, "{cmds:?}");
+        for c in &cmds {
+            assert_eq!(s.apply(c), chronik_raft::MetaResponse::Ok, "{c:?}");
+        }
+        // Moves in flight: no more start until they complete; a move completes once its target is in sync.
+        assert!(r.tick(&s, t0 + Duration::from_secs(20)).is_empty());
+        let moving = s.topics["t"].partitions.iter().position(|p| p.moving());
+        let (i, p) = match moving {
+            Some(i) => (i, s.topics["t"].partitions[i].clone()),
+            None => panic!("a move was started"),
+        };
+        // The new replica caught up: the leader puts it in the ISR.
+        let set = MetaCommand::SetPartitionState { topic: "t".into(), partition: i as i32, leader: p.leader, isr: p.replicas.clone(), expected_partition_epoch: p.partition_epoch };
+        assert_eq!(s.apply(&set), chronik_raft::MetaResponse::Ok);
+        let cmds = r.tick(&s, t0 + Duration::from_secs(21));
+        assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
+    }
+}
