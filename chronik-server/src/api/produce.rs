@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chronik_wal::split_batches;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -18,7 +19,6 @@ use tokio::sync::oneshot;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
-use crate::partition::batch::split_batches;
 use crate::partition::topic::topic_config_i64;
 use crate::partition::{AppendResult, Partition, PartitionError};
 
@@ -194,10 +194,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
 
 fn append_partition(partition: &Partition, records: bytes::Bytes, size_max: i64, leader_epoch: i32) -> Result<(Vec<AppendResult>, usize), PartitionError> {
     let views = split_batches(&records)?;
-    if let Some(v) = views.iter().find(|v| v.len as i64 > size_max) {
-        return Err(PartitionError::MessageTooLarge { size: v.len, max: i32::try_from(size_max).unwrap_or(i32::MAX) });
+    if let Some(v) = views.iter().find(|v| v.len() as i64 > size_max) {
+        return Err(PartitionError::MessageTooLarge { size: v.len(), max: i32::try_from(size_max).unwrap_or(i32::MAX) });
     }
     // The batches are written from the request buffer as they are; the log stamps offsets and epoch
     // while writing (no copy of the batch).
-    Ok((partition.append(&records, &views, leader_epoch)?, records.len()))
+    Ok((partition.append(&views, leader_epoch)?, records.len()))
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use chronik_group::offsets::log::{replay_chunks, ReplayError};
 use chronik_group::{CommitWait, GroupError, LogFailure, OffsetsLog};
+use chronik_wal::split_batches;
 
-use crate::partition::batch::split_batches;
 use crate::partition::{AppendResult, Partition, PartitionError};
 
 /// Bytes read per step while a new leader replays an offsets partition.
@@ -46,7 +46,7 @@ impl OffsetsLog for PartitionOffsetsLog {
             return Err(LogFailure::NotEnoughReplicas(format!("{in_sync} in sync, min.insync.replicas {}", self.min_isr)));
         }
         let views = split_batches(batch).map_err(|e| LogFailure::Storage(Box::new(e)))?;
-        let appended = p.append(batch, &views, self.leader_epoch).map_err(failure)?;
+        let appended = p.append(&views, self.leader_epoch).map_err(failure)?;
         match appended.last() {
             Some(AppendResult::Appended { last_offset, .. }) => Ok(last_offset + 1),
             // Offsets batches carry no producer id, so they are never duplicates.

@@ -1,10 +1,8 @@
 //! What can go wrong on one partition, and the Kafka error code each answer carries. One bad partition
 //! never fails the rest of a request: handlers map these per partition.
 
-use chronik_wal::WalError;
+use chronik_wal::{BatchError, WalError};
 use kafka_protocol::error::ResponseError;
-
-use super::batch::BatchError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {

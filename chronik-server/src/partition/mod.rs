@@ -5,9 +5,9 @@
 //!   (role, follower fetches served, follower appends, truncation, acks=all wait).
 //! - `replica_state`: the leader's pure rules — follower progress, HW, ISR shrink/expand.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers, truncation point.
-//! - `producer_state`, `batch`, `topic`, `error`, `manager`.
+//! - `producer_state`, `topic`, `error`, `manager`. Record sets arrive split and checked by
+//!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
-pub mod batch;
 pub mod epoch_cache;
 pub mod error;
 pub mod manager;
@@ -16,6 +16,8 @@ pub mod partition;
 pub mod producer_state;
 pub mod replica;
 pub mod replica_state;
+#[cfg(test)]
+pub(crate) mod test_batch;
 pub mod topic;
 
 pub use error::PartitionError;

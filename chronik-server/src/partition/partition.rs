@@ -13,12 +13,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chronik_wal::{Flusher, LogConfig, PartitionLog, ReadResult};
+use chronik_wal::{BatchView, Flusher, LogConfig, PartitionLog, ReadResult};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::batch::BatchView;
 use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::replica::Role;
@@ -91,11 +90,8 @@ impl Partition {
         let mut epochs = EpochCache::default();
         for h in log.batch_headers_from(log.log_start_offset()).map_err(wal)? {
             epochs.assign(h.partition_leader_epoch, h.base_offset);
-            if h.producer_id >= 0 && h.base_sequence >= 0 {
-                let delta = (h.last_offset - h.base_offset) as i32;
-                let last_seq = BatchView { base_sequence: h.base_sequence, last_offset_delta: delta, ..empty_view() }
-                    .last_sequence();
-                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, last_seq, h.base_offset, h.last_offset);
+            if h.is_idempotent() && h.base_sequence >= 0 {
+                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(), h.base_offset, h.last_offset);
             }
         }
         let flusher = log.flusher();
@@ -131,15 +127,16 @@ impl Partition {
         self.log_end_offset.load(Ordering::Acquire)
     }
 
-    /// Appends the batches of one produce record set, in order. `records` is the request's buffer, left
-    /// as it is: the log writes each batch with its base offset and leader epoch stamped. Does not wait
-    /// for durability.
-    pub fn append(&self, records: &[u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
+    /// Appends the batches of one produce record set, in order. The views point into the request's
+    /// buffer, left as it is: the log writes each batch with its base offset and leader epoch stamped.
+    /// Does not wait for durability.
+    pub fn append(&self, batches: &[BatchView<'_>], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
         let mut inner = self.inner.lock();
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
-        let mut out = Vec::with_capacity(views.len());
-        for v in views {
+        let mut out = Vec::with_capacity(batches.len());
+        for view in batches {
+            let v = view.header();
             if v.is_transactional() || v.is_control() {
                 return Err(PartitionError::Transactional);
             }
@@ -156,8 +153,7 @@ impl Partition {
                     }
                 }
             }
-            let bytes = &records[v.start..v.start + v.len];
-            let info = log.append(bytes, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            let info = log.append_view(view, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
             epochs.assign(leader_epoch, info.base_offset);
             if v.is_idempotent() {
                 producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
@@ -291,24 +287,11 @@ fn record_where(bytes: &bytes::Bytes, pred: impl Fn(i64) -> bool) -> Option<(i64
     set.records.iter().find(|r| pred(r.timestamp)).map(|r| (r.offset, r.timestamp))
 }
 
-fn empty_view() -> BatchView {
-    BatchView {
-        start: 0,
-        len: 0,
-        attributes: 0,
-        last_offset_delta: 0,
-        max_timestamp: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        record_count: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::batch::{split_batches, tests::batch};
+    use crate::partition::test_batch::batch;
+    use chronik_wal::split_batches;
 
     fn leader(dir: &Path, fsync: FsyncMode) -> Arc<Partition> {
         let (data_changed, _) = watch::channel(0);
@@ -325,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = leader(dir.path(), FsyncMode::Always);
         let b = batch(3, -1, 0, -1);
-        p.append(&b, &split_batches(&b).expect("split"), 0).expect("append");
+        p.append(&split_batches(&b).expect("split"), 0).expect("append");
         assert_eq!(p.log_end_offset(), 3);
         assert_eq!(p.high_watermark(), 0, "the high watermark passed data not yet fsynced");
         assert!(p.read(0, 1 << 20).expect("read").records.is_empty(), "a fetch returned data not yet fsynced");

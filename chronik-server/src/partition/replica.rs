@@ -10,10 +10,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use chronik_wal::ReadResult;
+use chronik_wal::{split_batches, ReadResult};
 use tokio::time::Instant;
 
-use super::batch::split_batches;
 use super::epoch_cache::{EpochCache, UNDEFINED_EPOCH};
 use super::error::PartitionError;
 use super::partition::{Inner, Partition};
@@ -27,11 +26,6 @@ pub enum Role {
     /// Fetching from `leader` (`-1`: no leader, nothing to fetch) at `leader_epoch`.
     Follower { leader: i32, leader_epoch: i32 },
 }
-
-/// Offset of the partition-leader-epoch field in a v2 batch (outside the CRC).
-const BATCH_LEADER_EPOCH_AT: usize = 12;
-/// Offset of the base-offset field in a v2 batch.
-const BATCH_BASE_OFFSET_AT: usize = 0;
 
 impl Partition {
     /// The metadata makes this broker leader at `leader_epoch`. A new epoch starts at the current log
@@ -210,19 +204,17 @@ impl Partition {
             let mut inner = self.inner.lock();
             let Inner { log, producers, epochs } = &mut *inner;
             let log = log.as_mut().ok_or(PartitionError::Deleted)?;
-            for v in views {
-                let bytes = &records[v.start..v.start + v.len];
-                let base = i64::from_be_bytes(read_array(bytes, BATCH_BASE_OFFSET_AT));
-                let epoch = i32::from_be_bytes(read_array(bytes, BATCH_LEADER_EPOCH_AT));
+            for view in &views {
+                let v = view.header();
+                let (base, epoch) = (v.base_offset, v.partition_leader_epoch);
                 let end = log.log_end_offset();
-                let last = base + i64::from(v.last_offset_delta);
-                if last < end {
+                if v.last_offset < end {
                     continue;
                 }
                 if base != end {
                     return Err(PartitionError::NotContiguous { expected: end, got: base });
                 }
-                let info = log.append(bytes, epoch).map_err(wal)?;
+                let info = log.append_view(view, epoch).map_err(wal)?;
                 epochs.assign(epoch, info.base_offset);
                 if v.is_idempotent() {
                     producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
@@ -346,13 +338,3 @@ impl Partition {
 
 /// How often an acks=all waiter re-checks leadership while the high watermark does not move.
 const ROLE_RECHECK_MS: u64 = 100;
-
-/// `N` bytes at `at` (the caller's slice is a validated batch, at least a header long; shorter gives
-/// zeros, which fail the contiguity check).
-fn read_array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = bytes.get(at..at + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
