@@ -2,13 +2,16 @@
 //! idempotent-producer state; the manager keeps them in step with the metadata.
 //!
 //! - `partition`: one replica's log, appends, reads below the HW; `replica`: its replication side
-//!   (role, follower fetches served, follower appends, truncation, acks=all wait).
+//!   (role, follower fetches served, follower appends, truncation).
+//! - `leader_write`: the one leader write path (Produce, offsets log): append as leader, then commit
+//!   (durable here, then for acks=all below the high watermark), with one `min.insync.replicas` rule.
 //! - `replica_state`: the leader's pure rules — follower progress, HW, ISR shrink/expand.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers, truncation point.
 //! - `producer_state`, `topic`, `error`, `manager`. Record sets arrive split and checked by
 //!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
 pub mod epoch_cache;
+pub mod leader_write;
 pub mod error;
 pub mod manager;
 #[allow(clippy::module_inception)]
@@ -22,4 +25,5 @@ pub mod topic;
 
 pub use error::PartitionError;
 pub use manager::PartitionManager;
+pub use leader_write::{Acks, LeaderWrite, MinInsyncReplicas};
 pub use partition::{AppendResult, Partition};

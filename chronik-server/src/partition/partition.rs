@@ -60,6 +60,9 @@ pub struct Partition {
     pub(super) data_changed: watch::Sender<u64>,
     /// Bumped on every append, waking followers' long-polling fetches (they read past the HW).
     pub(super) appended: watch::Sender<u64>,
+    /// This partition's own signal, sent when its high watermark advances or its role changes: what
+    /// an acks=all write waits on ([`Partition::commit`]).
+    pub(super) leader_changed: watch::Sender<()>,
 }
 
 /// Where a partition stands after open, before the metadata says otherwise: the only ISR member, as a
@@ -114,6 +117,7 @@ impl Partition {
             fsync,
             data_changed,
             appended,
+            leader_changed: watch::channel(()).0,
         })
     }
 
@@ -169,25 +173,6 @@ impl Partition {
         Ok(out)
     }
 
-    /// Resolves once every offset below `end_offset` is durable on this broker (acks=1); the high
-    /// watermark advances as far as the ISR allows.
-    pub async fn make_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), PartitionError> {
-        if self.fsync != FsyncMode::Always {
-            return Ok(());
-        }
-        if self.flusher.durable_end_offset() >= end_offset {
-            return Ok(());
-        }
-        let flusher = self.flusher.clone();
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || flusher.sync_through(end_offset))
-            .await
-            .map_err(|e| PartitionError::SyncTask(e.to_string()))?
-            .map_err(|e| PartitionError::wal(&me.topic, me.index, e))?;
-        self.update_high_watermark();
-        Ok(())
-    }
-
     /// fsync whatever was appended (the `interval` fsync task).
     pub fn sync_now(&self) -> Result<(), PartitionError> {
         self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
@@ -197,6 +182,7 @@ impl Partition {
         let before = self.high_watermark.fetch_max(to, Ordering::AcqRel);
         if to > before {
             self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+            self.leader_changed.send_modify(|()| ());
         }
     }
 

@@ -8,12 +8,10 @@
 //! new leader's truncation.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use chronik_wal::{split_batches, ReadResult};
-use tokio::time::Instant;
 
-use super::epoch_cache::{EpochCache, UNDEFINED_EPOCH};
+use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::partition::{Inner, Partition};
 use super::replica_state::{IsrChange, ReplicaState};
@@ -48,6 +46,8 @@ impl Partition {
                 }
             }
         }
+        // Waiting acks=all writes look again: the ISR may have shrunk below their min.insync.replicas.
+        self.leader_changed.send_modify(|()| ());
         self.update_high_watermark();
     }
 
@@ -59,6 +59,9 @@ impl Partition {
         if changed {
             tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
             *role = Role::Follower { leader, leader_epoch };
+            drop(role);
+            // Waiting acks=all writes fail at once instead of at their deadline.
+            self.leader_changed.send_modify(|()| ());
         }
         changed
     }
@@ -75,18 +78,6 @@ impl Partition {
     pub fn isr(&self) -> Option<Vec<i32>> {
         match &*self.role.lock() {
             Role::Leader(s) => Some(s.isr.clone()),
-            Role::Follower { .. } => None,
-        }
-    }
-
-    /// ISR members still caught up within `lag_max_ms` (the leader counts itself), as this leader sees
-    /// them now: the committed ISR less the members it is about to shrink. acks=all checks this against
-    /// min.insync.replicas before appending, so a leader cut off from its followers (and from the
-    /// metadata quorum, so the shrink cannot commit) still answers NOT_ENOUGH_REPLICAS rather than
-    /// letting every request time out. `None` on a follower.
-    pub fn in_sync_count(&self, now_ms: i64, lag_max_ms: i64) -> Option<usize> {
-        match &*self.role.lock() {
-            Role::Leader(s) => Some(s.isr.len().saturating_sub(s.shrink_candidates(now_ms, lag_max_ms).len())),
             Role::Follower { .. } => None,
         }
     }
@@ -308,33 +299,4 @@ impl Partition {
         tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader, leader_epoch, "log lay below the leader's log start; restarted empty there");
         Ok(())
     }
-
-    /// acks=all: resolves once the high watermark reaches `end_offset`; fails when this broker stops
-    /// leading, or when the ISR is below `min_isr` at that moment (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-    /// The caller bounds the wait with the request timeout.
-    pub async fn wait_replicated(self: &Arc<Self>, end_offset: i64, leader_epoch: i32, min_isr: usize) -> Result<(), PartitionError> {
-        let mut changes = self.data_changed.subscribe();
-        // Role changes do not bump the HW; look again now and then so a lost leadership is noticed.
-        let recheck = std::time::Duration::from_millis(ROLE_RECHECK_MS);
-        loop {
-            changes.borrow_and_update();
-            let (epoch, isr_len) = match &*self.role.lock() {
-                Role::Leader(s) => (s.leader_epoch, s.isr.len()),
-                Role::Follower { .. } => (UNDEFINED_EPOCH, 0),
-            };
-            if epoch != leader_epoch {
-                return Err(PartitionError::NotLeader);
-            }
-            if self.high_watermark() >= end_offset {
-                if isr_len < min_isr {
-                    return Err(PartitionError::NotEnoughReplicasAfterAppend { isr: isr_len, min_isr });
-                }
-                return Ok(());
-            }
-            let _ = tokio::time::timeout_at(Instant::now() + recheck, changes.changed()).await;
-        }
-    }
 }
-
-/// How often an acks=all waiter re-checks leadership while the high watermark does not move.
-const ROLE_RECHECK_MS: u64 = 100;
