@@ -4,9 +4,10 @@
 //! is shared by concurrent appends (group commit in `chronik_wal::Flusher`).
 //!
 //! High watermark: on the leader, the lowest log end among the ISR members, where the leader's own
-//! end is its durable end with `fsync = "always"` (a consumer never sees a record that a crash could
-//! still take away) and its log end with `interval`/`never`. Alone in the ISR that is the single-node
-//! rule. On a follower it is what the leader reported, capped at the follower's own end. The
+//! end is its [`Partition::committable_end`] — its durable end with `fsync = "always"` (a consumer
+//! never sees a record that a crash could still take away), its log end with `interval`/`never`.
+//! Alone in the ISR that is the single-node rule. On a follower it is what the leader reported,
+//! capped at the follower's own committable end (which is also where it fetches from next). The
 //! replication side (roles, follower appends, truncation) is in `replica.rs`.
 
 use std::path::Path;
@@ -129,6 +130,16 @@ impl Partition {
     }
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// How far this replica counts as having stored its log, for the high watermark: with
+    /// `fsync = "always"` only what is durable (a consumer never sees, and a leader never counts, what a
+    /// crash of this broker could still take back), otherwise the log end. The leader's own entry in
+    /// the HW computation, the offset a follower fetches from (its log end as the leader sees it) and
+    /// the cap on a follower's HW are all this one value.
+    pub fn committable_end(&self) -> i64 {
+        let end = self.log_end_offset();
+        if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset().min(end) } else { end }
     }
 
     /// Appends the batches of one produce record set, in order. The views point into the request's

@@ -84,7 +84,7 @@ impl Partition {
 
     /// Recomputes the leader's high watermark from the ISR (no-op on a follower). Never moves it back.
     pub fn update_high_watermark(&self) {
-        let leader_end = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
+        let leader_end = self.committable_end();
         let hw = match &*self.role.lock() {
             Role::Leader(s) => s.high_watermark(leader_end),
             Role::Follower { .. } => None,
@@ -234,15 +234,13 @@ impl Partition {
     /// crash of this broker could still lose. (Below the log end, the leader resends batches the
     /// follower then skips as repeats.)
     pub fn replica_fetch_offset(&self) -> i64 {
-        let end = self.log_end_offset();
-        if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset().min(end) } else { end }
+        self.committable_end()
     }
 
     /// A follower learns the leader's high watermark: its own is that, capped at what it holds
     /// (durably, with `fsync = "always"`). It may move back after a truncation.
     pub fn set_follower_high_watermark(&self, leader_hw: i64) {
-        let own = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
-        let hw = leader_hw.min(own);
+        let hw = leader_hw.min(self.committable_end());
         let before = self.high_watermark.swap(hw, Ordering::AcqRel);
         if hw > before {
             self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -298,5 +296,112 @@ impl Partition {
         self.high_watermark.store(log.log_start_offset(), Ordering::Release);
         tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader, leader_epoch, "log lay below the leader's log start; restarted empty there");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chronik_wal::{split_batches, LogConfig};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::partition::test_batch::{batch, stored};
+
+    fn open(dir: &Path, node: i32, fsync: FsyncMode) -> Partition {
+        let (data_changed, _) = watch::channel(0);
+        let (appended, _) = watch::channel(0);
+        Partition::open(dir, "t", 0, [0; 16], node, LogConfig::default(), fsync, data_changed, appended).expect("open")
+    }
+
+    fn append_as(p: &Partition, count: i32, epoch: i32) {
+        p.append(&split_batches(&batch(count, -1, 0, -1)).expect("split"), epoch).expect("append");
+    }
+
+    #[test]
+    fn leader_high_watermark_is_the_lowest_isr_end_and_waits_for_every_member() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 1, FsyncMode::Never);
+        p.become_leader(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        append_as(&p, 5, 1);
+        assert_eq!(p.high_watermark(), 0, "a member whose position is unknown holds the HW");
+        p.replica_read(2, 5, 1, 1 << 20, 1).expect("fetch 2");
+        assert_eq!(p.high_watermark(), 0);
+        p.replica_read(3, 3, 1, 1 << 20, 1).expect("fetch 3");
+        assert_eq!(p.high_watermark(), 3);
+        // Shrinking the ISR to the caught-up members (same epoch) keeps their progress.
+        p.become_leader(1, vec![1, 2, 3], vec![1, 2], 2);
+        assert_eq!(p.high_watermark(), 5);
+        assert!(matches!(p.replica_read(9, 0, 1, 1 << 20, 3), Err(PartitionError::UnknownReplica { broker: 9 })));
+        assert!(matches!(p.replica_read(2, 5, 0, 1 << 20, 3), Err(PartitionError::FencedLeaderEpoch { .. })));
+        assert!(matches!(p.replica_read(2, 5, 2, 1 << 20, 3), Err(PartitionError::UnknownLeaderEpoch { .. })));
+    }
+
+    #[test]
+    fn leader_to_follower_and_back_records_each_epoch_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 1, FsyncMode::Never);
+        p.become_leader(1, vec![1, 2], vec![1], 0);
+        append_as(&p, 3, 1);
+        assert_eq!(p.leading_epoch(), Some(1));
+        assert!(p.become_follower(2, 2));
+        assert!(!p.become_follower(2, 2), "the same leader and epoch is no change");
+        assert_eq!((p.leading_epoch(), p.isr()), (None, None));
+        assert!(matches!(p.replica_read(2, 0, -1, 1 << 20, 0), Err(PartitionError::NotLeader)));
+        p.append_replicated(&stored(2, 3, 2), 2, 2).expect("replicate");
+        p.become_leader(3, vec![1, 2], vec![1, 2], 0);
+        assert_eq!(p.end_offset_for_epoch(-1, 1).expect("epoch 1"), (1, 3));
+        assert_eq!(p.end_offset_for_epoch(-1, 2).expect("epoch 2"), (2, 5));
+        assert_eq!(p.end_offset_for_epoch(3, 3).expect("epoch 3"), (3, 5));
+    }
+
+    #[test]
+    fn follower_appends_contiguously_skips_repeats_and_refuses_stale_fetchers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Never);
+        p.become_follower(1, 4);
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("first"), 1);
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("repeat"), 0, "a repeat is skipped");
+        assert!(matches!(p.append_replicated(&stored(1, 7, 4), 1, 4), Err(PartitionError::NotContiguous { expected: 3, got: 7 })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 1, 3), Err(PartitionError::StaleFetcher { .. })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 5, 4), Err(PartitionError::StaleFetcher { .. })));
+        assert_eq!(p.log_end_offset(), 3);
+        // The follower's HW is the leader's, capped at what it holds.
+        p.set_follower_high_watermark(10);
+        assert_eq!(p.high_watermark(), 3);
+        p.set_follower_high_watermark(2);
+        assert_eq!(p.high_watermark(), 2);
+    }
+
+    #[test]
+    fn truncation_cuts_the_log_its_epochs_and_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Never);
+        p.become_follower(1, 5);
+        p.append_replicated(&stored(3, 0, 4), 1, 5).expect("epoch 4");
+        p.append_replicated(&stored(3, 3, 5), 1, 5).expect("epoch 5");
+        p.set_follower_high_watermark(6);
+        assert!(matches!(p.truncate_to(3, 1, 4), Err(PartitionError::StaleFetcher { .. })));
+        p.truncate_to(3, 1, 5).expect("truncate");
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 3));
+        assert_eq!(p.epoch_cache().latest_epoch(), Some(4), "epoch 5 is gone with its batches");
+        p.truncate_to(0, 1, 5).expect("truncate to empty");
+        assert_eq!((p.log_end_offset(), p.epoch_cache().latest_epoch()), (0, None));
+    }
+
+    #[test]
+    fn with_fsync_always_only_the_durable_end_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Always);
+        p.become_follower(1, 1);
+        p.append_replicated(&stored(4, 0, 1), 1, 1).expect("replicate");
+        assert_eq!((p.log_end_offset(), p.replica_fetch_offset()), (4, 0));
+        p.set_follower_high_watermark(4);
+        assert_eq!(p.high_watermark(), 0, "a follower HW passed data not yet fsynced");
+        p.sync_replicated().expect("sync");
+        assert_eq!(p.replica_fetch_offset(), 4);
+        p.set_follower_high_watermark(4);
+        assert_eq!(p.high_watermark(), 4);
     }
 }

@@ -25,3 +25,12 @@ pub fn batch(count: i32, producer_id: i64, epoch: i16, base_seq: i32) -> Vec<u8>
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
 }
+
+/// A batch as a leader stored it: `batch(count, -1, -1, -1)` with `base_offset` and the leader epoch
+/// written in (both outside the CRC).
+pub fn stored(count: i32, base_offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut b = batch(count, -1, -1, -1);
+    b[..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    b
+}
