@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::epoch_cache::UNDEFINED_EPOCH;
 use super::error::PartitionError;
 use super::partition::{AppendResult, Partition};
-use super::replica::Role;
+use super::role::Role;
 use super::topic::topic_config_i64;
 use crate::config::FsyncMode;
 

@@ -2,7 +2,9 @@
 //! idempotent-producer state; the manager keeps them in step with the metadata.
 //!
 //! - `partition`: one replica's log, appends, reads below the HW; `replica`: its replication side
-//!   (role, follower fetches served, follower appends, truncation).
+//!   (role changes, follower fetches served, follower appends, truncation).
+//! - `role`: leader (with `ReplicaState`) or follower; `high_watermark`: `committable_end` and the
+//!   HW rules for both roles.
 //! - `leader_write`: the one leader write path (Produce, offsets log): append as leader, then commit
 //!   (durable here, then for acks=all below the high watermark), with one `min.insync.replicas` rule.
 //! - `replica_state`: the leader's pure rules — follower progress, HW, ISR shrink/expand.
@@ -11,14 +13,16 @@
 //!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
 pub mod epoch_cache;
-pub mod leader_write;
 pub mod error;
+pub mod high_watermark;
+pub mod leader_write;
 pub mod manager;
 #[allow(clippy::module_inception)]
 pub mod partition;
 pub mod producer_state;
 pub mod replica;
 pub mod replica_state;
+pub mod role;
 #[cfg(test)]
 pub(crate) mod test_batch;
 pub mod topic;

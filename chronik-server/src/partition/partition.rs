@@ -3,12 +3,9 @@
 //! batch can never be appended twice; the fsync that makes an append durable happens outside the lock and
 //! is shared by concurrent appends (group commit in `chronik_wal::Flusher`).
 //!
-//! High watermark: on the leader, the lowest log end among the ISR members, where the leader's own
-//! end is its [`Partition::committable_end`] — its durable end with `fsync = "always"` (a consumer
-//! never sees a record that a crash could still take away), its log end with `interval`/`never`.
-//! Alone in the ISR that is the single-node rule. On a follower it is what the leader reported,
-//! capped at the follower's own committable end (which is also where it fetches from next). The
-//! replication side (roles, follower appends, truncation) is in `replica.rs`.
+//! The high-watermark rules are in `high_watermark.rs`, the role in `role.rs`, the replication side
+//! (role changes, follower fetches served, follower appends, truncation) in `replica.rs` and the
+//! leader write path in `leader_write.rs`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,8 +18,7 @@ use tracing::warn;
 
 use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
-use super::replica::Role;
-use super::replica_state::ReplicaState;
+use super::role::Role;
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::config::FsyncMode;
 
@@ -66,12 +62,6 @@ pub struct Partition {
     pub(super) leader_changed: watch::Sender<()>,
 }
 
-/// Where a partition stands after open, before the metadata says otherwise: the only ISR member, as a
-/// single node is.
-pub(super) fn initial_role(node_id: i32) -> Role {
-    Role::Leader(ReplicaState::new(node_id, -1, 0, vec![node_id], vec![node_id], 0))
-}
-
 impl Partition {
     /// Opens (or creates) the log under `dir`, rebuilds producer state and the leader-epoch cache from
     /// its batch headers and makes whatever recovery found durable. The high watermark starts at the log
@@ -106,7 +96,7 @@ impl Partition {
             index,
             topic_id,
             node_id,
-            role: Mutex::new(initial_role(node_id)),
+            role: Mutex::new(Role::initial(node_id)),
             // Nothing is known to be committed until the metadata makes this replica leader (the HW
             // is then computed from the ISR) or a leader reports its HW: a replica restarted with an
             // uncommitted tail must not serve it as committed.
@@ -132,15 +122,6 @@ impl Partition {
         self.log_end_offset.load(Ordering::Acquire)
     }
 
-    /// How far this replica counts as having stored its log, for the high watermark: with
-    /// `fsync = "always"` only what is durable (a consumer never sees, and a leader never counts, what a
-    /// crash of this broker could still take back), otherwise the log end. The leader's own entry in
-    /// the HW computation, the offset a follower fetches from (its log end as the leader sees it) and
-    /// the cap on a follower's HW are all this one value.
-    pub fn committable_end(&self) -> i64 {
-        let end = self.log_end_offset();
-        if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset().min(end) } else { end }
-    }
 
     /// Appends the batches of one produce record set, in order. The views point into the request's
     /// buffer, left as it is: the log writes each batch with its base offset and leader epoch stamped.
@@ -187,14 +168,6 @@ impl Partition {
     /// fsync whatever was appended (the `interval` fsync task).
     pub fn sync_now(&self) -> Result<(), PartitionError> {
         self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
-    }
-
-    pub(super) fn advance_high_watermark(&self, to: i64) {
-        let before = self.high_watermark.fetch_max(to, Ordering::AcqRel);
-        if to > before {
-            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
-            self.leader_changed.send_modify(|()| ());
-        }
     }
 
     /// Whole batches from `offset`, below the high watermark (zero-copy slices of the mapped log).

@@ -1,7 +1,7 @@
 //! The replication side of a partition replica: its role (leader with follower progress, or follower
 //! of a given leader and epoch), the leader's answer to a follower fetch, the follower's append of
 //! batches fetched from the leader (offsets and epochs kept as the leader stamped them), truncation by
-//! leader epoch, and waiting for the high watermark (acks=all).
+//! leader epoch. The role itself is in `role.rs`, the high-watermark rules in `high_watermark.rs`.
 //!
 //! The role is set from the applied metadata by `replication::roles`; a stale fetcher (one that still
 //! fetches from an old leader) is refused here under the role lock, so it can never append after the
@@ -15,15 +15,8 @@ use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::partition::{Inner, Partition};
 use super::replica_state::{IsrChange, ReplicaState};
+use super::role::Role;
 use crate::config::FsyncMode;
-
-/// What this broker is for one partition.
-#[derive(Debug, Clone)]
-pub enum Role {
-    Leader(ReplicaState),
-    /// Fetching from `leader` (`-1`: no leader, nothing to fetch) at `leader_epoch`.
-    Follower { leader: i32, leader_epoch: i32 },
-}
 
 impl Partition {
     /// The metadata makes this broker leader at `leader_epoch`. A new epoch starts at the current log
@@ -68,10 +61,7 @@ impl Partition {
 
     /// Leader epoch this replica leads at, if it leads.
     pub fn leading_epoch(&self) -> Option<i32> {
-        match &*self.role.lock() {
-            Role::Leader(s) => Some(s.leader_epoch),
-            Role::Follower { .. } => None,
-        }
+        self.role.lock().leader_epoch()
     }
 
     /// The ISR as this leader knows it (`None` on a follower).
@@ -79,18 +69,6 @@ impl Partition {
         match &*self.role.lock() {
             Role::Leader(s) => Some(s.isr.clone()),
             Role::Follower { .. } => None,
-        }
-    }
-
-    /// Recomputes the leader's high watermark from the ISR (no-op on a follower). Never moves it back.
-    pub fn update_high_watermark(&self) {
-        let leader_end = self.committable_end();
-        let hw = match &*self.role.lock() {
-            Role::Leader(s) => s.high_watermark(leader_end),
-            Role::Follower { .. } => None,
-        };
-        if let Some(hw) = hw {
-            self.advance_high_watermark(hw);
         }
     }
 
@@ -235,16 +213,6 @@ impl Partition {
     /// follower then skips as repeats.)
     pub fn replica_fetch_offset(&self) -> i64 {
         self.committable_end()
-    }
-
-    /// A follower learns the leader's high watermark: its own is that, capped at what it holds
-    /// (durably, with `fsync = "always"`). It may move back after a truncation.
-    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
-        let hw = leader_hw.min(self.committable_end());
-        let before = self.high_watermark.swap(hw, Ordering::AcqRel);
-        if hw > before {
-            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
-        }
     }
 
     /// Cuts the log at `offset` (follower truncation before fetching from a new leader): batches at or
