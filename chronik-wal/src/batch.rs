@@ -5,8 +5,11 @@
 //!
 //! The batch's own fields are the storage frame: `batchLength` gives the size, CRC-32C covers bytes
 //! 21..end, and `baseOffset` continuity (checked by the scanner) covers what the CRC does not.
-
-use crate::error::WalError;
+//!
+//! This is the crate's (and the broker's) only reading of the header layout: record sets arriving
+//! from producers, from a leader (follower fetch) or from the group coordinator go through
+//! [`split_batches`], which checks each batch once and hands out [`BatchView`]s that the log
+//! appends without checking again.
 
 /// Size of the fixed v2 batch header; no valid batch is shorter.
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -29,11 +32,20 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
 const MAGIC_V2: i8 = 2;
 
-/// Header of one stored batch, read from the mapped bytes (no record decoding).
+/// Attribute bit of a transactional batch.
+const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of a control batch (transaction markers).
+const CONTROL_FLAG: i16 = 0x20;
+
+/// Header of one batch, read from its bytes (no record decoding): a stored batch (then `position` is
+/// its place in the segment) or one inside an incoming record set (then `position` is its place in
+/// the record set and `base_offset` whatever the sender wrote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// `last_offset - base_offset` as stored in the batch (never negative).
+    pub last_offset_delta: i32,
     pub partition_leader_epoch: i32,
     pub attributes: i16,
     pub max_timestamp: i64,
@@ -47,9 +59,109 @@ pub struct BatchHeader {
     pub size: u32,
 }
 
-/// Why bytes at some position are not a valid stored batch.
+impl BatchHeader {
+    /// Written by an idempotent (or transactional) producer, so its sequences are checked.
+    pub fn is_idempotent(&self) -> bool {
+        self.producer_id >= 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+    /// Sequence of the last record (sequences wrap at `i32::MAX` to 0, as in Kafka); a batch without a
+    /// sequence (negative `base_sequence`) answers its `base_sequence`.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        let wrapped = if last > i64::from(i32::MAX) { last - i64::from(i32::MAX) - 1 } else { last };
+        // base_sequence and last_offset_delta are both in 0..=i32::MAX, so `last` is below
+        // 2 * 2^31 and `wrapped` below 2^31.
+        wrapped as i32
+    }
+}
+
+/// One v2 batch inside a record set, checked by [`split_batches`] (or [`BatchView::whole`]): length,
+/// magic, CRC-32C, offset delta. Those are the only ways to make one, so holding one proves the bytes
+/// are one whole valid batch — [`crate::PartitionLog::append_view`] writes it without checking again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchView<'a> {
+    bytes: &'a [u8],
+    header: BatchHeader,
+}
+
+impl<'a> BatchView<'a> {
+    /// Checks that `batch` is exactly one valid v2 batch (nothing before or after it).
+    pub fn whole(batch: &'a [u8]) -> Result<BatchView<'a>, BatchError> {
+        let header = check_batch(batch, 0, true).map_err(|fault| BatchError::Invalid { at: 0, fault })?;
+        if header.size as usize != batch.len() {
+            return Err(BatchError::Invalid { at: 0, fault: BatchFault::Trailing { size: header.size, given: batch.len() } });
+        }
+        Ok(BatchView { bytes: batch, header })
+    }
+
+    /// The batch's bytes, as received.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// Its header, as received (`position` is its byte position in the record set).
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+    /// Byte position of this batch within the record set it came in.
+    pub fn start(&self) -> usize {
+        // position was a usize index into the record set when the view was made.
+        self.header.position as usize
+    }
+    /// Size in bytes, header included.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    /// Never true: a valid batch is at least [`BATCH_HEADER_BYTES`] long.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Why a record set (from a producer, a leader or the group coordinator) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum BatchFault {
+pub enum BatchError {
+    #[error("empty record set")]
+    Empty,
+    #[error("batch at byte {at}: {fault}")]
+    Invalid { at: usize, fault: BatchFault },
+}
+
+/// Splits a record set into its batches, checking each one whole (length, magic 2, CRC-32C, offset
+/// delta, a positive record count) before any is appended: a bad batch anywhere refuses the set.
+pub fn split_batches(records: &[u8]) -> Result<Vec<BatchView<'_>>, BatchError> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < records.len() {
+        let invalid = |fault| BatchError::Invalid { at, fault };
+        let header = check_batch(&records[at..], at as u64, true).map_err(invalid)?;
+        // The producer's record count is not otherwise checked against the records; a count that
+        // cannot hold the offset delta is refused (the delta bounds are Kafka's loose ones).
+        let (count, delta) = (header.record_count, header.last_offset_delta);
+        if count <= 0 || i64::from(delta) >= i64::from(count) + 0x7fff_0000 {
+            return Err(invalid(BatchFault::BadCount { count, delta }));
+        }
+        let size = header.size as usize;
+        out.push(BatchView { bytes: &records[at..at + size], header });
+        at += size;
+    }
+    if out.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    Ok(out)
+}
+
+/// Why bytes at some position are not a valid batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchFault {
     #[error("{available} bytes left, a batch needs at least {needed}")]
     Short { available: usize, needed: usize },
     #[error("zero batch length (end of written data)")]
@@ -64,6 +176,10 @@ pub(crate) enum BatchFault {
     BadDelta(i32),
     #[error("base offset {found}, expected {expected} (offsets must be contiguous)")]
     Discontinuity { found: i64, expected: i64 },
+    #[error("record count {count} with last offset delta {delta}")]
+    BadCount { count: i32, delta: i32 },
+    #[error("batch length field says {size} bytes but {given} were given")]
+    Trailing { size: u32, given: usize },
 }
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
@@ -116,6 +232,7 @@ pub(crate) fn check_batch(bytes: &[u8], position: u64, verify_crc: bool) -> Resu
     Ok(BatchHeader {
         base_offset,
         last_offset: base_offset.saturating_add(i64::from(delta)),
+        last_offset_delta: delta,
         partition_leader_epoch: i32_at(batch, LEADER_EPOCH_AT),
         attributes: i16_at(batch, ATTRIBUTES_AT),
         max_timestamp: i64_at(batch, MAX_TIMESTAMP_AT),
@@ -129,26 +246,13 @@ pub(crate) fn check_batch(bytes: &[u8], position: u64, verify_crc: bool) -> Resu
     })
 }
 
-/// Validates a batch handed to `append`: the slice must be exactly one v2 batch with a good CRC.
-pub(crate) fn validate_for_append(batch: &[u8]) -> Result<BatchHeader, WalError> {
-    let header = check_batch(batch, 0, true).map_err(|f| WalError::InvalidBatch(f.to_string()))?;
-    if header.size as usize != batch.len() {
-        return Err(WalError::InvalidBatch(format!(
-            "batch length field says {} bytes but {} were given",
-            header.size,
-            batch.len()
-        )));
-    }
-    Ok(header)
-}
-
 /// Bytes at the start of a batch that hold everything the broker stamps (baseOffset, batchLength,
 /// partitionLeaderEpoch).
 pub(crate) const STAMPED_HEAD_BYTES: usize = LEADER_EPOCH_AT + 4;
 
 /// The first [`STAMPED_HEAD_BYTES`] of `batch` with the broker-assigned base offset and leader epoch
-/// written in (neither is covered by the CRC). `batch` must have passed [`validate_for_append`], so it
-/// is longer than the head.
+/// written in (neither is covered by the CRC). `batch` is a checked [`BatchView`]'s bytes, so it is
+/// longer than the head.
 pub(crate) fn stamped_head(batch: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; STAMPED_HEAD_BYTES] {
     let mut head = [0u8; STAMPED_HEAD_BYTES];
     head.copy_from_slice(&batch[..STAMPED_HEAD_BYTES]);
@@ -169,6 +273,7 @@ mod tests {
         b[16] = 2;
         b[23..27].copy_from_slice(&delta.to_be_bytes());
         b[35..43].copy_from_slice(&77i64.to_be_bytes());
+        b[57..61].copy_from_slice(&(delta + 1).to_be_bytes());
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
@@ -184,7 +289,7 @@ mod tests {
         let mut b = batch(4, b"hello");
         let head = stamped_head(&b, 1000, 7);
         b[..STAMPED_HEAD_BYTES].copy_from_slice(&head);
-        let h = validate_for_append(&b).unwrap();
+        let h = *BatchView::whole(&b).unwrap().header();
         assert_eq!((h.base_offset, h.last_offset, h.partition_leader_epoch), (1000, 1004, 7));
         assert_eq!((h.max_timestamp, h.size as usize), (77, b.len()));
     }
@@ -203,7 +308,33 @@ mod tests {
         assert_eq!(check_batch(&[0u8; 64], 0, true), Err(BatchFault::Zero));
         let mut extra = good.clone();
         extra.push(0);
-        assert!(validate_for_append(&extra).is_err());
+        assert!(BatchView::whole(&extra).is_err());
         assert!(check_batch(&extra, 0, true).is_ok());
+    }
+
+    #[test]
+    fn splits_a_record_set_into_checked_views() {
+        let mut set = batch(2, b"ab");
+        set.extend(batch(0, b"c"));
+        let views = split_batches(&set).unwrap();
+        assert_eq!(views.len(), 2);
+        assert_eq!((views[0].start(), views[1].start()), (0, views[0].len()));
+        assert_eq!(views[1].bytes(), &set[views[0].len()..]);
+        assert_eq!(views[0].header().last_offset_delta, 2);
+        assert_eq!(split_batches(&[]), Err(BatchError::Empty));
+        assert!(matches!(split_batches(&set[..30]), Err(BatchError::Invalid { at: 0, .. })));
+        let mut bad_crc = set.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 1;
+        assert!(matches!(split_batches(&bad_crc), Err(BatchError::Invalid { fault: BatchFault::BadCrc { .. }, .. })));
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut h = *BatchView::whole(&batch(3, b"x")).unwrap().header();
+        h.base_sequence = i32::MAX - 1;
+        assert_eq!(h.last_sequence(), 1);
+        h.base_sequence = -1;
+        assert_eq!(h.last_sequence(), -1);
     }
 }

@@ -218,6 +218,7 @@ mod tests {
         BatchHeader {
             base_offset: base,
             last_offset: base,
+            last_offset_delta: 0,
             partition_leader_epoch: 0,
             attributes: 0,
             max_timestamp: ts,

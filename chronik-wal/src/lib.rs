@@ -8,7 +8,8 @@
 //! - `histogram`: a latency histogram in atomics, and the process-wide one of those `fdatasync`s.
 //! - `segment`: one `.log` file mapped read-only, appended by positioned writes, plus its indexes.
 //! - `index`: sparse offset and time indexes (memory-mapped) and the rule that places entries.
-//! - `batch`: v2 batch header fields, validation (length, magic, CRC-32C) and offset stamping.
+//! - `batch`: the one reading of the v2 batch header: `split_batches` checks a record set (length,
+//!   magic, CRC-32C, counts) into `BatchView`s the log appends as they are; offset stamping.
 //! - `scan`: walking a segment's batches to find its valid end (recovery, index rebuild).
 //! - `mmap`: the only `unsafe` — mapping files — with the argument why it is sound.
 //! - `config`, `error`, `fsutil` (file names, directory fsync).
@@ -25,7 +26,7 @@ mod partition_log;
 mod scan;
 mod segment;
 
-pub use batch::{BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+pub use batch::{split_batches, BatchError, BatchFault, BatchHeader, BatchView, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 pub use config::LogConfig;
 pub use error::WalError;
 pub use flusher::Flusher;

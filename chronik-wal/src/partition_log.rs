@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{stamped_head, validate_for_append, BatchHeader, STAMPED_HEAD_BYTES};
+use crate::batch::{stamped_head, BatchHeader, BatchView, STAMPED_HEAD_BYTES};
 use crate::config::LogConfig;
 use crate::error::{io_at, WalError};
 use crate::flusher::Flusher;
@@ -146,19 +146,26 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// Validate a v2 batch (length field matches slice, magic 2, CRC-32C) and write it with baseOffset =
-    /// log end offset and the partition leader epoch given. `batch` itself is not modified: the stamped
-    /// fields are written from a 16-byte copy, the rest straight from `batch`, so a produce request's
-    /// buffer never has to be copied (a follower's batches, already stamped, take one write). Nothing
-    /// is written when validation fails. No fsync: see [`Flusher::sync_through`].
+    /// Checks that `batch` is one whole v2 batch ([`BatchView::whole`]: length field matches the
+    /// slice, magic 2, CRC-32C) and appends it as [`PartitionLog::append_view`] does. Nothing is
+    /// written when the check fails.
     pub fn append(&mut self, batch: &[u8], leader_epoch: i32) -> Result<AppendInfo, WalError> {
-        let given = validate_for_append(batch)?;
+        let view = BatchView::whole(batch).map_err(|e| WalError::InvalidBatch(e.to_string()))?;
+        self.append_view(&view, leader_epoch)
+    }
+
+    /// Writes a checked batch with baseOffset = log end offset and the partition leader epoch given.
+    /// The bytes are not modified: the stamped fields are written from a 16-byte copy, the rest
+    /// straight from the view, so a produce request's buffer never has to be copied (a follower's
+    /// batches, already stamped, take one write). No fsync: see [`Flusher::sync_through`].
+    pub fn append_view(&mut self, view: &BatchView<'_>, leader_epoch: i32) -> Result<AppendInfo, WalError> {
+        let (batch, given) = (view.bytes(), *view.header());
         let size = batch.len() as u64;
         if size > self.config.segment_bytes {
             return Err(WalError::BatchTooLarge { size, segment_bytes: self.config.segment_bytes });
         }
         let base_offset = self.log_end_offset();
-        let last_offset = base_offset + (given.last_offset - given.base_offset);
+        let last_offset = base_offset + i64::from(given.last_offset_delta);
         let now = crate::now_ms();
         if let Some(reason) = self.active.roll_reason(size, last_offset, now, &self.config) {
             self.roll(reason)?;

@@ -1,15 +1,15 @@
-//! Produce. Per partition, never failing the whole request for one partition: frame-check the v2
-//! batches, check the idempotent producer's sequence, stamp offsets and append the bytes verbatim —
-//! all in request order on the connection. Waiting for the fsync that makes the append durable
-//! (`acks` 1 or -1) happens after, concurrently with later requests; the response is sent in order.
-//! `acks=1` waits for the leader's own fsync; `acks=-1` also waits until the high watermark passes the
-//! batch (every ISR member stored it), failing with NOT_ENOUGH_REPLICAS before the append when the ISR
-//! is below `min.insync.replicas`, NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile,
-//! and REQUEST_TIMED_OUT when the request's timeout passes first.
+//! Produce. Per partition, never failing the whole request for one partition: the request's own
+//! checks (acks, internal topic, hosted here, `max.message.bytes`), then the leader write path of
+//! `partition::leader_write` — split and check the v2 batches, check leadership and (acks=-1) the
+//! in-sync count, check the idempotent producer's sequence, stamp offsets and append the bytes
+//! verbatim — all in request order on the connection. Committing the append (`acks` 1: fsynced
+//! here; -1: also stored by every ISR member) happens after, concurrently with later requests, by
+//! the request's timeout; the response is sent in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chronik_wal::split_batches;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -18,9 +18,8 @@ use tokio::sync::oneshot;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
-use crate::partition::batch::split_batches;
 use crate::partition::topic::topic_config_i64;
-use crate::partition::{AppendResult, Partition, PartitionError};
+use crate::partition::{Acks, LeaderWrite, MinInsyncReplicas, Partition, PartitionError};
 
 /// Kafka's "no log append time" marker (timestamps are the producer's CreateTime).
 const NO_TIMESTAMP: i64 = -1;
@@ -29,10 +28,8 @@ const NO_TIMESTAMP: i64 = -1;
 struct Pending {
     topic_index: usize,
     response: PartitionProduceResponse,
-    /// The partition and the end offset that must become durable before answering.
-    wait: Option<(Arc<Partition>, i64)>,
-    /// acks=all: the leader epoch the batch was appended in and the ISR size required.
-    replicate: Option<(i32, usize)>,
+    /// The partition and the write to commit before answering.
+    wait: Option<(Arc<Partition>, LeaderWrite)>,
 }
 
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Result<Reply, DispatchError> {
@@ -54,7 +51,6 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 topic_index: ti,
                 response: base.clone().with_error_code(code.code()).with_error_message(Some(str_bytes(&message))),
                 wait: None,
-                replicate: None,
             };
             if !(-1..=1).contains(&acks) {
                 pending.push(fail(ResponseError::InvalidRequiredAcks, format!("acks must be 0, 1 or -1, got {acks}")));
@@ -72,16 +68,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::UnknownTopicOrPartition, "no such partition".into()));
                 continue;
             };
-            if pm.leader != broker.node_id || partition.leading_epoch() != Some(pm.leader_epoch) {
+            if pm.leader != broker.node_id {
                 pending.push(fail(ResponseError::NotLeaderOrFollower, format!("leader is broker {}", pm.leader)));
-                continue;
-            }
-            let min_isr = topic_config_i64(&tm.configs, "min.insync.replicas", i64::from(broker.config.min_insync_replicas));
-            let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
-            let in_sync = partition.in_sync_count(crate::server::now_ms(), lag_max_ms).unwrap_or(0).min(pm.isr.len());
-            if acks == -1 && (in_sync as i64) < min_isr {
-                let message = format!("{in_sync} in-sync replicas (ISR {:?}), min.insync.replicas {min_isr}", pm.isr);
-                pending.push(fail(ResponseError::NotEnoughReplicas, message));
                 continue;
             }
             let Some(records) = p.records else {
@@ -89,25 +77,25 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 continue;
             };
             let size_max = topic_config_i64(&tm.configs, "max.message.bytes", i64::from(broker.config.message_bytes_max));
-            match append_partition(&partition, records, size_max, pm.leader_epoch) {
-                Ok((results, bytes)) => {
-                    broker.metrics.produced(bytes);
-                    let base_offset = match results.first() {
-                        Some(AppendResult::Appended { base_offset, .. }) | Some(AppendResult::Duplicate { base_offset }) => *base_offset,
-                        None => -1,
-                    };
-                    let end = results
-                        .iter()
-                        .filter_map(|r| match r {
-                            AppendResult::Appended { last_offset, .. } => Some(*last_offset + 1),
-                            AppendResult::Duplicate { .. } => None,
-                        })
-                        .max();
-                    let response = base.clone().with_base_offset(base_offset).with_log_start_offset(partition.log_start_offset());
-                    // A duplicate is answered once its original is durable too.
-                    let end = end.unwrap_or_else(|| partition.log_end_offset());
-                    let replicate = (acks == -1).then(|| (pm.leader_epoch, usize::try_from(min_isr).unwrap_or(usize::MAX)));
-                    pending.push(Pending { topic_index: ti, response, wait: Some((partition.clone(), end)), replicate });
+            let required = if acks == -1 { Acks::All(MinInsyncReplicas::of_topic(&tm.configs, broker.config.min_insync_replicas)) } else { Acks::Leader };
+            let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
+            let write = |records: &bytes::Bytes| {
+                let batches = split_batches(records)?;
+                if let Some(b) = batches.iter().find(|b| b.len() as i64 > size_max) {
+                    return Err(PartitionError::MessageTooLarge { size: b.len(), max: i32::try_from(size_max).unwrap_or(i32::MAX) });
+                }
+                // The batches are written from the request buffer as they are; the log stamps offsets
+                // and epoch while writing (no copy of the batch).
+                partition.append_as_leader(&batches, pm.leader_epoch, required, crate::server::now_ms(), lag_max_ms)
+            };
+            match write(&records) {
+                Ok(write) => {
+                    broker.metrics.produced(records.len());
+                    let response = base
+                        .clone()
+                        .with_base_offset(write.base_offset().unwrap_or(-1))
+                        .with_log_start_offset(partition.log_start_offset());
+                    pending.push(Pending { topic_index: ti, response, wait: Some((partition.clone(), write)) });
                 }
                 Err(e) => {
                     tracing::debug!(topic = topic_name, partition = p.index, error = %e, "produce refused");
@@ -115,7 +103,6 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                         topic_index: ti,
                         response: base.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
                         wait: None,
-                        replicate: None,
                     });
                 }
             }
@@ -129,9 +116,9 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
         }
         // Durability still advances the high watermark in the background.
         for p in pending {
-            if let Some((partition, end)) = p.wait {
+            if let Some((partition, write)) = p.wait {
                 tokio::spawn(async move {
-                    if let Err(e) = partition.make_durable(end).await {
+                    if let Err(e) = partition.make_durable(write.end_offset).await {
                         tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
                     }
                 });
@@ -148,18 +135,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
     let waits: Vec<_> = pending
         .into_iter()
         .map(|p| {
-            let done = p.wait.map(|(partition, end)| {
-                tokio::spawn(async move {
-                    let durable = async {
-                        partition.make_durable(end).await?;
-                        match p.replicate {
-                            Some((epoch, min_isr)) => partition.wait_replicated(end, epoch, min_isr).await,
-                            None => Ok(()),
-                        }
-                    };
-                    tokio::time::timeout_at(deadline, durable).await
-                })
-            });
+            let done = p.wait.map(|(partition, write)| tokio::spawn(async move { partition.commit(&write, deadline).await }));
             (p.topic_index, p.response, done)
         })
         .collect();
@@ -171,9 +147,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
             };
             if let Some(done) = done {
                 response = match done.await {
-                    Ok(Ok(Ok(()))) => response,
-                    Ok(Ok(Err(e))) => failed(response, &e, e.code()),
-                    Ok(Err(_elapsed)) => response.with_error_code(ResponseError::RequestTimedOut.code()),
+                    Ok(Ok(())) => response,
+                    // A timeout is answered with the code alone.
+                    Ok(Err(PartitionError::TimedOut { .. })) => response.with_error_code(ResponseError::RequestTimedOut.code()),
+                    Ok(Err(e)) => failed(response, &e, e.code()),
                     // The wait task panicked or was cancelled: the outcome is unknown.
                     Err(e) => failed(response, &e, ResponseError::UnknownServerError.code()),
                 };
@@ -190,14 +167,4 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
         let _ = tx.send(encoded);
     });
     Ok(Reply::Later(rx))
-}
-
-fn append_partition(partition: &Partition, records: bytes::Bytes, size_max: i64, leader_epoch: i32) -> Result<(Vec<AppendResult>, usize), PartitionError> {
-    let views = split_batches(&records)?;
-    if let Some(v) = views.iter().find(|v| v.len as i64 > size_max) {
-        return Err(PartitionError::MessageTooLarge { size: v.len, max: i32::try_from(size_max).unwrap_or(i32::MAX) });
-    }
-    // The batches are written from the request buffer as they are; the log stamps offsets and epoch
-    // while writing (no copy of the batch).
-    Ok((partition.append(&records, &views, leader_epoch)?, records.len()))
 }

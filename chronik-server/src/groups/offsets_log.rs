@@ -1,8 +1,9 @@
-//! The group coordinator's log for one offsets partition this broker leads: appends go into the
-//! local partition at the leader epoch the partition was loaded at (an append after leadership
-//! moved is refused, so a deposed coordinator can never commit), and a commit is answered once
-//! it is fsynced here and below the high watermark, i.e. stored by every in-sync replica — the
-//! same rule as a produce with acks=all, bounded by `offsets_commit_timeout_ms`.
+//! The group coordinator's log for one offsets partition this broker leads, on the leader write path
+//! of `partition::leader_write` with acks=all: appends go into the local partition at the leader
+//! epoch the partition was loaded at (an append after leadership moved is refused, so a deposed
+//! coordinator can never commit), and a commit is answered once it is fsynced here and below the
+//! high watermark, i.e. stored by every in-sync replica — exactly as a produce with acks=all,
+//! bounded by `offsets_commit_timeout_ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chronik_group::offsets::log::{replay_chunks, ReplayError};
 use chronik_group::{CommitWait, GroupError, LogFailure, OffsetsLog};
+use chronik_wal::split_batches;
 
-use crate::partition::batch::split_batches;
-use crate::partition::{AppendResult, Partition, PartitionError};
+use crate::partition::{Acks, AppendResult, LeaderWrite, MinInsyncReplicas, Partition, PartitionError};
 
 /// Bytes read per step while a new leader replays an offsets partition.
 const REPLAY_CHUNK_BYTES: usize = 4 << 20;
@@ -22,7 +23,7 @@ pub struct PartitionOffsetsLog {
     /// The epoch this broker leads the partition at; appends at any other epoch are refused.
     pub leader_epoch: i32,
     /// `min.insync.replicas` of the offsets topic: fewer in-sync replicas refuse the commit.
-    pub min_isr: usize,
+    pub min_isr: MinInsyncReplicas,
     pub replica_lag_time_max_ms: i64,
     pub commit_timeout: Duration,
 }
@@ -30,25 +31,23 @@ pub struct PartitionOffsetsLog {
 fn failure(e: PartitionError) -> LogFailure {
     match e {
         PartitionError::NotLeader | PartitionError::FencedLeaderEpoch { .. } | PartitionError::Deleted => LogFailure::NotLeader,
-        PartitionError::NotEnoughReplicasAfterAppend { .. } => LogFailure::NotEnoughReplicas(e.to_string()),
+        PartitionError::NotEnoughReplicas { .. } | PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            LogFailure::NotEnoughReplicas(e.to_string())
+        }
+        PartitionError::TimedOut { waited_ms } => LogFailure::TimedOut { timeout_ms: waited_ms },
         other => LogFailure::Storage(Box::new(other)),
     }
 }
 
 impl OffsetsLog for PartitionOffsetsLog {
     fn append(&self, batch: &mut [u8]) -> Result<i64, LogFailure> {
-        let p = &self.partition;
-        if p.leading_epoch() != Some(self.leader_epoch) {
-            return Err(LogFailure::NotLeader);
-        }
-        let in_sync = p.in_sync_count(crate::server::now_ms(), self.replica_lag_time_max_ms).unwrap_or(0);
-        if in_sync < self.min_isr {
-            return Err(LogFailure::NotEnoughReplicas(format!("{in_sync} in sync, min.insync.replicas {}", self.min_isr)));
-        }
-        let views = split_batches(batch).map_err(|e| LogFailure::Storage(Box::new(e)))?;
-        let appended = p.append(batch, &views, self.leader_epoch).map_err(failure)?;
-        match appended.last() {
-            Some(AppendResult::Appended { last_offset, .. }) => Ok(last_offset + 1),
+        let batches = split_batches(batch).map_err(|e| LogFailure::Storage(Box::new(e)))?;
+        let write = self
+            .partition
+            .append_as_leader(&batches, self.leader_epoch, Acks::All(self.min_isr), crate::server::now_ms(), self.replica_lag_time_max_ms)
+            .map_err(failure)?;
+        match write.results.last() {
+            Some(AppendResult::Appended { .. }) => Ok(write.end_offset),
             // Offsets batches carry no producer id, so they are never duplicates.
             _ => Err(LogFailure::Storage("offsets batch was not appended".into())),
         }
@@ -56,17 +55,9 @@ impl OffsetsLog for PartitionOffsetsLog {
 
     fn committed(&self, end_offset: i64) -> CommitWait {
         let partition = self.partition.clone();
-        let (epoch, min_isr, timeout) = (self.leader_epoch, self.min_isr, self.commit_timeout);
-        Box::pin(async move {
-            let committed = async {
-                partition.make_durable(end_offset).await?;
-                partition.wait_replicated(end_offset, epoch, min_isr).await
-            };
-            match tokio::time::timeout(timeout, committed).await {
-                Ok(result) => result.map_err(failure),
-                Err(_) => Err(LogFailure::TimedOut { timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }),
-            }
-        })
+        let write = LeaderWrite { results: Vec::new(), end_offset, leader_epoch: self.leader_epoch, acks: Acks::All(self.min_isr) };
+        let timeout = self.commit_timeout;
+        Box::pin(async move { partition.commit(&write, tokio::time::Instant::now() + timeout).await.map_err(failure) })
     }
 
     fn replay(&self, visit: &mut dyn FnMut(Bytes) -> Result<(), GroupError>) -> Result<(), ReplayError> {

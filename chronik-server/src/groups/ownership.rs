@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use super::offsets_log::PartitionOffsetsLog;
 use super::OFFSETS_TOPIC;
 use crate::broker::Broker;
-use crate::partition::topic::topic_config_i64;
+use crate::partition::MinInsyncReplicas;
 
 /// What the last sync saw, to notice deleted topics.
 #[derive(Default)]
@@ -51,11 +51,10 @@ pub fn sync(broker: &Arc<Broker>) {
         if !broker.groups.begin_load(index, epoch) {
             continue;
         }
-        let min_isr = topic_config_i64(&t.configs, "min.insync.replicas", i64::from(broker.config.min_insync_replicas));
         let log = Arc::new(PartitionOffsetsLog {
             partition,
             leader_epoch: epoch,
-            min_isr: usize::try_from(min_isr).unwrap_or(1),
+            min_isr: MinInsyncReplicas::of_topic(&t.configs, broker.config.min_insync_replicas),
             replica_lag_time_max_ms: i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX),
             commit_timeout: Duration::from_millis(broker.config.offsets_commit_timeout_ms),
         });

@@ -1,10 +1,8 @@
 //! What can go wrong on one partition, and the Kafka error code each answer carries. One bad partition
 //! never fails the rest of a request: handlers map these per partition.
 
-use chronik_wal::WalError;
+use chronik_wal::{BatchError, WalError};
 use kafka_protocol::error::ResponseError;
-
-use super::batch::BatchError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
@@ -32,6 +30,10 @@ pub enum PartitionError {
     UnknownLeaderEpoch { requested: i32, current: i32 },
     #[error("broker {broker} is not a replica of the partition")]
     UnknownReplica { broker: i32 },
+    #[error("{in_sync} in-sync replicas (ISR {isr:?}), min.insync.replicas {min_isr}")]
+    NotEnoughReplicas { in_sync: usize, isr: Vec<i32>, min_isr: usize },
+    #[error("not committed after {waited_ms} ms")]
+    TimedOut { waited_ms: u64 },
     #[error("ISR shrank to {isr}, below min.insync.replicas {min_isr}, before the batch was replicated")]
     NotEnoughReplicasAfterAppend { isr: usize, min_isr: usize },
     #[error("replicated batch starts at {got}, log ends at {expected}")]
@@ -65,6 +67,8 @@ impl PartitionError {
             PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             PartitionError::UnknownReplica { .. } => ResponseError::NotLeaderOrFollower,
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            PartitionError::TimedOut { .. } => ResponseError::RequestTimedOut,
             PartitionError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
             PartitionError::NotContiguous { .. } => ResponseError::CorruptMessage,
         }

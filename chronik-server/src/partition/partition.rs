@@ -3,26 +3,22 @@
 //! batch can never be appended twice; the fsync that makes an append durable happens outside the lock and
 //! is shared by concurrent appends (group commit in `chronik_wal::Flusher`).
 //!
-//! High watermark: on the leader, the lowest log end among the ISR members, where the leader's own
-//! end is its durable end with `fsync = "always"` (a consumer never sees a record that a crash could
-//! still take away) and its log end with `interval`/`never`. Alone in the ISR that is the single-node
-//! rule. On a follower it is what the leader reported, capped at the follower's own end. The
-//! replication side (roles, follower appends, truncation) is in `replica.rs`.
+//! The high-watermark rules are in `high_watermark.rs`, the role in `role.rs`, the replication side
+//! (role changes, follower fetches served, follower appends, truncation) in `replica.rs` and the
+//! leader write path in `leader_write.rs`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chronik_wal::{Flusher, LogConfig, PartitionLog, ReadResult};
+use chronik_wal::{BatchView, Flusher, LogConfig, PartitionLog, ReadResult};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::batch::BatchView;
 use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
-use super::replica::Role;
-use super::replica_state::ReplicaState;
+use super::role::Role;
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::config::FsyncMode;
 
@@ -61,12 +57,9 @@ pub struct Partition {
     pub(super) data_changed: watch::Sender<u64>,
     /// Bumped on every append, waking followers' long-polling fetches (they read past the HW).
     pub(super) appended: watch::Sender<u64>,
-}
-
-/// Where a partition stands after open, before the metadata says otherwise: the only ISR member, as a
-/// single node is.
-pub(super) fn initial_role(node_id: i32) -> Role {
-    Role::Leader(ReplicaState::new(node_id, -1, 0, vec![node_id], vec![node_id], 0))
+    /// This partition's own signal, sent when its high watermark advances or its role changes: what
+    /// an acks=all write waits on ([`Partition::commit`]).
+    pub(super) leader_changed: watch::Sender<()>,
 }
 
 impl Partition {
@@ -91,11 +84,8 @@ impl Partition {
         let mut epochs = EpochCache::default();
         for h in log.batch_headers_from(log.log_start_offset()).map_err(wal)? {
             epochs.assign(h.partition_leader_epoch, h.base_offset);
-            if h.producer_id >= 0 && h.base_sequence >= 0 {
-                let delta = (h.last_offset - h.base_offset) as i32;
-                let last_seq = BatchView { base_sequence: h.base_sequence, last_offset_delta: delta, ..empty_view() }
-                    .last_sequence();
-                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, last_seq, h.base_offset, h.last_offset);
+            if h.is_idempotent() && h.base_sequence >= 0 {
+                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(), h.base_offset, h.last_offset);
             }
         }
         let flusher = log.flusher();
@@ -106,7 +96,7 @@ impl Partition {
             index,
             topic_id,
             node_id,
-            role: Mutex::new(initial_role(node_id)),
+            role: Mutex::new(Role::initial(node_id)),
             // Nothing is known to be committed until the metadata makes this replica leader (the HW
             // is then computed from the ISR) or a leader reports its HW: a replica restarted with an
             // uncommitted tail must not serve it as committed.
@@ -118,6 +108,7 @@ impl Partition {
             fsync,
             data_changed,
             appended,
+            leader_changed: watch::channel(()).0,
         })
     }
 
@@ -131,15 +122,17 @@ impl Partition {
         self.log_end_offset.load(Ordering::Acquire)
     }
 
-    /// Appends the batches of one produce record set, in order. `records` is the request's buffer, left
-    /// as it is: the log writes each batch with its base offset and leader epoch stamped. Does not wait
-    /// for durability.
-    pub fn append(&self, records: &[u8], views: &[BatchView], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
+
+    /// Appends the batches of one produce record set, in order. The views point into the request's
+    /// buffer, left as it is: the log writes each batch with its base offset and leader epoch stamped.
+    /// Does not wait for durability.
+    pub fn append(&self, batches: &[BatchView<'_>], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
         let mut inner = self.inner.lock();
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
-        let mut out = Vec::with_capacity(views.len());
-        for v in views {
+        let mut out = Vec::with_capacity(batches.len());
+        for view in batches {
+            let v = view.header();
             if v.is_transactional() || v.is_control() {
                 return Err(PartitionError::Transactional);
             }
@@ -156,8 +149,7 @@ impl Partition {
                     }
                 }
             }
-            let bytes = &records[v.start..v.start + v.len];
-            let info = log.append(bytes, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            let info = log.append_view(view, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
             epochs.assign(leader_epoch, info.base_offset);
             if v.is_idempotent() {
                 producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
@@ -173,35 +165,9 @@ impl Partition {
         Ok(out)
     }
 
-    /// Resolves once every offset below `end_offset` is durable on this broker (acks=1); the high
-    /// watermark advances as far as the ISR allows.
-    pub async fn make_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), PartitionError> {
-        if self.fsync != FsyncMode::Always {
-            return Ok(());
-        }
-        if self.flusher.durable_end_offset() >= end_offset {
-            return Ok(());
-        }
-        let flusher = self.flusher.clone();
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || flusher.sync_through(end_offset))
-            .await
-            .map_err(|e| PartitionError::SyncTask(e.to_string()))?
-            .map_err(|e| PartitionError::wal(&me.topic, me.index, e))?;
-        self.update_high_watermark();
-        Ok(())
-    }
-
     /// fsync whatever was appended (the `interval` fsync task).
     pub fn sync_now(&self) -> Result<(), PartitionError> {
         self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
-    }
-
-    pub(super) fn advance_high_watermark(&self, to: i64) {
-        let before = self.high_watermark.fetch_max(to, Ordering::AcqRel);
-        if to > before {
-            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
-        }
     }
 
     /// Whole batches from `offset`, below the high watermark (zero-copy slices of the mapped log).
@@ -291,24 +257,11 @@ fn record_where(bytes: &bytes::Bytes, pred: impl Fn(i64) -> bool) -> Option<(i64
     set.records.iter().find(|r| pred(r.timestamp)).map(|r| (r.offset, r.timestamp))
 }
 
-fn empty_view() -> BatchView {
-    BatchView {
-        start: 0,
-        len: 0,
-        attributes: 0,
-        last_offset_delta: 0,
-        max_timestamp: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        record_count: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::batch::{split_batches, tests::batch};
+    use crate::partition::test_batch::batch;
+    use chronik_wal::split_batches;
 
     fn leader(dir: &Path, fsync: FsyncMode) -> Arc<Partition> {
         let (data_changed, _) = watch::channel(0);
@@ -325,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = leader(dir.path(), FsyncMode::Always);
         let b = batch(3, -1, 0, -1);
-        p.append(&b, &split_batches(&b).expect("split"), 0).expect("append");
+        p.append(&split_batches(&b).expect("split"), 0).expect("append");
         assert_eq!(p.log_end_offset(), 3);
         assert_eq!(p.high_watermark(), 0, "the high watermark passed data not yet fsynced");
         assert!(p.read(0, 1 << 20).expect("read").records.is_empty(), "a fetch returned data not yet fsynced");

@@ -1,37 +1,22 @@
 //! The replication side of a partition replica: its role (leader with follower progress, or follower
 //! of a given leader and epoch), the leader's answer to a follower fetch, the follower's append of
 //! batches fetched from the leader (offsets and epochs kept as the leader stamped them), truncation by
-//! leader epoch, and waiting for the high watermark (acks=all).
+//! leader epoch. The role itself is in `role.rs`, the high-watermark rules in `high_watermark.rs`.
 //!
 //! The role is set from the applied metadata by `replication::roles`; a stale fetcher (one that still
 //! fetches from an old leader) is refused here under the role lock, so it can never append after the
 //! new leader's truncation.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use chronik_wal::ReadResult;
-use tokio::time::Instant;
+use chronik_wal::{split_batches, ReadResult};
 
-use super::batch::split_batches;
-use super::epoch_cache::{EpochCache, UNDEFINED_EPOCH};
+use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::partition::{Inner, Partition};
 use super::replica_state::{IsrChange, ReplicaState};
+use super::role::Role;
 use crate::config::FsyncMode;
-
-/// What this broker is for one partition.
-#[derive(Debug, Clone)]
-pub enum Role {
-    Leader(ReplicaState),
-    /// Fetching from `leader` (`-1`: no leader, nothing to fetch) at `leader_epoch`.
-    Follower { leader: i32, leader_epoch: i32 },
-}
-
-/// Offset of the partition-leader-epoch field in a v2 batch (outside the CRC).
-const BATCH_LEADER_EPOCH_AT: usize = 12;
-/// Offset of the base-offset field in a v2 batch.
-const BATCH_BASE_OFFSET_AT: usize = 0;
 
 impl Partition {
     /// The metadata makes this broker leader at `leader_epoch`. A new epoch starts at the current log
@@ -54,6 +39,8 @@ impl Partition {
                 }
             }
         }
+        // Waiting acks=all writes look again: the ISR may have shrunk below their min.insync.replicas.
+        self.leader_changed.send_modify(|()| ());
         self.update_high_watermark();
     }
 
@@ -65,16 +52,16 @@ impl Partition {
         if changed {
             tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
             *role = Role::Follower { leader, leader_epoch };
+            drop(role);
+            // Waiting acks=all writes fail at once instead of at their deadline.
+            self.leader_changed.send_modify(|()| ());
         }
         changed
     }
 
     /// Leader epoch this replica leads at, if it leads.
     pub fn leading_epoch(&self) -> Option<i32> {
-        match &*self.role.lock() {
-            Role::Leader(s) => Some(s.leader_epoch),
-            Role::Follower { .. } => None,
-        }
+        self.role.lock().leader_epoch()
     }
 
     /// The ISR as this leader knows it (`None` on a follower).
@@ -82,30 +69,6 @@ impl Partition {
         match &*self.role.lock() {
             Role::Leader(s) => Some(s.isr.clone()),
             Role::Follower { .. } => None,
-        }
-    }
-
-    /// ISR members still caught up within `lag_max_ms` (the leader counts itself), as this leader sees
-    /// them now: the committed ISR less the members it is about to shrink. acks=all checks this against
-    /// min.insync.replicas before appending, so a leader cut off from its followers (and from the
-    /// metadata quorum, so the shrink cannot commit) still answers NOT_ENOUGH_REPLICAS rather than
-    /// letting every request time out. `None` on a follower.
-    pub fn in_sync_count(&self, now_ms: i64, lag_max_ms: i64) -> Option<usize> {
-        match &*self.role.lock() {
-            Role::Leader(s) => Some(s.isr.len().saturating_sub(s.shrink_candidates(now_ms, lag_max_ms).len())),
-            Role::Follower { .. } => None,
-        }
-    }
-
-    /// Recomputes the leader's high watermark from the ISR (no-op on a follower). Never moves it back.
-    pub fn update_high_watermark(&self) {
-        let leader_end = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
-        let hw = match &*self.role.lock() {
-            Role::Leader(s) => s.high_watermark(leader_end),
-            Role::Follower { .. } => None,
-        };
-        if let Some(hw) = hw {
-            self.advance_high_watermark(hw);
         }
     }
 
@@ -210,19 +173,17 @@ impl Partition {
             let mut inner = self.inner.lock();
             let Inner { log, producers, epochs } = &mut *inner;
             let log = log.as_mut().ok_or(PartitionError::Deleted)?;
-            for v in views {
-                let bytes = &records[v.start..v.start + v.len];
-                let base = i64::from_be_bytes(read_array(bytes, BATCH_BASE_OFFSET_AT));
-                let epoch = i32::from_be_bytes(read_array(bytes, BATCH_LEADER_EPOCH_AT));
+            for view in &views {
+                let v = view.header();
+                let (base, epoch) = (v.base_offset, v.partition_leader_epoch);
                 let end = log.log_end_offset();
-                let last = base + i64::from(v.last_offset_delta);
-                if last < end {
+                if v.last_offset < end {
                     continue;
                 }
                 if base != end {
                     return Err(PartitionError::NotContiguous { expected: end, got: base });
                 }
-                let info = log.append(bytes, epoch).map_err(wal)?;
+                let info = log.append_view(view, epoch).map_err(wal)?;
                 epochs.assign(epoch, info.base_offset);
                 if v.is_idempotent() {
                     producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
@@ -251,19 +212,7 @@ impl Partition {
     /// crash of this broker could still lose. (Below the log end, the leader resends batches the
     /// follower then skips as repeats.)
     pub fn replica_fetch_offset(&self) -> i64 {
-        let end = self.log_end_offset();
-        if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset().min(end) } else { end }
-    }
-
-    /// A follower learns the leader's high watermark: its own is that, capped at what it holds
-    /// (durably, with `fsync = "always"`). It may move back after a truncation.
-    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
-        let own = if self.fsync == FsyncMode::Always { self.flusher.durable_end_offset() } else { self.log_end_offset() };
-        let hw = leader_hw.min(own);
-        let before = self.high_watermark.swap(hw, Ordering::AcqRel);
-        if hw > before {
-            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
-        }
+        self.committable_end()
     }
 
     /// Cuts the log at `offset` (follower truncation before fetching from a new leader): batches at or
@@ -316,43 +265,111 @@ impl Partition {
         tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader, leader_epoch, "log lay below the leader's log start; restarted empty there");
         Ok(())
     }
-
-    /// acks=all: resolves once the high watermark reaches `end_offset`; fails when this broker stops
-    /// leading, or when the ISR is below `min_isr` at that moment (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-    /// The caller bounds the wait with the request timeout.
-    pub async fn wait_replicated(self: &Arc<Self>, end_offset: i64, leader_epoch: i32, min_isr: usize) -> Result<(), PartitionError> {
-        let mut changes = self.data_changed.subscribe();
-        // Role changes do not bump the HW; look again now and then so a lost leadership is noticed.
-        let recheck = std::time::Duration::from_millis(ROLE_RECHECK_MS);
-        loop {
-            changes.borrow_and_update();
-            let (epoch, isr_len) = match &*self.role.lock() {
-                Role::Leader(s) => (s.leader_epoch, s.isr.len()),
-                Role::Follower { .. } => (UNDEFINED_EPOCH, 0),
-            };
-            if epoch != leader_epoch {
-                return Err(PartitionError::NotLeader);
-            }
-            if self.high_watermark() >= end_offset {
-                if isr_len < min_isr {
-                    return Err(PartitionError::NotEnoughReplicasAfterAppend { isr: isr_len, min_isr });
-                }
-                return Ok(());
-            }
-            let _ = tokio::time::timeout_at(Instant::now() + recheck, changes.changed()).await;
-        }
-    }
 }
 
-/// How often an acks=all waiter re-checks leadership while the high watermark does not move.
-const ROLE_RECHECK_MS: u64 = 100;
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
 
-/// `N` bytes at `at` (the caller's slice is a validated batch, at least a header long; shorter gives
-/// zeros, which fail the contiguity check).
-fn read_array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = bytes.get(at..at + N) {
-        out.copy_from_slice(src);
+    use chronik_wal::{split_batches, LogConfig};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::partition::test_batch::{batch, stored};
+
+    fn open(dir: &Path, node: i32, fsync: FsyncMode) -> Partition {
+        let (data_changed, _) = watch::channel(0);
+        let (appended, _) = watch::channel(0);
+        Partition::open(dir, "t", 0, [0; 16], node, LogConfig::default(), fsync, data_changed, appended).expect("open")
     }
-    out
+
+    fn append_as(p: &Partition, count: i32, epoch: i32) {
+        p.append(&split_batches(&batch(count, -1, 0, -1)).expect("split"), epoch).expect("append");
+    }
+
+    #[test]
+    fn leader_high_watermark_is_the_lowest_isr_end_and_waits_for_every_member() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 1, FsyncMode::Never);
+        p.become_leader(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        append_as(&p, 5, 1);
+        assert_eq!(p.high_watermark(), 0, "a member whose position is unknown holds the HW");
+        p.replica_read(2, 5, 1, 1 << 20, 1).expect("fetch 2");
+        assert_eq!(p.high_watermark(), 0);
+        p.replica_read(3, 3, 1, 1 << 20, 1).expect("fetch 3");
+        assert_eq!(p.high_watermark(), 3);
+        // Shrinking the ISR to the caught-up members (same epoch) keeps their progress.
+        p.become_leader(1, vec![1, 2, 3], vec![1, 2], 2);
+        assert_eq!(p.high_watermark(), 5);
+        assert!(matches!(p.replica_read(9, 0, 1, 1 << 20, 3), Err(PartitionError::UnknownReplica { broker: 9 })));
+        assert!(matches!(p.replica_read(2, 5, 0, 1 << 20, 3), Err(PartitionError::FencedLeaderEpoch { .. })));
+        assert!(matches!(p.replica_read(2, 5, 2, 1 << 20, 3), Err(PartitionError::UnknownLeaderEpoch { .. })));
+    }
+
+    #[test]
+    fn leader_to_follower_and_back_records_each_epoch_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 1, FsyncMode::Never);
+        p.become_leader(1, vec![1, 2], vec![1], 0);
+        append_as(&p, 3, 1);
+        assert_eq!(p.leading_epoch(), Some(1));
+        assert!(p.become_follower(2, 2));
+        assert!(!p.become_follower(2, 2), "the same leader and epoch is no change");
+        assert_eq!((p.leading_epoch(), p.isr()), (None, None));
+        assert!(matches!(p.replica_read(2, 0, -1, 1 << 20, 0), Err(PartitionError::NotLeader)));
+        p.append_replicated(&stored(2, 3, 2), 2, 2).expect("replicate");
+        p.become_leader(3, vec![1, 2], vec![1, 2], 0);
+        assert_eq!(p.end_offset_for_epoch(-1, 1).expect("epoch 1"), (1, 3));
+        assert_eq!(p.end_offset_for_epoch(-1, 2).expect("epoch 2"), (2, 5));
+        assert_eq!(p.end_offset_for_epoch(3, 3).expect("epoch 3"), (3, 5));
+    }
+
+    #[test]
+    fn follower_appends_contiguously_skips_repeats_and_refuses_stale_fetchers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Never);
+        p.become_follower(1, 4);
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("first"), 1);
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("repeat"), 0, "a repeat is skipped");
+        assert!(matches!(p.append_replicated(&stored(1, 7, 4), 1, 4), Err(PartitionError::NotContiguous { expected: 3, got: 7 })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 1, 3), Err(PartitionError::StaleFetcher { .. })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 5, 4), Err(PartitionError::StaleFetcher { .. })));
+        assert_eq!(p.log_end_offset(), 3);
+        // The follower's HW is the leader's, capped at what it holds.
+        p.set_follower_high_watermark(10);
+        assert_eq!(p.high_watermark(), 3);
+        p.set_follower_high_watermark(2);
+        assert_eq!(p.high_watermark(), 2);
+    }
+
+    #[test]
+    fn truncation_cuts_the_log_its_epochs_and_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Never);
+        p.become_follower(1, 5);
+        p.append_replicated(&stored(3, 0, 4), 1, 5).expect("epoch 4");
+        p.append_replicated(&stored(3, 3, 5), 1, 5).expect("epoch 5");
+        p.set_follower_high_watermark(6);
+        assert!(matches!(p.truncate_to(3, 1, 4), Err(PartitionError::StaleFetcher { .. })));
+        p.truncate_to(3, 1, 5).expect("truncate");
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 3));
+        assert_eq!(p.epoch_cache().latest_epoch(), Some(4), "epoch 5 is gone with its batches");
+        p.truncate_to(0, 1, 5).expect("truncate to empty");
+        assert_eq!((p.log_end_offset(), p.epoch_cache().latest_epoch()), (0, None));
+    }
+
+    #[test]
+    fn with_fsync_always_only_the_durable_end_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path(), 2, FsyncMode::Always);
+        p.become_follower(1, 1);
+        p.append_replicated(&stored(4, 0, 1), 1, 1).expect("replicate");
+        assert_eq!((p.log_end_offset(), p.replica_fetch_offset()), (4, 0));
+        p.set_follower_high_watermark(4);
+        assert_eq!(p.high_watermark(), 0, "a follower HW passed data not yet fsynced");
+        p.sync_replicated().expect("sync");
+        assert_eq!(p.replica_fetch_offset(), 4);
+        p.set_follower_high_watermark(4);
+        assert_eq!(p.high_watermark(), 4);
+    }
 }
