@@ -38,8 +38,9 @@ impl Default for Rebalancer {
     }
 }
 
-/// The planner's view of the metadata: live, non-draining brokers; every partition (sizes are not
-/// known to the controller yet, so all count the same).
+/// The planner's view of the metadata: live, non-draining brokers; every partition, one that is moving
+/// as it will be once the move completes (sizes are not known to the controller yet, so all count the
+/// same).
 pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
     let brokers = state
         .brokers
@@ -53,7 +54,7 @@ pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
             t.partitions.iter().enumerate().map(move |(i, p)| PartitionView {
                 topic: t.name.clone(),
                 partition: i as i32,
-                replicas: p.replicas.clone(),
+                replicas: if p.moving() { p.target_replicas.clone() } else { p.replicas.clone() },
                 leader: p.leader,
                 isr: p.isr.clone(),
                 size_bytes: 0,
@@ -75,19 +76,23 @@ impl Rebalancer {
     pub fn tick(&mut self, state: &MetadataState, now: Instant) -> Vec<MetaCommand> {
         let mut out = Vec::new();
         let mut in_flight = 0;
+        let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
         for t in state.topics.values() {
             for (i, p) in t.partitions.iter().enumerate() {
                 if !p.moving() {
                     continue;
                 }
-                if p.target_replicas.iter().all(|r| p.isr.contains(r)) {
+                if p.adding_replicas.iter().any(|r| !live.contains(r)) {
+                    // A broker the move was adding died or was removed: it can never catch up.
+                    tracing::info!(topic = %t.name, partition = i, target = ?p.target_replicas, "rebalance: cancelling a move onto a broker that is gone");
+                    out.push(MetaCommand::CancelReassignment { topic: t.name.clone(), partition: i as i32, expected_partition_epoch: p.partition_epoch });
+                } else if p.target_replicas.iter().all(|r| p.isr.contains(r)) {
                     out.push(MetaCommand::CompleteReassignment { topic: t.name.clone(), partition: i as i32, expected_partition_epoch: p.partition_epoch });
                 } else {
                     in_flight += 1;
                 }
             }
         }
-        let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
         if live != self.live {
             self.live = live;
             self.changed_at = Some(now);
@@ -122,6 +127,9 @@ impl Rebalancer {
                 continue;
             }
             let Some(p) = state.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)) else { continue };
+            if p.moving() {
+                continue; // its next step is planned once the running move completes
+            }
             let target = match &m {
                 Move::Replica { replicas, .. } | Move::Leader { replicas, .. } => replicas.clone(),
             };
@@ -175,5 +183,19 @@ mod tests {
         assert_eq!(s.apply(&set), chronik_raft::MetaResponse::Ok);
         let cmds = r.tick(&s, t0 + Duration::from_secs(21));
         assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
+    }
+
+    #[test]
+    fn a_move_onto_a_broker_that_is_gone_is_cancelled() {
+        let mut s = cluster(&[1, 2, 3, 4], &[&[1, 2, 3]]);
+        let start = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 0 };
+        assert_eq!(s.apply(&start), chronik_raft::MetaResponse::Ok);
+        let mut r = Rebalancer::default();
+        assert!(r.tick(&s, Instant::now()).is_empty(), "4 is live and catching up: wait");
+        s.apply(&MetaCommand::RemoveBroker { id: 4 });
+        let cmds = r.tick(&s, Instant::now());
+        assert!(matches!(cmds.as_slice(), [MetaCommand::CancelReassignment { .. }]), "{cmds:?}");
+        assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
+        assert_eq!(s.topics["t"].partitions[0].replicas, vec![1, 2, 3]);
     }
 }
