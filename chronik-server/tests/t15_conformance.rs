@@ -22,7 +22,7 @@ use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 
 use chronik_server::kafka::versions::{PRODUCE_MIN_ACCEPTED, SUPPORTED};
 use common::{
-    code, decode_records, encode_body, fetch_request, http_get, now_ms, produce_request, raw_request,
+    code, create_topics_request, decode_records, encode_body, fetch_request, http_get, now_ms, produce_request, raw_request,
     record_batch, topic_name, BrokerOpts, KafkaClient, TestBroker, EARLIEST, LATEST,
 };
 
@@ -377,16 +377,6 @@ fn offset_for_leader_epoch(fx: &mut Fixture, v: i16) -> Result<()> {
 
 // ---- Topics and configs -------------------------------------------------------------------------------
 
-fn create_topics_request(name: &str, partitions: i32) -> CreateTopicsRequest {
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = topic_name(name);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 10_000;
-    req
-}
 
 fn create_topics(fx: &mut Fixture, v: i16) -> Result<()> {
     let name = format!("created-v{v}");

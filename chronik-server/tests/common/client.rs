@@ -149,14 +149,7 @@ impl KafkaClient {
 
     /// CreateTopics v7 for one topic; returns the topic's error code.
     pub fn create_topic(&mut self, name: &str, partitions: i32) -> Result<i16> {
-        let mut t = CreatableTopic::default();
-        t.name = topic_name(name);
-        t.num_partitions = partitions;
-        t.replication_factor = 1;
-        let mut req = CreateTopicsRequest::default();
-        req.topics = vec![t];
-        req.timeout_ms = 10_000;
-        let resp = self.call(7, &req)?;
+        let resp = self.call(7, &create_topics_request(name, partitions))?;
         ensure!(resp.topics.len() == 1, "CreateTopics answered {} topics", resp.topics.len());
         Ok(resp.topics[0].error_code)
     }
@@ -324,5 +317,17 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32,
     req.min_bytes = min_bytes;
     req.max_bytes = 16 * 1024 * 1024;
     req.topics = vec![t];
+    req
+}
+
+/// A CreateTopics request for one topic of `partitions` partitions on one replica.
+pub fn create_topics_request(name: &str, partitions: i32) -> CreateTopicsRequest {
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 10_000;
     req
 }
