@@ -77,6 +77,7 @@ def test_rolling_restart_under_load_with_a_consumer_group(cluster):
             node = cluster.nodes[i]
             node.stop()
             node.start()
+            node.wait_status("ok")  # registered and caught up with the metadata
             cluster.wait_agreed_leader()
             cluster.wait_full_isr(TOPIC)
             timings[f"node_{i}_back_s"] = round(time.monotonic() - t0, 1)
