@@ -1,6 +1,8 @@
 """The rebalancer: after a fourth node joins, replicas and leaderships spread onto it, data first,
 while idempotent acks=all producers run; nothing acknowledged is lost and no ISR falls below
-min ISR on the way. A dry run on a balanced cluster plans nothing and changes nothing."""
+min ISR on the way. A dry run on a balanced cluster plans nothing and changes nothing. A controller
+killed in the middle of a move is succeeded by one that finishes the rebalance (the moves in progress
+are in the metadata; the rest is planned again)."""
 
 import collections
 import threading
@@ -104,3 +106,40 @@ def test_a_fourth_node_takes_its_share_under_load(cluster):
     assert not violations, "\n".join(violations)
     rc, out, _ = cli("rebalance", "--dry-run", "--config", cfg)
     assert rc == 0 and "no moves" in out, out
+
+
+def test_a_controller_killed_mid_rebalance_is_succeeded_by_one_that_finishes(cluster):
+    create_rf3_topic(cluster, TOPIC)
+    leader, term = cluster.wait_agreed_leader()
+    load = start_load(cluster, TOPIC)
+    try:
+        load.wait_more_acked(ACKED_STEP, "before the addition")
+        node4 = cluster.new_node(4)
+        node4.spawn()
+        cli_json("add-node", *cluster.add_args(4), "--config", cluster.nodes[leader].config_path)
+        node4.wait_status("ok")
+        deadline = time.monotonic() + PLAN_STARTS_WITHIN_S
+        moving = 0
+        while time.monotonic() < deadline and not moving:
+            _, _, _, moving = spread(cluster.leader_status(), TOPIC)
+            time.sleep(0.05)
+        assert moving, "no move started"
+        cluster.kill9(leader)
+        survivors = [i for i in cluster.nodes if i != leader]
+        new_leader, new_term = cluster.wait_agreed_leader(survivors, 30)
+        assert new_leader != leader and new_term > term
+        cluster.restart(leader)
+        deadline = time.monotonic() + BALANCED_WITHIN_S
+        while time.monotonic() < deadline:
+            replicas, _, leaders, moving = spread(cluster.leader_status(), TOPIC)
+            if not moving and all(4 <= replicas[n] <= 5 and 1 <= leaders[n] <= 2 for n in (1, 2, 3, 4)):
+                break
+            time.sleep(0.5)
+        print(f"[rebalance] after killing controller {leader} mid-move, controller {new_leader} finished: "
+              f"replicas {dict(replicas)}, leaders {dict(leaders)}")
+        assert not moving and all(4 <= replicas[n] <= 5 for n in (1, 2, 3, 4)), (replicas, moving)
+        load.wait_more_acked(ACKED_STEP, "after the rebalance")
+    finally:
+        load.stop()
+    violations = read_back_violations(cluster.bootstrap, load, TOPIC)
+    assert not violations, "\n".join(violations)
