@@ -30,6 +30,8 @@ pub struct Broker {
     pub topic_ops: tokio::sync::Mutex<()>,
     /// One replica fetcher per leader broker this broker follows partitions from.
     pub fetchers: crate::replication::Fetchers,
+    /// Set by `POST /admin/rebalance`; the controller's next tick plans a rebalance round.
+    pub rebalance_requested: std::sync::atomic::AtomicBool,
     /// Which offsets partitions the group coordinator serves (see `groups::ownership`).
     pub group_ownership: crate::groups::ownership::Ownership,
     started: Mutex<std::time::Instant>,
@@ -56,6 +58,7 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             topic_ops: tokio::sync::Mutex::new(()),
             fetchers: crate::replication::Fetchers::default(),
+            rebalance_requested: std::sync::atomic::AtomicBool::new(false),
             group_ownership: Default::default(),
             started: Mutex::new(std::time::Instant::now()),
         }

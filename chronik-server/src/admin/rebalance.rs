@@ -57,7 +57,7 @@ pub async fn post(
         (true, _) => "no moves: the cluster is balanced".to_string(),
         (false, true) => format!("{} move(s) planned; nothing changed (dry run)", moves.len()),
         (false, false) => {
-            rebalance::REQUESTED.store(true, Ordering::Relaxed);
+            broker.rebalance_requested.store(true, Ordering::Relaxed);
             format!("{} move(s) planned; the controller starts them, {} at a time", moves.len(), rebalance::MOVES_IN_FLIGHT_MAX)
         }
     };

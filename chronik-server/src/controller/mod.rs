@@ -84,7 +84,8 @@ async fn control_task(broker: Arc<Broker>) {
         let mut wrote = false;
         let decisions = decide::decide(&state, &found.alive, preferred_due);
         // Moves wait for a tick without liveness or ISR decisions: those come first.
-        let moves = if decisions.is_empty() { rebalancer.tick(&state, now) } else { Vec::new() };
+        let requested = broker.rebalance_requested.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let moves = if decisions.is_empty() { rebalancer.tick(&state, now, requested) } else { Vec::new() };
         for cmd in decisions.into_iter().chain(moves) {
             // Decisions of one tick were computed from one applied state in one term; once this node
             // no longer leads that term they are void.

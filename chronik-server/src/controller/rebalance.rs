@@ -7,7 +7,6 @@
 //! so a new controller after a failover carries on where the old one stopped.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chronik_raft::{MetaCommand, MetadataState};
@@ -28,9 +27,6 @@ pub struct Rebalancer {
     /// Keep planning until the plan is empty.
     active: bool,
 }
-
-/// Set by `POST /admin/rebalance`; the controller's next tick plans.
-pub static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 impl Default for Rebalancer {
     fn default() -> Self {
@@ -72,8 +68,9 @@ pub fn plan(state: &MetadataState) -> Vec<Move> {
 
 impl Rebalancer {
     /// The commands to write this tick, in order: completions of moves whose targets are all in the
-    /// ISR, then new moves up to [`MOVES_IN_FLIGHT_MAX`] when a round is due.
-    pub fn tick(&mut self, state: &MetadataState, now: Instant) -> Vec<MetaCommand> {
+    /// ISR, then new moves up to [`MOVES_IN_FLIGHT_MAX`] when a round is due (`requested`: an operator
+    /// asked for one).
+    pub fn tick(&mut self, state: &MetadataState, now: Instant, requested: bool) -> Vec<MetaCommand> {
         let mut out = Vec::new();
         let mut in_flight = 0;
         let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
@@ -97,7 +94,7 @@ impl Rebalancer {
             self.live = live;
             self.changed_at = Some(now);
         }
-        if REQUESTED.swap(false, Ordering::Relaxed) {
+        if requested {
             self.active = true;
             self.changed_at = None;
         }
@@ -162,17 +159,17 @@ mod tests {
         let s = cluster(&[1, 2, 3], &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2], &[2, 1, 3], &[3, 2, 1]]);
         let mut r = Rebalancer::default();
         let t0 = Instant::now();
-        assert!(r.tick(&s, t0).is_empty(), "balanced: nothing to do");
+        assert!(r.tick(&s, t0, false).is_empty(), "balanced: nothing to do");
         let mut s = s;
         s.apply(&MetaCommand::RegisterBroker { id: 4, node: BrokerNode::default(), incarnation: None });
-        assert!(r.tick(&s, t0 + Duration::from_secs(1)).is_empty(), "within the debounce");
-        let cmds = r.tick(&s, t0 + Duration::from_millis(1_000 + MEMBERSHIP_DEBOUNCE_MS));
+        assert!(r.tick(&s, t0 + Duration::from_secs(1), false).is_empty(), "within the debounce");
+        let cmds = r.tick(&s, t0 + Duration::from_millis(1_000 + MEMBERSHIP_DEBOUNCE_MS), false);
         assert_eq!(cmds.len(), MOVES_IN_FLIGHT_MAX, "{cmds:?}");
         for c in &cmds {
             assert_eq!(s.apply(c), chronik_raft::MetaResponse::Ok, "{c:?}");
         }
         // Moves in flight: no more start until they complete; a move completes once its target is in sync.
-        assert!(r.tick(&s, t0 + Duration::from_secs(20)).is_empty());
+        assert!(r.tick(&s, t0 + Duration::from_secs(20), false).is_empty());
         let moving = s.topics["t"].partitions.iter().position(|p| p.moving());
         let (i, p) = match moving {
             Some(i) => (i, s.topics["t"].partitions[i].clone()),
@@ -181,7 +178,7 @@ mod tests {
         // The new replica caught up: the leader puts it in the ISR.
         let set = MetaCommand::SetPartitionState { topic: "t".into(), partition: i as i32, leader: p.leader, isr: p.replicas.clone(), expected_partition_epoch: p.partition_epoch };
         assert_eq!(s.apply(&set), chronik_raft::MetaResponse::Ok);
-        let cmds = r.tick(&s, t0 + Duration::from_secs(21));
+        let cmds = r.tick(&s, t0 + Duration::from_secs(21), false);
         assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
     }
 
@@ -191,9 +188,9 @@ mod tests {
         let start = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 0 };
         assert_eq!(s.apply(&start), chronik_raft::MetaResponse::Ok);
         let mut r = Rebalancer::default();
-        assert!(r.tick(&s, Instant::now()).is_empty(), "4 is live and catching up: wait");
+        assert!(r.tick(&s, Instant::now(), false).is_empty(), "4 is live and catching up: wait");
         s.apply(&MetaCommand::RemoveBroker { id: 4 });
-        let cmds = r.tick(&s, Instant::now());
+        let cmds = r.tick(&s, Instant::now(), false);
         assert!(matches!(cmds.as_slice(), [MetaCommand::CancelReassignment { .. }]), "{cmds:?}");
         assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
         assert_eq!(s.topics["t"].partitions[0].replicas, vec![1, 2, 3]);
