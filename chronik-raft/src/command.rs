@@ -89,6 +89,8 @@ pub enum MetaResponse {
     /// The partition part of the command is invalid (count not larger, bad replica list, partition
     /// out of range, leader not in ISR, ...); nothing was applied.
     InvalidPartitions(String),
+    /// The cluster id recorded in the metadata (answer to `InitClusterId`: the first id written wins).
+    ClusterId(String),
     /// A block of producer ids `[first, first + count)`.
     ProducerIdBlock { first: i64, count: i64 },
     /// The command is malformed in another way (bad topic name or id, negative broker id, unknown

@@ -214,15 +214,22 @@ const JOIN_REPORT_INTERVAL_MS: u64 = 10_000;
 const REGISTRATION_APPLY_WAIT_MS: u64 = 10_000;
 
 /// The cluster id every broker reports: the first one written to the metadata wins (the first broker
-/// to start proposes the id of its identity file). A node whose identity file holds another id (it
-/// proposed one while the cluster formed) rewrites it to the agreed one.
+/// to start proposes the id of its identity file). The agreed id is taken from the answer to the write,
+/// not from this node's state: a write forwarded to the leader is answered once the leader applied it,
+/// possibly before this node has. A node whose identity file holds another id (it proposed one while
+/// the cluster formed) rewrites it to the agreed one.
 async fn agree_cluster_id(meta: &MetaNode, data_dir: &Path, node_id: u64, proposed: String) -> anyhow::Result<String> {
-    if meta.state().cluster_id.is_none() {
-        meta.write(MetaCommand::InitClusterId { cluster_id: proposed.clone() })
+    let agreed = match meta.state().cluster_id.clone() {
+        Some(known) => known,
+        None => match meta
+            .write(MetaCommand::InitClusterId { cluster_id: proposed.clone() })
             .await
-            .context("cannot record the cluster id in the metadata")?;
-    }
-    let agreed = meta.state().cluster_id.clone().unwrap_or(proposed.clone());
+            .context("cannot record the cluster id in the metadata")?
+        {
+            MetaResponse::ClusterId(agreed) => agreed,
+            other => anyhow::bail!("the metadata refused the cluster id {proposed}: {other:?}"),
+        },
+    };
     if agreed != proposed {
         write_identity(data_dir, &agreed, node_id)?;
     }

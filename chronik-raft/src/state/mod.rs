@@ -109,8 +109,7 @@ impl MetadataState {
                 if cluster_id.is_empty() {
                     return MetaResponse::InvalidRequest("empty cluster id".into());
                 }
-                self.cluster_id.get_or_insert_with(|| cluster_id.clone());
-                MetaResponse::Ok
+                MetaResponse::ClusterId(self.cluster_id.get_or_insert_with(|| cluster_id.clone()).clone())
             }
             MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
             MetaCommand::StartReassignment { topic, partition, target, expected_partition_epoch } => {

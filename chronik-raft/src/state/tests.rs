@@ -296,8 +296,8 @@ fn a_removed_broker_is_gone_and_its_id_refused() {
 #[test]
 fn first_cluster_id_wins() {
     let mut s = MetadataState::default();
-    assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "a".into() }), MetaResponse::Ok);
-    assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "b".into() }), MetaResponse::Ok);
+    assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "a".into() }), MetaResponse::ClusterId("a".into()));
+    assert_eq!(s.apply(&MetaCommand::InitClusterId { cluster_id: "b".into() }), MetaResponse::ClusterId("a".into()));
     assert_eq!(s.cluster_id.as_deref(), Some("a"));
     assert!(matches!(s.apply(&MetaCommand::InitClusterId { cluster_id: String::new() }), MetaResponse::InvalidRequest(_)));
 }
