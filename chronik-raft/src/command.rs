@@ -29,6 +29,10 @@ pub enum MetaCommand {
     /// its id as removed: a node that comes back with it is refused, never silently re-admitted.
     /// Removing a removed id again is answered `Ok`.
     RemoveBroker { id: i32 },
+    /// Mark a broker as leaving (`draining`: it gets no new replicas or leaderships and the rebalancer
+    /// moves what it holds elsewhere; the controller removes it from the membership once it holds
+    /// nothing) or take the mark back. Unknown ids are refused.
+    SetDraining { id: i32, draining: bool },
     /// Create a topic with one replica list per partition; a second create of the same name is
     /// answered with [`MetaResponse::TopicAlreadyExists`] and changes nothing.
     CreateTopic {

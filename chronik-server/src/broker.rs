@@ -32,6 +32,8 @@ pub struct Broker {
     pub fetchers: crate::replication::Fetchers,
     /// Set by `POST /admin/rebalance`; the controller's next tick plans a rebalance round.
     pub rebalance_requested: std::sync::atomic::AtomicBool,
+    /// Throttle and rate of catch-up fetches by replicas being added (`reassignment_throttle_bytes_per_s`).
+    pub catch_up: crate::replication::catch_up::CatchUp,
     /// Which offsets partitions the group coordinator serves (see `groups::ownership`).
     pub group_ownership: crate::groups::ownership::Ownership,
     started: Mutex<std::time::Instant>,
@@ -48,6 +50,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
+            catch_up: crate::replication::catch_up::CatchUp::new(config.reassignment_throttle_bytes_per_s),
             config,
             cluster_id,
             meta,

@@ -70,13 +70,17 @@ pub enum ClusterCommand {
         #[command(flatten)]
         change: ChangeArgs,
     },
-    /// Remove a node (voter or learner); the voter count stays odd.
+    /// Remove a node (voter or learner); the voter count stays odd. A node that holds partition
+    /// replicas drains first: they move to other nodes, then it leaves.
     RemoveNode {
         node_id: u64,
-        /// Remove even when fewer voters than can lose one would remain, or the node still holds
-        /// partition replicas.
+        /// Remove at once even when fewer voters than can lose one would remain, or the node still
+        /// holds partition replicas (they are re-created elsewhere from the ISR afterwards).
         #[arg(long)]
         force: bool,
+        /// Follow the drain until the node has left, printing the replicas it still holds.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         change: ChangeArgs,
     },

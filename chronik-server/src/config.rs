@@ -16,6 +16,9 @@ pub const DEFAULT_WAL_ADDR: &str = "127.0.0.1:9291";
 pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:5001";
 /// Admin ports are 10000 + node id by default.
 pub const ADMIN_PORT_BASE: u16 = 10000;
+/// Default `reassignment_throttle_bytes_per_s`: 50 MiB/s per follower broker, a share of a disk that
+/// leaves producers and in-sync followers their room.
+pub const REASSIGNMENT_THROTTLE_BYTES_PER_S_DEFAULT: u64 = 50 * 1024 * 1024;
 
 /// When a partition's appended batches are fsynced, and so what a crash can lose (docs/CONFIG.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -80,6 +83,7 @@ pub struct ConfigFile {
     pub broker_session_timeout_ms: Option<u64>,
     pub broker_heartbeat_interval_ms: Option<u64>,
     pub leader_rebalance_interval_ms: Option<u64>,
+    pub reassignment_throttle_bytes_per_s: Option<u64>,
     pub admin_token: Option<String>,
     pub join: Option<bool>,
     pub initial_cluster: Option<Vec<u64>>,
@@ -127,6 +131,9 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// How often the controller moves leadership back to preferred replicas that are in sync.
     pub leader_rebalance_interval_ms: u64,
+    /// Most bytes per second a leader sends to one follower broker for the replicas a move is adding
+    /// (not yet in sync); 0 for no limit. In-sync followers are never throttled.
+    pub reassignment_throttle_bytes_per_s: u64,
     /// Bearer token the admin API's mutations require; without one they are taken from loopback only.
     pub admin_token: Option<String>,
     /// A fresh node asks the cluster (through its peers' admin addresses) to add it.
@@ -276,6 +283,7 @@ impl Config {
             broker_session_timeout_ms: file.broker_session_timeout_ms.unwrap_or(6_000),
             broker_heartbeat_interval_ms: file.broker_heartbeat_interval_ms.unwrap_or(1_000),
             leader_rebalance_interval_ms: file.leader_rebalance_interval_ms.unwrap_or(5_000),
+            reassignment_throttle_bytes_per_s: file.reassignment_throttle_bytes_per_s.unwrap_or(REASSIGNMENT_THROTTLE_BYTES_PER_S_DEFAULT),
             admin_token: file.admin_token.or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()).filter(|t| !t.is_empty()),
             join: o.join || file.join.unwrap_or(false),
             initial_cluster: file

@@ -119,6 +119,25 @@ impl PartitionLog {
         self.segments().map(Segment::valid_len).sum()
     }
 
+    /// Bytes of stored batches below `offset` (the whole log at or past its end, 0 at or below its
+    /// start): how much of the log a replica that has stored everything below `offset` holds.
+    pub fn bytes_below(&self, offset: i64) -> Result<u64, WalError> {
+        let mut below = 0;
+        for seg in self.segments() {
+            if seg.next_offset() <= offset {
+                below += seg.valid_len();
+            } else if seg.base_offset() < offset {
+                if let Some(h) = seg.find_batch(offset)? {
+                    below += h.position;
+                }
+                break;
+            } else {
+                break;
+            }
+        }
+        Ok(below)
+    }
+
     /// Base offsets of all segments, oldest first (the last is the active segment).
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments().map(Segment::base_offset).collect()

@@ -39,6 +39,18 @@ fn rolls_by_size_before_crossing_and_reads_across_segments() {
 }
 
 #[test]
+fn bytes_below_an_offset_count_whole_batches_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), &sized(1000));
+    append_n(&mut log, 10, 2, 239); // 300 bytes each, 2 records each: 3 per segment
+    // (offset, bytes below): start, a batch boundary, inside a batch, a segment boundary, the end, past it.
+    for (offset, want) in [(0, 0), (2, 300), (3, 300), (6, 900), (8, 1200), (20, 3000), (25, 3000), (-1, 0)] {
+        assert_eq!(log.bytes_below(offset).unwrap(), want, "offset {offset}");
+    }
+    assert_eq!(log.bytes_below(20).unwrap(), log.size_bytes());
+}
+
+#[test]
 fn rolls_when_an_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
     // An entry per batch (interval 0) and room for 2 time entries (24 bytes), 3 offset entries.

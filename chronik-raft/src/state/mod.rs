@@ -33,6 +33,10 @@ pub struct BrokerRecord {
     /// never acts as a leader its pre-crash metadata remembers.
     #[serde(default)]
     pub incarnation: Option<u64>,
+    /// Leaving the cluster: placed on by nothing new; its replicas move away, then it is removed.
+    /// Kept across registrations (a draining broker that restarts is still leaving).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One partition's replica assignment and leadership.
@@ -94,6 +98,13 @@ impl MetadataState {
             MetaCommand::RegisterBroker { id, node, incarnation } => self.register_broker(*id, node, *incarnation),
             MetaCommand::FenceBroker { id } => self.fence_broker(*id),
             MetaCommand::RemoveBroker { id } => self.remove_broker(*id),
+            MetaCommand::SetDraining { id, draining } => match self.brokers.get_mut(id) {
+                Some(b) => {
+                    b.draining = *draining;
+                    MetaResponse::Ok
+                }
+                None => MetaResponse::InvalidRequest(format!("broker {id} is not registered")),
+            },
             MetaCommand::CreateTopic { name, topic_id, replicas, configs } => {
                 self.create_topic(name, *topic_id, replicas, configs)
             }
@@ -150,6 +161,24 @@ impl MetadataState {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
+    /// Live brokers that new replicas may be placed on: not draining.
+    pub fn placeable_brokers(&self) -> impl Iterator<Item = &BrokerRecord> {
+        self.live_brokers().filter(|b| !b.draining)
+    }
+
+    /// The partitions (topic, index) with a replica on broker `id` — being added, staying or leaving.
+    pub fn replicas_on(&self, id: i32) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.replicas.contains(&id) || p.adding_replicas.contains(&id) {
+                    out.push((t.name.clone(), i as i32));
+                }
+            }
+        }
+        out
+    }
+
     fn register_broker(&mut self, id: i32, node: &BrokerNode, incarnation: Option<u64>) -> MetaResponse {
         if id < 0 {
             return MetaResponse::InvalidRequest(format!("broker id {id} is negative"));
@@ -157,8 +186,10 @@ impl MetadataState {
         if self.removed_brokers.contains(&id) {
             return MetaResponse::InvalidRequest(removed_message(id));
         }
-        let incarnation = incarnation.or_else(|| self.brokers.get(&id).and_then(|b| b.incarnation));
-        self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false, incarnation });
+        let known = self.brokers.get(&id);
+        let incarnation = incarnation.or_else(|| known.and_then(|b| b.incarnation));
+        let draining = known.is_some_and(|b| b.draining);
+        self.brokers.insert(id, BrokerRecord { id, node: node.clone(), fenced: false, incarnation, draining });
         MetaResponse::Ok
     }
 

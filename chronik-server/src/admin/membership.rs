@@ -13,7 +13,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chronik_raft::{BrokerNode, Members, MembershipError};
+use chronik_raft::{BrokerNode, Members, MembershipError, MetaCommand, MetaResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -182,23 +182,11 @@ pub async fn remove_node(
         if let Err(e) = broker.meta.check_removal(id, &live, broker.config.voters_max) {
             return failed(req.node_id, e);
         }
-        // Moving replicas off a node is the rebalancer's work; until it has done it, removal would
-        // leave those partitions short of a replica.
-        let held: Vec<String> = state
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.iter().enumerate().filter(|(_, p)| p.replicas.contains(&(id as i32))).map(move |(i, _)| format!("{}-{i}", t.name)))
-            .collect();
+        // A node that holds replicas drains first: the rebalancer moves them away (data first) and
+        // the controller removes the node once it holds nothing.
+        let held = state.replicas_on(id as i32);
         if !held.is_empty() {
-            return refuse(
-                StatusCode::PRECONDITION_FAILED,
-                Some(req.node_id),
-                format!(
-                    "node {id} still holds replicas of {} partition(s) (e.g. {}); move them first or use --force",
-                    held.len(),
-                    held.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            );
+            return drain(&broker, req.node_id, id as i32, held.len()).await;
         }
     }
     let leading = broker.meta.status().is_leader;
@@ -219,6 +207,28 @@ pub async fn remove_node(
         }
         Err(e) => failed(req.node_id, e),
     }
+}
+
+/// Mark broker `id` draining (once) and answer `202 Accepted` with how many replicas it still holds.
+async fn drain(broker: &Arc<Broker>, node_id: i64, id: i32, replicas_left: usize) -> Answer {
+    let already = broker.meta.state().brokers.get(&id).is_some_and(|b| b.draining);
+    if !already {
+        match broker.meta.write(MetaCommand::SetDraining { id, draining: true }).await {
+            Ok(MetaResponse::Ok) => {}
+            Ok(other) => return refuse(StatusCode::CONFLICT, Some(node_id), format!("node {id} cannot drain: {other:?}")),
+            Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, Some(node_id), format!("node {id} cannot drain: {e}")),
+        }
+        tracing::info!(node_id = id, replicas_left, "node draining before its removal");
+    }
+    broker.rebalance_requested.store(true, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({
+        "success": true,
+        "status": "draining",
+        "node_id": node_id,
+        "replicas_left": replicas_left,
+        "message": format!("node {id} is draining: {replicas_left} replica(s) move to other nodes first, then it leaves the membership"),
+    });
+    (StatusCode::ACCEPTED, Json(body))
 }
 
 pub async fn promote(

@@ -29,7 +29,7 @@ async fn grow(broker: &Arc<Broker>, name: &str, count: i32, assignments: Option<
         return Err((ResponseError::InvalidPartitions, format!("at most {TOPIC_PARTITIONS_MAX} partitions")));
     }
     let rf = topic.partitions.first().map(|p| p.replicas.len() as i32).unwrap_or(1);
-    let live: Vec<i32> = state.live_brokers().map(|b| b.id).collect();
+    let live: Vec<i32> = state.placeable_brokers().map(|b| b.id).collect();
     let new_replicas = match assignments {
         Some(a) => {
             if a.len() as i32 != count - current {

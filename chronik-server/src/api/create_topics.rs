@@ -45,7 +45,7 @@ pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: 
     if state.topics.contains_key(&spec.name) {
         return Err((ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", spec.name)));
     }
-    let live: Vec<i32> = state.live_brokers().map(|b| b.id).collect();
+    let live: Vec<i32> = state.placeable_brokers().map(|b| b.id).collect();
     let replicas = if spec.assignments.is_empty() {
         let partitions = if spec.num_partitions == -1 { broker.config.num_partitions } else { spec.num_partitions };
         let rf = if spec.replication_factor == -1 { broker.config.replication_factor } else { spec.replication_factor };

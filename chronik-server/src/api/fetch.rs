@@ -38,6 +38,7 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
     let replica = req.replica_id.0;
     let state = broker.meta.state();
     let now_ms = crate::server::now_ms();
+    let now = std::time::Instant::now();
     let mut remaining = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut any_error = false;
@@ -58,15 +59,25 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
                 partitions.push(pd.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
+            let mut limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
+            let record = state.topics.get(name).and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)));
+            // A replica a move is adding, not yet in sync: its catch-up is throttled and measured.
+            let catching_up = replica >= 0 && record.is_some_and(|r| r.adding_replicas.contains(&replica) && !r.isr.contains(&replica));
+            if catching_up {
+                match broker.catch_up.allowance(replica, now) {
+                    Some(0) => {
+                        let hw = p.high_watermark();
+                        partitions.push(pd.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(p.log_start_offset()));
+                        continue;
+                    }
+                    Some(allowed) => limit = limit.min(allowed),
+                    None => {}
+                }
+            }
             let read = if replica >= 0 {
                 p.replica_read(replica, fp.fetch_offset, fp.current_leader_epoch, limit.max(1), now_ms)
             } else {
-                let leads = state
-                    .topics
-                    .get(name)
-                    .and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)))
-                    .is_some_and(|pm| pm.leader == broker.node_id);
+                let leads = record.is_some_and(|pm| pm.leader == broker.node_id);
                 if leads {
                     // v9+ (KIP-320): a consumer naming a stale or future leader epoch is refused.
                     let fenced = if fp.current_leader_epoch >= 0 { p.check_current_leader_epoch(fp.current_leader_epoch).err() } else { None };
@@ -86,6 +97,9 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
                     // Over the limits only when it is the response's first data (KIP-74).
                     let fits = r.records.len() <= limit || total == 0;
                     if fits && !r.records.is_empty() {
+                        if catching_up {
+                            broker.catch_up.sent(name, fp.partition, replica, r.records.len(), now);
+                        }
                         total += r.records.len();
                         remaining = remaining.saturating_sub(r.records.len());
                         pd = pd.with_records(Some(r.records));

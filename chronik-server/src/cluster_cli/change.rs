@@ -15,6 +15,8 @@ const LEADER_HOPS_MAX: usize = 3;
 /// How long `add-node --wait` follows the new node's health.
 const WAIT_SERVING_S: u64 = 120;
 const WAIT_POLL_MS: u64 = 500;
+/// How long `remove-node --wait` follows a drain.
+const WAIT_DRAINED_S: u64 = 3_600;
 
 /// POST `body` to `path` on the metadata leader; the successful answer, or the refusal as an error.
 async fn change(args: &ChangeArgs, path: &str, body: &Value) -> Result<Value, CliError> {
@@ -86,6 +88,35 @@ async fn wait_serving(node_admin: &str, quiet: bool) -> Result<(), CliError> {
     }
 }
 
+/// Follows the metadata leader's `/admin/status` until node `id` is no longer listed, printing the
+/// replicas it still holds whenever that changes.
+async fn wait_removed(args: &ChangeArgs, id: u64) -> Result<(), CliError> {
+    let target = Target::resolve(args.target.config.as_deref(), args.target.admin.as_deref())?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(WAIT_DRAINED_S);
+    let mut last = None;
+    loop {
+        // Surveyed each time: the node leaving may have led the metadata.
+        if let Ok((_, status)) = survey(&target).await.leader_status().await {
+            let node = status["nodes"].as_array().into_iter().flatten().find(|n| n["id"].as_u64() == Some(id)).cloned();
+            let Some(node) = node else {
+                if !args.target.json {
+                    println!("node {id} drained and removed");
+                }
+                return Ok(());
+            };
+            let left = node["replicas"].as_u64();
+            if left != last && !args.target.json {
+                eprintln!("node {id}: draining, {} replica(s) left", left.map_or("?".into(), |n| n.to_string()));
+            }
+            last = left;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CliError::Unhealthy(format!("node {id} is still a member after {WAIT_DRAINED_S}s of draining")));
+        }
+        tokio::time::sleep(Duration::from_millis(WAIT_POLL_MS)).await;
+    }
+}
+
 /// The admin address an added node will have (as the leader derives it when not given).
 fn node_admin_addr(node_id: u64, addrs: &NodeAddrs) -> Option<String> {
     addrs.node_admin.clone().or_else(|| {
@@ -105,8 +136,12 @@ pub async fn run(command: &ClusterCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        ClusterCommand::RemoveNode { node_id, force, change: args } => {
-            report(args, &change(args, "/admin/remove-node", &json!({"node_id": node_id, "force": force})).await?);
+        ClusterCommand::RemoveNode { node_id, force, wait, change: args } => {
+            let answer = change(args, "/admin/remove-node", &json!({"node_id": node_id, "force": force})).await?;
+            report(args, &answer);
+            if *wait && answer["status"] == json!("draining") {
+                wait_removed(args, *node_id).await?;
+            }
             Ok(())
         }
         ClusterCommand::Promote { node_id, change: args } => {

@@ -2,11 +2,12 @@
 //! fence brokers whose session expired (and unfence ones heartbeating again), drop fenced brokers from
 //! ISRs, give every partition whose leader is gone a new leader from its ISR — never from outside it (no
 //! unclean election) — and, when asked, move leadership back to the preferred (first) replica once it is
-//! in sync.
+//! in sync, or off a draining broker. Who should lead is `chronik_rebalancer::leader`'s rule.
 
 use std::collections::BTreeSet;
 
 use chronik_raft::{MetaCommand, MetadataState, NO_LEADER};
+use chronik_rebalancer::{failover_leader, preferred_leader_move};
 
 /// What the controller should write, in order: broker fencing first, then partition changes.
 pub fn decide(state: &MetadataState, alive: &BTreeSet<i32>, rebalance_preferred: bool) -> Vec<MetaCommand> {
@@ -19,20 +20,18 @@ pub fn decide(state: &MetadataState, alive: &BTreeSet<i32>, rebalance_preferred:
             out.push(MetaCommand::FenceBroker { id: b.id });
         }
     }
+    let draining: BTreeSet<i32> = state.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
     for t in state.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
             let live_isr: Vec<i32> = p.isr.iter().copied().filter(|b| alive.contains(b)).collect();
             let leader_alive = p.leader != NO_LEADER && alive.contains(&p.leader);
             let (leader, isr) = if leader_alive {
-                let preferred = p.replicas.first().copied();
-                match preferred {
-                    Some(pref) if rebalance_preferred && pref != p.leader && live_isr.contains(&pref) => (pref, live_isr),
+                match preferred_leader_move(&p.replicas, p.leader, &live_isr, &draining) {
+                    Some(to) if rebalance_preferred => (to, live_isr),
                     _ => (p.leader, live_isr),
                 }
             } else {
-                // First live ISR member in replica order (the preferred replica when it is in sync).
-                let next = p.replicas.iter().copied().find(|r| live_isr.contains(r));
-                match next {
+                match failover_leader(&p.replicas, &live_isr, &draining) {
                     Some(l) => (l, live_isr),
                     // Nobody in sync is alive: the partition stays offline with its last ISR, so that
                     // a returning in-sync replica (never a stale one) becomes leader.
@@ -62,7 +61,7 @@ mod tests {
     fn state(parts: &[(&[i32], i32, &[i32])], fenced: &[i32]) -> MetadataState {
         let mut s = MetadataState::default();
         for id in 1..=3 {
-            s.brokers.insert(id, BrokerRecord { id, node: BrokerNode::default(), fenced: fenced.contains(&id), incarnation: None });
+            s.brokers.insert(id, BrokerRecord { id, node: BrokerNode::default(), fenced: fenced.contains(&id), incarnation: None, draining: false });
         }
         let partitions = parts
             .iter()

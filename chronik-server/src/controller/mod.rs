@@ -57,6 +57,7 @@ async fn control_task(broker: Arc<Broker>) {
     let mut sessions = Sessions::new(session);
     let mut rebalancer = rebalance::Rebalancer::default();
     let mut last_rebalance = Instant::now();
+    let mut removal_retry_at = Instant::now();
     loop {
         tick.tick().await;
         let status = broker.meta.status();
@@ -114,6 +115,34 @@ async fn control_task(broker: Arc<Broker>) {
             broker.reconcile_partitions().await;
         }
         follow_registered_addresses(&broker, &state).await;
+        if now >= removal_retry_at {
+            if let Err(e) = remove_drained(&broker, &state).await {
+                warn!(term, error = %e, "a drained broker could not leave the membership yet; retrying in {} ms", DRAINED_REMOVAL_RETRY_MS);
+                removal_retry_at = now + Duration::from_millis(DRAINED_REMOVAL_RETRY_MS);
+            }
+        }
+    }
+}
+
+/// How long the controller waits before trying again to remove a drained broker it could not remove.
+const DRAINED_REMOVAL_RETRY_MS: u64 = 10_000;
+
+/// The last step of a drain: a draining broker that holds no replica any more leaves the membership
+/// (the same removal as `remove-node`, with its quorum checks). When it is this node, the leadership
+/// moves first and the next leader's controller finishes.
+async fn remove_drained(broker: &Broker, state: &chronik_raft::MetadataState) -> Result<(), chronik_raft::MembershipError> {
+    let Some(id) = rebalance::drained(state).into_iter().next() else { return Ok(()) };
+    let Ok(node_id) = u64::try_from(id) else { return Ok(()) };
+    let live: std::collections::BTreeSet<u64> = state.live_brokers().filter_map(|b| u64::try_from(b.id).ok()).collect();
+    info!(node_id, "broker drained: removing it from the membership");
+    match broker.meta.remove_node(node_id, false, &live, broker.config.voters_max).await {
+        Ok(m) => {
+            info!(node_id, voters = ?m.voters, learners = ?m.learners, "drained broker removed");
+            Ok(())
+        }
+        // This node was the one leaving: it handed the leadership over; the next leader removes it.
+        Err(chronik_raft::MembershipError::NotLeader { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

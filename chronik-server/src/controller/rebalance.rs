@@ -22,7 +22,8 @@ pub const MEMBERSHIP_DEBOUNCE_MS: u64 = 5_000;
 /// plans once, which finds nothing to do on a balanced cluster).
 #[derive(Debug)]
 pub struct Rebalancer {
-    live: BTreeSet<i32>,
+    /// Live brokers and draining brokers at the last tick: a change starts a round (debounced).
+    shape: (BTreeSet<i32>, BTreeSet<i32>),
     changed_at: Option<Instant>,
     /// Keep planning until the plan is empty.
     active: bool,
@@ -30,19 +31,21 @@ pub struct Rebalancer {
 
 impl Default for Rebalancer {
     fn default() -> Self {
-        Rebalancer { live: BTreeSet::new(), changed_at: None, active: true }
+        Rebalancer { shape: (BTreeSet::new(), BTreeSet::new()), changed_at: None, active: true }
     }
 }
 
-/// The planner's view of the metadata: live, non-draining brokers; every partition, one that is moving
-/// as it will be once the move completes (sizes are not known to the controller yet, so all count the
-/// same).
+/// The planner's view of the metadata: brokers with liveness and draining — a removed broker that
+/// still holds replicas (removed with `--force` while dead) counts as draining, so its replicas are
+/// re-created elsewhere from the ISR; every partition, one that is moving as it will be once the move
+/// completes (sizes are not known to the controller yet, so all count the same).
 pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
-    let brokers = state
+    let mut brokers: Vec<BrokerView> = state
         .brokers
         .values()
-        .map(|b| BrokerView { id: b.id, rack: b.node.rack.clone(), live: !b.fenced, draining: false })
+        .map(|b| BrokerView { id: b.id, rack: b.node.rack.clone(), live: !b.fenced, draining: b.draining })
         .collect();
+    brokers.extend(state.removed_brokers.iter().map(|id| BrokerView { id: *id, rack: None, live: false, draining: true }));
     let partitions = state
         .topics
         .values()
@@ -60,6 +63,11 @@ pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
     (brokers, partitions)
 }
 
+/// Draining brokers that hold no replica any more: ready to leave the membership.
+pub fn drained(state: &MetadataState) -> Vec<i32> {
+    state.brokers.values().filter(|b| b.draining && state.replicas_on(b.id).is_empty()).map(|b| b.id).collect()
+}
+
 /// The moves the planner would make now.
 pub fn plan(state: &MetadataState) -> Vec<Move> {
     let (brokers, partitions) = view(state);
@@ -74,13 +82,14 @@ impl Rebalancer {
         let mut out = Vec::new();
         let mut in_flight = 0;
         let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
+        let draining: BTreeSet<i32> = state.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
         for t in state.topics.values() {
             for (i, p) in t.partitions.iter().enumerate() {
                 if !p.moving() {
                     continue;
                 }
-                if p.adding_replicas.iter().any(|r| !live.contains(r)) {
-                    // A broker the move was adding died or was removed: it can never catch up.
+                if p.adding_replicas.iter().any(|r| !live.contains(r) || draining.contains(r)) {
+                    // A broker the move was adding died, was removed or is leaving: the move is void.
                     tracing::info!(topic = %t.name, partition = i, target = ?p.target_replicas, "rebalance: cancelling a move onto a broker that is gone");
                     out.push(MetaCommand::CancelReassignment { topic: t.name.clone(), partition: i as i32, expected_partition_epoch: p.partition_epoch });
                 } else if p.target_replicas.iter().all(|r| p.isr.contains(r)) {
@@ -90,8 +99,9 @@ impl Rebalancer {
                 }
             }
         }
-        if live != self.live {
-            self.live = live;
+        let shape = (live, draining);
+        if shape != self.shape {
+            self.shape = shape;
             self.changed_at = Some(now);
         }
         if requested {
@@ -194,5 +204,56 @@ mod tests {
         assert!(matches!(cmds.as_slice(), [MetaCommand::CancelReassignment { .. }]), "{cmds:?}");
         assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
         assert_eq!(s.topics["t"].partitions[0].replicas, vec![1, 2, 3]);
+    }
+
+    /// Run the rebalancer against the state until it has nothing left to do, completing each move
+    /// as if its new replica had caught up at once; the commands it wrote.
+    fn run_to_the_end(s: &mut MetadataState, r: &mut Rebalancer, t0: Instant) -> usize {
+        let mut written = 0;
+        for round in 0..100u64 {
+            let now = t0 + Duration::from_secs(round);
+            let cmds = r.tick(s, now, round == 0);
+            if cmds.is_empty() && !s.topics["t"].partitions.iter().any(|p| p.moving()) {
+                return written;
+            }
+            for c in cmds {
+                assert_eq!(s.apply(&c), chronik_raft::MetaResponse::Ok, "{c:?}");
+                written += 1;
+            }
+            let caught_up: Vec<(usize, chronik_raft::PartitionRecord)> =
+                s.topics["t"].partitions.iter().cloned().enumerate().filter(|(_, p)| p.moving()).collect();
+            for (i, p) in caught_up {
+                let set = MetaCommand::SetPartitionState { topic: "t".into(), partition: i as i32, leader: p.leader, isr: p.replicas.clone(), expected_partition_epoch: p.partition_epoch };
+                assert_eq!(s.apply(&set), chronik_raft::MetaResponse::Ok);
+            }
+        }
+        panic!("the rebalancer did not settle in 100 rounds");
+    }
+
+    #[test]
+    fn a_draining_broker_is_emptied_and_then_reported_drained() {
+        let mut s = cluster(&[1, 2, 3, 4], &[&[1, 2, 3], &[2, 3, 4], &[3, 4, 1], &[4, 1, 2]]);
+        assert!(drained(&s).is_empty());
+        assert_eq!(s.apply(&MetaCommand::SetDraining { id: 4, draining: true }), chronik_raft::MetaResponse::Ok);
+        assert!(drained(&s).is_empty(), "4 still holds replicas");
+        let mut r = Rebalancer::default();
+        assert!(run_to_the_end(&mut s, &mut r, Instant::now()) > 0);
+        assert!(s.replicas_on(4).is_empty(), "{:?}", s.topics["t"].partitions);
+        assert_eq!(drained(&s), vec![4]);
+        for p in &s.topics["t"].partitions {
+            assert_eq!(p.replicas.len(), 3, "replication factor kept: {p:?}");
+        }
+    }
+
+    #[test]
+    fn replicas_of_a_force_removed_broker_are_recreated_elsewhere() {
+        let mut s = cluster(&[1, 2, 3, 4], &[&[1, 2, 4], &[2, 4, 3]]);
+        s.apply(&MetaCommand::FenceBroker { id: 4 });
+        s.apply(&MetaCommand::RemoveBroker { id: 4 });
+        let mut r = Rebalancer::default();
+        run_to_the_end(&mut s, &mut r, Instant::now());
+        for p in &s.topics["t"].partitions {
+            assert!(!p.replicas.contains(&4) && p.replicas.len() == 3, "{p:?}");
+        }
     }
 }

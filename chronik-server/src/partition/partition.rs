@@ -228,6 +228,13 @@ impl Partition {
         self.inner.lock().log.as_ref().map(|l| l.size_bytes()).unwrap_or(0)
     }
 
+    /// Bytes of the log below `offset` (see `PartitionLog::bytes_below`); 0 when the log is gone.
+    pub fn bytes_below(&self, offset: i64) -> Result<u64, PartitionError> {
+        let inner = self.inner.lock();
+        let Some(log) = inner.log.as_ref() else { return Ok(0) };
+        log.bytes_below(offset).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+    }
+
     /// Deletes segments past retention.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let mut inner = self.inner.lock();

@@ -72,6 +72,15 @@ impl Partition {
         }
     }
 
+    /// How far follower `id` has stored this partition, as this leader knows it (`None` on a follower,
+    /// for a broker that is not a replica, or before its first fetch in this epoch).
+    pub fn follower_log_end(&self, id: i32) -> Option<i64> {
+        match &*self.role.lock() {
+            Role::Leader(s) => s.follower(id).and_then(|f| f.log_end),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// Checks a request's `current_leader_epoch` (-1: not given) against the epoch this replica leads.
     fn check_leader_epoch(&self, role: &Role, requested: i32) -> Result<i32, PartitionError> {
         let Role::Leader(s) = role else {

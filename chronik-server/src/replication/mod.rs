@@ -6,12 +6,14 @@
 //!   verbatim appends, fsync before the next fetch, high watermark from the leader.
 //! - `isr`: the leader's periodic ISR check — shrink laggards, expand caught-up replicas — committed
 //!   through the metadata Raft group.
+//! - `catch_up`: the leader's throttle and rate measurement for replicas being added by a move.
 //! - `client`: the small Kafka-protocol client the fetcher speaks; `error`.
 //!
 //! The rules themselves (HW, ISR decisions, epoch cache, truncation point) are pure code in
 //! `partition::replica_state` and `partition::epoch_cache`; the leader's side of a follower fetch is in
 //! `api::fetch` and `partition::replica`.
 
+pub mod catch_up;
 pub mod client;
 pub mod error;
 pub mod fetcher;
