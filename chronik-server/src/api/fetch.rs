@@ -62,7 +62,7 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
             let mut limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
             let record = state.topics.get(name).and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)));
             // A replica a move is adding, not yet in sync: its catch-up is throttled and measured.
-            let catching_up = replica >= 0 && record.is_some_and(|r| r.adding_replicas.contains(&replica) && !r.isr.contains(&replica));
+            let catching_up = replica >= 0 && crate::replication::catch_up::catching_up(&state, name, fp.partition, replica);
             if catching_up {
                 match broker.catch_up.allowance(replica, now) {
                     Some(0) => {

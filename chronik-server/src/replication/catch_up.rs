@@ -1,7 +1,9 @@
-//! The leader's side of a replica being added by a move (`adding_replicas`, not yet in the ISR): its
-//! fetches are throttled to `reassignment_throttle_bytes_per_s` per follower broker, so a catch-up of
-//! a large log does not take the disk and network from producers and in-sync followers, and the bytes
-//! sent are measured, so `/admin/status` can show the rate and an estimate of the time left.
+//! Replicas being added by a move (`adding_replicas`, not yet in the ISR) catch up at no more than
+//! `reassignment_throttle_bytes_per_s`, so a catch-up of a large log does not take the disk and
+//! network from producers and in-sync followers — on both sides, as Kafka's replication throttle:
+//! a leader sends at most that to each follower broker, and a follower takes in at most that from all
+//! its leaders together. The leader measures what it sends, so `/admin/status` can show the rate and
+//! an estimate of the time left.
 //!
 //! In-sync followers are never throttled (a follower that fell behind after a restart must catch up
 //! at full speed to protect durability), and neither is anything when the limit is 0.
@@ -27,7 +29,10 @@ const RATES_MAX: usize = 4_096;
 #[derive(Debug)]
 pub struct CatchUp {
     limit_bytes_per_s: u64,
+    /// Leader side: per follower broker.
     buckets: Mutex<HashMap<i32, Bucket>>,
+    /// Follower side: everything this broker takes in for replicas it is catching up on.
+    inbound: Mutex<Option<Bucket>>,
     rates: Mutex<HashMap<(String, i32, i32), Rate>>,
 }
 
@@ -57,7 +62,7 @@ pub struct CatchUpRate {
 impl CatchUp {
     /// `limit_bytes_per_s` per follower broker; 0 for no limit.
     pub fn new(limit_bytes_per_s: u64) -> CatchUp {
-        CatchUp { limit_bytes_per_s, buckets: Mutex::new(HashMap::new()), rates: Mutex::new(HashMap::new()) }
+        CatchUp { limit_bytes_per_s, buckets: Mutex::new(HashMap::new()), inbound: Mutex::new(None), rates: Mutex::new(HashMap::new()) }
     }
 
     pub fn limit_bytes_per_s(&self) -> u64 {
@@ -67,12 +72,30 @@ impl CatchUp {
     /// How many bytes a fetch by `follower` for a partition it is catching up may return now:
     /// `None` when there is no limit, `Some(0)` when the follower must wait.
     pub fn allowance(&self, follower: i32, now: Instant) -> Option<usize> {
+        let mut buckets = self.buckets.lock();
+        self.refill(buckets.entry(follower).or_insert(Bucket { balance: self.limit_bytes_per_s as f64, at: now }), now)
+    }
+
+    /// How many bytes this broker, as a follower, may take in now for the replicas it is catching
+    /// up on (from all leaders together): `None` without a limit, `Some(0)` to leave them out of
+    /// its next fetches.
+    pub fn inbound_allowance(&self, now: Instant) -> Option<usize> {
+        let mut inbound = self.inbound.lock();
+        self.refill(inbound.get_or_insert(Bucket { balance: self.limit_bytes_per_s as f64, at: now }), now)
+    }
+
+    /// This broker took in `bytes` for replicas it is catching up on.
+    pub fn received(&self, bytes: usize) {
+        if let Some(b) = self.inbound.lock().as_mut() {
+            b.balance -= bytes as f64;
+        }
+    }
+
+    fn refill(&self, b: &mut Bucket, now: Instant) -> Option<usize> {
         if self.limit_bytes_per_s == 0 {
             return None;
         }
         let rate = self.limit_bytes_per_s as f64;
-        let mut buckets = self.buckets.lock();
-        let b = buckets.entry(follower).or_insert(Bucket { balance: rate, at: now });
         b.balance = (b.balance + rate * now.saturating_duration_since(b.at).as_secs_f64()).min(rate);
         b.at = now;
         Some(if b.balance <= 0.0 { 0 } else { b.balance as usize })
@@ -120,6 +143,13 @@ impl CatchUp {
     }
 }
 
+/// Whether `replica` is catching up on `topic`-`partition`: a move is adding it and it is not in the
+/// ISR yet. Only such fetches are throttled.
+pub fn catching_up(state: &chronik_raft::MetadataState, topic: &str, partition: i32, replica: i32) -> bool {
+    let record = state.topics.get(topic).and_then(|t| t.partitions.get(usize::try_from(partition).ok()?));
+    record.is_some_and(|r| r.adding_replicas.contains(&replica) && !r.isr.contains(&replica))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +171,18 @@ mod tests {
         assert_eq!(c.allowance(2, t0 + Duration::from_millis(1_000)), Some(500));
         assert_eq!(c.allowance(2, t0 + Duration::from_secs(60)), Some(1_000), "never more than one second's worth");
         assert_eq!(c.allowance(3, t0), Some(1_000), "each follower has its own bucket");
+    }
+
+    #[test]
+    fn a_follower_takes_in_at_most_the_rate_from_all_leaders() {
+        let c = CatchUp::new(1_000);
+        let t0 = Instant::now();
+        assert_eq!(c.inbound_allowance(t0), Some(1_000));
+        c.received(700);
+        c.received(700);
+        assert_eq!(c.inbound_allowance(t0), Some(0));
+        assert_eq!(c.inbound_allowance(t0 + Duration::from_millis(900)), Some(500));
+        assert_eq!(CatchUp::new(0).inbound_allowance(t0), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -27,6 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::catch_up::catching_up;
 use super::client::PeerClient;
 use super::error::ReplicationError;
 use crate::broker::Broker;
@@ -145,10 +146,20 @@ impl Fetcher {
             }
             ready.push((topic.clone(), *index, *epoch, p));
         }
+        // Replicas this broker is catching up on (a move adds them) share its inbound throttle: left
+        // out of the fetch while it is spent, asked for at most what it allows otherwise.
+        let state = self.broker.meta.state();
+        let me = self.broker.node_id;
+        let throttled: Vec<(String, i32)> =
+            ready.iter().filter(|(t, i, _, _)| catching_up(&state, t, *i, me)).map(|(t, i, _, _)| (t.clone(), *i)).collect();
+        let allowance = if throttled.is_empty() { None } else { self.broker.catch_up.inbound_allowance(Instant::now()) };
+        if allowance == Some(0) {
+            ready.retain(|(t, i, _, _)| !throttled.iter().any(|(tt, ii)| tt == t && ii == i));
+        }
         if ready.is_empty() {
             return Ok(false);
         }
-        let req = self.fetch_request(&ready);
+        let req = self.fetch_request(&ready, &throttled, allowance);
         let wait = self.broker.config.replica_fetch_wait_ms_max;
         let timeout = Duration::from_millis(wait + CALL_SLACK_MS);
         let conn = self.connection().await?;
@@ -160,19 +171,34 @@ impl Fetcher {
                 return Ok(true);
             }
         };
+        if allowance.is_some() {
+            let received: usize = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(move |pd| (t.topic.0.as_str(), pd)))
+                .filter(|(t, pd)| throttled.iter().any(|(tt, i)| tt == t && *i == pd.partition_index))
+                .map(|(_, pd)| pd.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            self.broker.catch_up.received(received);
+        }
         self.apply(resp, &ready).await
     }
 
-    fn fetch_request(&self, ready: &[(String, i32, i32, Arc<Partition>)]) -> FetchRequest {
+    fn fetch_request(&self, ready: &[(String, i32, i32, Arc<Partition>)], throttled: &[(String, i32)], allowance: Option<usize>) -> FetchRequest {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
         for (topic, index, epoch, p) in ready {
+            let is_throttled = throttled.iter().any(|(t, i)| t == topic && i == index);
+            let max_bytes = match allowance {
+                Some(a) if is_throttled => i32::try_from(a).unwrap_or(i32::MAX).clamp(1, FETCH_PARTITION_BYTES_MAX),
+                _ => FETCH_PARTITION_BYTES_MAX,
+            };
             topics.entry(topic.as_str()).or_default().push(
                 FetchPartition::default()
                     .with_partition(*index)
                     .with_current_leader_epoch(*epoch)
                     .with_fetch_offset(p.replica_fetch_offset())
                     .with_log_start_offset(p.log_start_offset())
-                    .with_partition_max_bytes(FETCH_PARTITION_BYTES_MAX),
+                    .with_partition_max_bytes(max_bytes),
             );
         }
         let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
