@@ -59,7 +59,7 @@ pub fn decide(state: &MetadataState, topic: &str, partition: i32, replicas: Opti
         if !seen.insert(*b) {
             return Err((ResponseError::InvalidReplicaAssignment, format!("broker {b} is listed twice")));
         }
-        if !state.brokers.get(b).is_some_and(|r| !r.fenced) {
+        if state.brokers.get(b).is_none_or(|r| r.fenced) {
             return Err((ResponseError::InvalidReplicaAssignment, format!("broker {b} is not a live broker of the cluster")));
         }
     }
@@ -167,7 +167,8 @@ mod tests {
     #[test]
     fn entries_are_validated_like_kafka() {
         let s = state();
-        let cases: &[(&str, i32, Option<&[i32]>, Option<ResponseError>)] = &[
+        type Case<'a> = (&'a str, i32, Option<&'a [i32]>, Option<ResponseError>);
+        let cases: &[Case] = &[
             ("nope", 0, Some(&[1]), Some(ResponseError::UnknownTopicOrPartition)),
             ("t", 1, Some(&[1]), Some(ResponseError::UnknownTopicOrPartition)),
             ("t", -1, None, Some(ResponseError::UnknownTopicOrPartition)),

@@ -265,6 +265,62 @@ impl ServerErrorResponse for OffsetForLeaderEpochResponse {
     }
 }
 
+impl ServerErrorResponse for AlterPartitionReassignmentsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        AlterPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
+    }
+}
+
+impl ServerErrorResponse for ListPartitionReassignmentsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        ListPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
+    }
+}
+
+impl ServerErrorResponse for ElectLeadersResponse {
+    fn server_error(&self, version: i16) -> Self {
+        use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+        let topics = self.replica_election_results.iter().map(|t| {
+            let partitions = t.partition_result.iter().map(|p| PartitionResult::default().with_partition_id(p.partition_id).with_error_code(UNKNOWN_SERVER_ERROR));
+            ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(partitions.collect())
+        });
+        let resp = ElectLeadersResponse::default().with_replica_election_results(topics.collect());
+        // The top-level error exists from v1.
+        if version >= 1 {
+            resp.with_error_code(UNKNOWN_SERVER_ERROR)
+        } else {
+            resp
+        }
+    }
+}
+
+impl ServerErrorResponse for DescribeLogDirsResponse {
+    fn server_error(&self, version: i16) -> Self {
+        use describe_log_dirs_response::DescribeLogDirsResult;
+        let dirs = self.results.iter().map(|d| DescribeLogDirsResult::default().with_log_dir(d.log_dir.clone()).with_error_code(UNKNOWN_SERVER_ERROR));
+        let resp = DescribeLogDirsResponse::default().with_results(dirs.collect());
+        // The top-level error exists from v3.
+        if version >= 3 {
+            resp.with_error_code(UNKNOWN_SERVER_ERROR)
+        } else {
+            resp
+        }
+    }
+}
+
+impl ServerErrorResponse for AlterReplicaLogDirsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        use alter_replica_log_dirs_response::{AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult};
+        let topics = self.results.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                AlterReplicaLogDirPartitionResult::default().with_partition_index(p.partition_index).with_error_code(UNKNOWN_SERVER_ERROR)
+            });
+            AlterReplicaLogDirTopicResult::default().with_topic_name(t.topic_name.clone()).with_partitions(partitions.collect())
+        });
+        AlterReplicaLogDirsResponse::default().with_results(topics.collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
@@ -403,61 +459,5 @@ mod tests {
         let back = ListOffsetsResponse::decode(&mut buf.freeze(), 3).expect("fallback decodes");
         let p = &back.topics[0].partitions[0];
         assert_eq!((back.topics[0].name.as_str(), p.partition_index, p.error_code, p.offset), ("t", 1, -1, -1));
-    }
-}
-
-impl ServerErrorResponse for AlterPartitionReassignmentsResponse {
-    fn server_error(&self, _version: i16) -> Self {
-        AlterPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
-    }
-}
-
-impl ServerErrorResponse for ListPartitionReassignmentsResponse {
-    fn server_error(&self, _version: i16) -> Self {
-        ListPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
-    }
-}
-
-impl ServerErrorResponse for ElectLeadersResponse {
-    fn server_error(&self, version: i16) -> Self {
-        use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
-        let topics = self.replica_election_results.iter().map(|t| {
-            let partitions = t.partition_result.iter().map(|p| PartitionResult::default().with_partition_id(p.partition_id).with_error_code(UNKNOWN_SERVER_ERROR));
-            ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(partitions.collect())
-        });
-        let resp = ElectLeadersResponse::default().with_replica_election_results(topics.collect());
-        // The top-level error exists from v1.
-        if version >= 1 {
-            resp.with_error_code(UNKNOWN_SERVER_ERROR)
-        } else {
-            resp
-        }
-    }
-}
-
-impl ServerErrorResponse for DescribeLogDirsResponse {
-    fn server_error(&self, version: i16) -> Self {
-        use describe_log_dirs_response::DescribeLogDirsResult;
-        let dirs = self.results.iter().map(|d| DescribeLogDirsResult::default().with_log_dir(d.log_dir.clone()).with_error_code(UNKNOWN_SERVER_ERROR));
-        let resp = DescribeLogDirsResponse::default().with_results(dirs.collect());
-        // The top-level error exists from v3.
-        if version >= 3 {
-            resp.with_error_code(UNKNOWN_SERVER_ERROR)
-        } else {
-            resp
-        }
-    }
-}
-
-impl ServerErrorResponse for AlterReplicaLogDirsResponse {
-    fn server_error(&self, _version: i16) -> Self {
-        use alter_replica_log_dirs_response::{AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult};
-        let topics = self.results.iter().map(|t| {
-            let partitions = t.partitions.iter().map(|p| {
-                AlterReplicaLogDirPartitionResult::default().with_partition_index(p.partition_index).with_error_code(UNKNOWN_SERVER_ERROR)
-            });
-            AlterReplicaLogDirTopicResult::default().with_topic_name(t.topic_name.clone()).with_partitions(partitions.collect())
-        });
-        AlterReplicaLogDirsResponse::default().with_results(topics.collect())
     }
 }
