@@ -63,14 +63,32 @@ pub enum MetaCommand {
     AllocateProducerIds { broker: i32, count: i64 },
     /// Start moving a partition to `target` replicas (data first): the replica list becomes `target`
     /// followed by the replicas that will leave; the new ones fetch and join the ISR as followers do.
-    /// Refused while another move of the partition runs, or on a stale partition epoch.
-    StartReassignment { topic: String, partition: i32, target: Vec<i32>, expected_partition_epoch: i32 },
+    /// Refused while another move of the partition runs, or on a stale partition epoch. `by_user`: asked
+    /// for by a Kafka admin client (AlterPartitionReassignments), not planned by the rebalancer; the
+    /// partition is then marked `user_placed` and the automatic rebalancer leaves its placement alone
+    /// until the next membership change or explicit rebalance (see `controller/rebalance.rs`).
+    StartReassignment {
+        topic: String,
+        partition: i32,
+        target: Vec<i32>,
+        expected_partition_epoch: i32,
+        #[serde(default)]
+        by_user: bool,
+    },
     /// Finish a move once every target replica is in the ISR: the leaving replicas go, in the same
     /// step as the ISR shrinks to the target; leadership moves to the target's first in-sync replica
     /// if the leader leaves.
     CompleteReassignment { topic: String, partition: i32, expected_partition_epoch: i32 },
     /// Give up a move: the replicas that were being added go, the old list stays.
     CancelReassignment { topic: String, partition: i32, expected_partition_epoch: i32 },
+    /// Preferred leader election asked for by a client (ElectLeaders): the first replica becomes leader
+    /// if it is registered, not fenced and in the ISR at the moment the entry is applied. Decided by
+    /// `apply` itself from the applied state (not from a view of the broker that received the request),
+    /// so any broker may write it; it bumps the leader and partition epochs like any leader change, so
+    /// ISR changes computed on the old epoch are refused. Answers [`MetaResponse::ElectionNotNeeded`]
+    /// when the preferred replica leads already, [`MetaResponse::PreferredLeaderNotAvailable`] when it
+    /// cannot lead now.
+    ElectPreferredLeader { topic: String, partition: i32 },
     /// A controller decision (fencing, unfencing, failover, ISR or leader changes) made by the metadata
     /// leader of Raft term `term`. Applied only when its log entry belongs to that same term: a leader
     /// that was paused or cut off and still believes it leads cannot get a decision from its old view
@@ -103,4 +121,9 @@ pub enum MetaResponse {
     /// A controller decision of term `decided_in` reached the log in term `entry_term`; nothing was
     /// applied.
     StaleTerm { decided_in: u64, entry_term: u64 },
+    /// ElectPreferredLeader: the preferred replica leads already; nothing was applied.
+    ElectionNotNeeded,
+    /// ElectPreferredLeader: the preferred replica is fenced, unknown or not in the ISR; nothing was
+    /// applied.
+    PreferredLeaderNotAvailable(String),
 }

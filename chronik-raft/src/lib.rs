@@ -56,6 +56,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
+mod elect;
 mod reassign;
 pub mod snapshot_store;
 pub mod state;

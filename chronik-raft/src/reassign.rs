@@ -35,7 +35,7 @@ impl MetadataState {
         Ok(p)
     }
 
-    pub(crate) fn start_reassignment(&mut self, topic: &str, partition: i32, target: &[i32], expected_epoch: i32) -> MetaResponse {
+    pub(crate) fn start_reassignment(&mut self, topic: &str, partition: i32, target: &[i32], expected_epoch: i32, by_user: bool) -> MetaResponse {
         if let Err(why) = self.validate_new_partitions(topic, 0, &[target.to_vec()]) {
             return MetaResponse::InvalidPartitions(why);
         }
@@ -50,6 +50,11 @@ impl MetadataState {
             ));
         }
         if p.replicas.as_slice() == target {
+            // Nothing to move; a user asking for the current placement still pins it.
+            if by_user && !p.user_placed {
+                p.user_placed = true;
+                p.partition_epoch = p.partition_epoch.saturating_add(1);
+            }
             return MetaResponse::Ok;
         }
         let adding: Vec<i32> = target.iter().copied().filter(|b| !p.replicas.contains(b)).collect();
@@ -58,6 +63,7 @@ impl MetadataState {
         p.adding_replicas = adding;
         p.removing_replicas = removing;
         p.target_replicas = target.to_vec();
+        p.user_placed = by_user;
         p.partition_epoch = p.partition_epoch.saturating_add(1);
         MetaResponse::Ok
     }
@@ -104,6 +110,7 @@ impl MetadataState {
         let adding = std::mem::take(&mut p.adding_replicas);
         p.removing_replicas.clear();
         p.target_replicas.clear();
+        p.user_placed = false;
         let original: Vec<i32> = p.replicas.iter().copied().filter(|b| !adding.contains(b)).collect();
         let isr: Vec<i32> = p.isr.iter().copied().filter(|b| !adding.contains(b)).collect();
         if adding.contains(&p.leader) {
@@ -140,7 +147,7 @@ mod tests {
     }
 
     fn start(s: &MetadataState, target: Vec<i32>) -> MetaCommand {
-        MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target, expected_partition_epoch: epoch(s) }
+        MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target, expected_partition_epoch: epoch(s), by_user: false }
     }
 
     fn complete(s: &MetadataState) -> MetaCommand {
@@ -201,7 +208,7 @@ mod tests {
     #[test]
     fn moves_are_checked_like_any_partition_change() {
         let mut s = state();
-        let stale = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 9 };
+        let stale = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 9, by_user: false };
         assert!(matches!(s.apply(&stale), MetaResponse::InvalidPartitions(_)));
         for bad in [vec![], vec![2, 2, 4], vec![2, 3, 9]] {
             assert!(matches!(s.apply(&start(&s, bad.clone())), MetaResponse::InvalidPartitions(_)), "{bad:?}");
@@ -209,5 +216,24 @@ mod tests {
         let before = s.clone();
         assert_eq!(s.apply(&start(&s, vec![1, 2, 3])), MetaResponse::Ok, "the current list is no move");
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn a_user_placement_is_marked_until_the_rebalancer_moves_it() {
+        let mut s = state();
+        let user = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: epoch(&s), by_user: true };
+        assert_eq!(s.apply(&user), MetaResponse::Ok);
+        assert!(s.topics["t"].partitions[0].user_placed);
+        assert_eq!(s.apply(&set_isr(&s, vec![1, 2, 3, 4])), MetaResponse::Ok);
+        assert_eq!(s.apply(&complete(&s)), MetaResponse::Ok);
+        assert!(s.topics["t"].partitions[0].user_placed, "the mark outlives the move");
+        assert_eq!(s.apply(&start(&s, vec![1, 3, 4])), MetaResponse::Ok);
+        assert!(!s.topics["t"].partitions[0].user_placed, "a rebalancer move clears it");
+        // Asking for the current placement pins it without a move.
+        let mut s = state();
+        let same = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![1, 2, 3], expected_partition_epoch: epoch(&s), by_user: true };
+        assert_eq!(s.apply(&same), MetaResponse::Ok);
+        let p = &s.topics["t"].partitions[0];
+        assert!(p.user_placed && !p.moving());
     }
 }

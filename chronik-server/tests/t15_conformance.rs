@@ -11,6 +11,8 @@
 //! set. Failures are collected per (API, version) and reported together.
 
 mod common;
+#[path = "t15/admin.rs"]
+mod admin;
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -83,6 +85,11 @@ fn probe(api: ApiKey) -> Option<Probe> {
         ApiKey::DeleteGroups => p(0, 2, delete_groups),
         ApiKey::DescribeCluster => p(0, 1, describe_cluster),
         ApiKey::OffsetForLeaderEpoch => p(2, 4, offset_for_leader_epoch),
+        ApiKey::AlterReplicaLogDirs => p(1, 2, admin::alter_replica_log_dirs),
+        ApiKey::DescribeLogDirs => p(1, 4, admin::describe_log_dirs),
+        ApiKey::ElectLeaders => p(0, 2, admin::elect_leaders),
+        ApiKey::AlterPartitionReassignments => p(0, 0, admin::alter_partition_reassignments),
+        ApiKey::ListPartitionReassignments => p(0, 0, admin::list_partition_reassignments),
         // Not served: the broker closes the connection on these (t20_bad_input).
         ApiKey::SaslHandshake
         | ApiKey::DeleteRecords
@@ -95,17 +102,12 @@ fn probe(api: ApiKey) -> Option<Probe> {
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
         | ApiKey::AlterConfigs
-        | ApiKey::AlterReplicaLogDirs
-        | ApiKey::DescribeLogDirs
         | ApiKey::SaslAuthenticate
         | ApiKey::CreateDelegationToken
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::ElectLeaders
         | ApiKey::IncrementalAlterConfigs
-        | ApiKey::AlterPartitionReassignments
-        | ApiKey::ListPartitionReassignments
         | ApiKey::OffsetDelete
         | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas

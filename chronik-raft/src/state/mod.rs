@@ -61,6 +61,12 @@ pub struct PartitionRecord {
     /// The replica list the move ends with, in its order (first: the preferred leader).
     #[serde(default)]
     pub target_replicas: Vec<i32>,
+    /// The current placement was asked for by a Kafka admin client (AlterPartitionReassignments); the
+    /// automatic rebalancer does not move this partition until a membership change or an explicit
+    /// rebalance (see `controller/rebalance.rs` in chronik-server). A move the rebalancer starts, and a
+    /// cancel, clear it.
+    #[serde(default)]
+    pub user_placed: bool,
 }
 
 /// A topic and its partitions (index = partition id).
@@ -123,9 +129,10 @@ impl MetadataState {
                 MetaResponse::ClusterId(self.cluster_id.get_or_insert_with(|| cluster_id.clone()).clone())
             }
             MetaCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
-            MetaCommand::StartReassignment { topic, partition, target, expected_partition_epoch } => {
-                self.start_reassignment(topic, *partition, target, *expected_partition_epoch)
+            MetaCommand::StartReassignment { topic, partition, target, expected_partition_epoch, by_user } => {
+                self.start_reassignment(topic, *partition, target, *expected_partition_epoch, *by_user)
             }
+            MetaCommand::ElectPreferredLeader { topic, partition } => self.elect_preferred_leader(topic, *partition),
             MetaCommand::CompleteReassignment { topic, partition, expected_partition_epoch } => {
                 self.complete_reassignment(topic, *partition, *expected_partition_epoch)
             }
@@ -378,6 +385,7 @@ fn new_partition(replicas: &[i32]) -> PartitionRecord {
         adding_replicas: Vec::new(),
         removing_replicas: Vec::new(),
         target_replicas: Vec::new(),
+        user_placed: false,
     }
 }
 

@@ -1,17 +1,22 @@
 //! One file per Kafka API handled by the broker itself. Consumer-group APIs are answered by
 //! `chronik_group::GroupCoordinator` (see `kafka::dispatch`).
 
+pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_response;
 pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;

@@ -5,6 +5,14 @@
 //! Nothing of the plan lives outside the metadata: the moves in progress are in Raft
 //! (`StartReassignment`), and the rest is planned again from the current placement on every round,
 //! so a new controller after a failover carries on where the old one stopped.
+//!
+//! Moves asked for by a Kafka admin client (AlterPartitionReassignments) are completed — or cancelled
+//! when a broker they add is gone — here like the rebalancer's own. Their placement is then marked
+//! `user_placed` in the metadata, and a round of the rebalancer does not move such a partition unless
+//! the round was started by a membership change or an explicit `POST /admin/rebalance` after the user's
+//! move began (the set of marked partitions a round may move is taken when the round starts). A new
+//! controller's first round, and rounds still running when the user's move came in, leave it alone:
+//! the automatic rebalancer never undoes a user's placement on its own.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -24,15 +32,29 @@ pub const MEMBERSHIP_DEBOUNCE_MS: u64 = 5_000;
 pub struct Rebalancer {
     /// Live brokers and draining brokers at the last tick: a change starts a round (debounced).
     shape: (BTreeSet<i32>, BTreeSet<i32>),
+    /// Whether `shape` was learned yet (false until the first tick).
+    seen_shape: bool,
     changed_at: Option<Instant>,
     /// Keep planning until the plan is empty.
     active: bool,
+    /// User-placed partitions this round may move: those marked when a membership change or an
+    /// explicit request started it. Empty for a new controller's first round.
+    movable_user_placed: BTreeSet<(String, i32)>,
 }
 
 impl Default for Rebalancer {
     fn default() -> Self {
-        Rebalancer { shape: (BTreeSet::new(), BTreeSet::new()), changed_at: None, active: true }
+        Rebalancer { shape: (BTreeSet::new(), BTreeSet::new()), seen_shape: false, changed_at: None, active: true, movable_user_placed: BTreeSet::new() }
     }
+}
+
+/// Partitions whose placement a Kafka admin client asked for.
+fn user_placed(state: &MetadataState) -> BTreeSet<(String, i32)> {
+    state
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter().enumerate().filter(|(_, p)| p.user_placed).map(move |(i, _)| (t.name.clone(), i as i32)))
+        .collect()
 }
 
 /// The planner's view of the metadata: brokers with liveness and draining — a removed broker that
@@ -101,25 +123,42 @@ impl Rebalancer {
         }
         let shape = (live, draining);
         if shape != self.shape {
+            // The first tick of a new controller learns the shape; that is no membership change
+            // (its first round runs anyway, see `active`).
+            if self.seen_shape {
+                self.changed_at = Some(now);
+            }
             self.shape = shape;
-            self.changed_at = Some(now);
+            self.seen_shape = true;
         }
         if requested {
             self.active = true;
             self.changed_at = None;
+            self.movable_user_placed = user_placed(state);
         }
         if let Some(at) = self.changed_at {
             if now.saturating_duration_since(at) >= Duration::from_millis(MEMBERSHIP_DEBOUNCE_MS) {
                 self.changed_at = None;
                 self.active = true;
+                self.movable_user_placed = user_placed(state);
             }
         }
         if !self.active || !out.is_empty() || in_flight >= MOVES_IN_FLIGHT_MAX {
             return out;
         }
-        let moves = plan(state);
+        let moves: Vec<Move> = plan(state)
+            .into_iter()
+            .filter(|m| {
+                let (topic, partition) = m.topic_partition();
+                let pinned = state.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)).is_some_and(|p| p.user_placed);
+                // A replica on a broker that is leaving moves whatever placed it: a drain must finish.
+                let leaving = matches!(m, Move::Replica { from, .. } if self.shape.1.contains(from) || state.removed_brokers.contains(from));
+                !pinned || leaving || self.movable_user_placed.contains(&(topic.to_string(), partition))
+            })
+            .collect();
         if moves.is_empty() {
             self.active = false;
+            self.movable_user_placed.clear();
             return out;
         }
         let mut started = BTreeSet::new();
@@ -141,7 +180,13 @@ impl Rebalancer {
                 Move::Replica { replicas, .. } | Move::Leader { replicas, .. } => replicas.clone(),
             };
             tracing::info!(?m, "rebalance: starting a move");
-            out.push(MetaCommand::StartReassignment { topic: topic.to_string(), partition, target, expected_partition_epoch: p.partition_epoch });
+            out.push(MetaCommand::StartReassignment {
+                topic: topic.to_string(),
+                partition,
+                target,
+                expected_partition_epoch: p.partition_epoch,
+                by_user: false,
+            });
             in_flight += 1;
         }
         out
@@ -195,7 +240,7 @@ mod tests {
     #[test]
     fn a_move_onto_a_broker_that_is_gone_is_cancelled() {
         let mut s = cluster(&[1, 2, 3, 4], &[&[1, 2, 3]]);
-        let start = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 0 };
+        let start = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 0, by_user: false };
         assert_eq!(s.apply(&start), chronik_raft::MetaResponse::Ok);
         let mut r = Rebalancer::default();
         assert!(r.tick(&s, Instant::now(), false).is_empty(), "4 is live and catching up: wait");
@@ -255,5 +300,34 @@ mod tests {
         for p in &s.topics["t"].partitions {
             assert!(!p.replicas.contains(&4) && p.replicas.len() == 3, "{p:?}");
         }
+    }
+
+    /// A user's move (by_user) is completed like the rebalancer's own, and its placement is not
+    /// undone by a round the user did not start; a later membership change may move it again.
+    #[test]
+    fn a_user_placement_is_completed_and_not_rebalanced_back() {
+        let mut s = cluster(&[1, 2, 3], &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]]);
+        let mut r = Rebalancer::default();
+        let t0 = Instant::now();
+        assert!(r.tick(&s, t0, false).is_empty(), "balanced");
+        // The user makes 1 the preferred leader of partition 1 too: unbalanced, the planner would undo it.
+        let user = MetaCommand::StartReassignment { topic: "t".into(), partition: 1, target: vec![1, 2, 3], expected_partition_epoch: 0, by_user: true };
+        assert_eq!(s.apply(&user), chronik_raft::MetaResponse::Ok);
+        let cmds = r.tick(&s, t0, false);
+        assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
+        assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
+        assert_eq!(s.topics["t"].partitions[1].replicas, vec![1, 2, 3]);
+        // The planner would hand partition 0's leadership to 2 instead; say the user placed that one
+        // earlier too (asking for its current placement marks it).
+        let pin = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![1, 2, 3], expected_partition_epoch: 0, by_user: true };
+        assert_eq!(s.apply(&pin), chronik_raft::MetaResponse::Ok);
+        let planned: Vec<i32> = plan(&s).iter().map(|m| m.topic_partition().1).collect();
+        assert!(!planned.is_empty() && planned.iter().all(|p| *p <= 1), "the planner would move a user's partition: {planned:?}");
+        assert!(r.tick(&s, t0 + Duration::from_secs(60), false).is_empty(), "no round: nothing moves");
+        let mut fresh = Rebalancer::default();
+        assert!(fresh.tick(&s, t0, false).is_empty(), "a new controller's first round leaves the user's placement");
+        // An explicit rebalance may move them.
+        let cmds = r.tick(&s, t0 + Duration::from_secs(61), true);
+        assert!(cmds.iter().any(|c| matches!(c, MetaCommand::StartReassignment { partition: 0 | 1, by_user: false, .. })), "{cmds:?}");
     }
 }

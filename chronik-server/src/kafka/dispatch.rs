@@ -171,6 +171,17 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
         ApiKey::OffsetForLeaderEpoch => {
             now(ctx.encode(&api::offset_for_leader_epoch::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?)
         }
+        ApiKey::AlterPartitionReassignments => {
+            now(ctx.encode(&api::alter_partition_reassignments::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?)
+        }
+        ApiKey::ListPartitionReassignments => {
+            now(ctx.encode(&api::list_partition_reassignments::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?)
+        }
+        ApiKey::ElectLeaders => now(ctx.encode(&api::elect_leaders::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
+        ApiKey::DescribeLogDirs => now(ctx.encode(&api::describe_log_dirs::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
+        ApiKey::AlterReplicaLogDirs => {
+            now(ctx.encode(&api::alter_replica_log_dirs::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?)
+        }
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     // A deferred reply (a produce waiting for fsync and replication) is observed by its handler

@@ -265,6 +265,62 @@ impl ServerErrorResponse for OffsetForLeaderEpochResponse {
     }
 }
 
+impl ServerErrorResponse for AlterPartitionReassignmentsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        AlterPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
+    }
+}
+
+impl ServerErrorResponse for ListPartitionReassignmentsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        ListPartitionReassignmentsResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)
+    }
+}
+
+impl ServerErrorResponse for ElectLeadersResponse {
+    fn server_error(&self, version: i16) -> Self {
+        use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+        let topics = self.replica_election_results.iter().map(|t| {
+            let partitions = t.partition_result.iter().map(|p| PartitionResult::default().with_partition_id(p.partition_id).with_error_code(UNKNOWN_SERVER_ERROR));
+            ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(partitions.collect())
+        });
+        let resp = ElectLeadersResponse::default().with_replica_election_results(topics.collect());
+        // The top-level error exists from v1.
+        if version >= 1 {
+            resp.with_error_code(UNKNOWN_SERVER_ERROR)
+        } else {
+            resp
+        }
+    }
+}
+
+impl ServerErrorResponse for DescribeLogDirsResponse {
+    fn server_error(&self, version: i16) -> Self {
+        use describe_log_dirs_response::DescribeLogDirsResult;
+        let dirs = self.results.iter().map(|d| DescribeLogDirsResult::default().with_log_dir(d.log_dir.clone()).with_error_code(UNKNOWN_SERVER_ERROR));
+        let resp = DescribeLogDirsResponse::default().with_results(dirs.collect());
+        // The top-level error exists from v3.
+        if version >= 3 {
+            resp.with_error_code(UNKNOWN_SERVER_ERROR)
+        } else {
+            resp
+        }
+    }
+}
+
+impl ServerErrorResponse for AlterReplicaLogDirsResponse {
+    fn server_error(&self, _version: i16) -> Self {
+        use alter_replica_log_dirs_response::{AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult};
+        let topics = self.results.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                AlterReplicaLogDirPartitionResult::default().with_partition_index(p.partition_index).with_error_code(UNKNOWN_SERVER_ERROR)
+            });
+            AlterReplicaLogDirTopicResult::default().with_topic_name(t.topic_name.clone()).with_partitions(partitions.collect())
+        });
+        AlterReplicaLogDirsResponse::default().with_results(topics.collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
@@ -346,6 +402,29 @@ mod tests {
             ApiKey::OffsetForLeaderEpoch => fallback_encodes(
                 OffsetForLeaderEpochResponse::default().with_topics(vec![offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
                     .with_topic(topic)
+                    .with_partitions(vec![Default::default()])]),
+                version,
+            ),
+            ApiKey::AlterPartitionReassignments => fallback_encodes(
+                AlterPartitionReassignmentsResponse::default().with_responses(vec![Default::default()]).with_error_message(Some(StrBytes::from_static_str("m"))),
+                version,
+            ),
+            ApiKey::ListPartitionReassignments => {
+                fallback_encodes(ListPartitionReassignmentsResponse::default().with_topics(vec![Default::default()]), version)
+            }
+            ApiKey::ElectLeaders => fallback_encodes(
+                ElectLeadersResponse::default().with_replica_election_results(vec![elect_leaders_response::ReplicaElectionResult::default()
+                    .with_topic(topic)
+                    .with_partition_result(vec![Default::default()])]),
+                version,
+            ),
+            ApiKey::DescribeLogDirs => fallback_encodes(
+                DescribeLogDirsResponse::default().with_results(vec![describe_log_dirs_response::DescribeLogDirsResult::default().with_total_bytes(7)]),
+                version,
+            ),
+            ApiKey::AlterReplicaLogDirs => fallback_encodes(
+                AlterReplicaLogDirsResponse::default().with_results(vec![alter_replica_log_dirs_response::AlterReplicaLogDirTopicResult::default()
+                    .with_topic_name(topic)
                     .with_partitions(vec![Default::default()])]),
                 version,
             ),
