@@ -199,7 +199,7 @@ impl GroupCoordinator {
             members += group.members().count();
             registry.groups.insert(id, group);
         }
-        info!(partition = index, epoch, records, members, "group membership loaded");
+        info!(partition = index, epoch, records, members, "offsets partition loaded with its group membership");
         Ok(())
     }
 

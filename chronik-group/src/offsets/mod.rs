@@ -215,7 +215,7 @@ impl OffsetStore {
             debug!(partition = index, epoch, "offsets load superseded");
             return false;
         }
-        info!(partition = index, epoch, groups = offsets.len(), "offsets partition loaded");
+        debug!(partition = index, epoch, groups = offsets.len(), "offsets partition loaded");
         let loaded = Arc::new(Loaded { index, log, offsets: Mutex::new(Offsets { pending: VecDeque::new(), groups: offsets }) });
         *slot = Slot::Owned { epoch, loaded };
         true
