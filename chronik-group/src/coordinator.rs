@@ -14,9 +14,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::group::{Delivery, Group, JoinResult, Limits, SyncResult};
+use crate::group::{Delivery, Group, JoinResult, Limits, MembershipRecord, SyncResult};
 use crate::offsets::log::OffsetsLog;
 use crate::offsets::{OffsetStore, Ownership};
 use crate::{GroupConfig, GroupError};
@@ -113,11 +113,16 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     /// A standalone coordinator that owns every offsets partition, on local logs under `dir`;
-    /// rebuilds committed offsets from them.
+    /// rebuilds committed offsets and group membership from them.
     pub fn open(dir: &Path, config: GroupConfig, partition_exists: PartitionExists) -> Result<Arc<Self>, GroupError> {
-        let offsets = crate::offsets::open_dir(dir, config.offsets_partitions)?;
-        info!(dir = %dir.display(), partitions = config.offsets_partitions, "group coordinator open");
-        Ok(Self::with_store(offsets, config, partition_exists))
+        std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
+        let coordinator = Self::new(config, partition_exists)?;
+        for index in 0..coordinator.config.offsets_partitions {
+            coordinator.begin_load(index, 0);
+            coordinator.load(index, 0, crate::offsets::wal_log::open(dir, index)?)?;
+        }
+        info!(dir = %dir.display(), partitions = coordinator.config.offsets_partitions, "group coordinator open");
+        Ok(coordinator)
     }
 
     /// A broker's coordinator: it owns no offsets partition until the broker [`Self::load`]s the
@@ -166,11 +171,35 @@ impl GroupCoordinator {
     }
 
     /// Replays `log` and starts serving the groups of offsets partition `index` (this broker became
-    /// its leader at `epoch`). Membership left from an earlier time this broker led it is stale and
-    /// dropped: members rejoin. Blocking I/O.
+    /// its leader at `epoch`), members included: each group comes back at its last stored
+    /// generation with fresh sessions, so members that heartbeat or commit here with their member
+    /// id and generation just continue. Membership left from an earlier time this broker led the
+    /// partition is replaced by what the log says. Blocking I/O.
     pub fn load(&self, index: u32, epoch: i32, log: Arc<dyn OffsetsLog>) -> Result<(), GroupError> {
-        self.offsets.load(index, epoch, log)?;
-        self.drop_groups_of(index);
+        let replayed = self.offsets.replay(index, epoch, log.as_ref())?;
+        let records = replayed.records;
+        // Groups are installed under the registry lock in the same step that makes the partition
+        // owned: no request can see it owned without its groups (lock order registry → slot, as
+        // everywhere).
+        let mut registry = self.registry.lock();
+        if !self.offsets.finish_load(index, epoch, log, replayed.offsets) {
+            return Ok(());
+        }
+        registry.groups.retain(|id, _| self.offsets.partition_of(id) != index);
+        registry.drop_waiters(|id| self.offsets.partition_of(id) == index);
+        let now_ms = self.now_ms();
+        let limits = self.limits();
+        let mut members = 0usize;
+        for (id, stored) in replayed.memberships {
+            if self.offsets.partition_of(&id) != index {
+                warn!(partition = index, group = %id, "skipping the membership of a group of another offsets partition");
+                continue;
+            }
+            let group = Group::from_stored(id.clone(), stored, limits, now_ms);
+            members += group.members().count();
+            registry.groups.insert(id, group);
+        }
+        info!(partition = index, epoch, records, members, "offsets partition loaded with its group membership");
         Ok(())
     }
 
@@ -191,6 +220,42 @@ impl GroupCoordinator {
         let dropped = before - registry.groups.len();
         if dropped > 0 {
             info!(partition = index, groups = dropped, "group membership dropped with the offsets partition");
+        }
+    }
+
+    /// After a group changed: hands its ready responses to the waiting requests and appends its
+    /// membership record if one is due. The record is appended now (so records of one group are in
+    /// the log in the order of the changes) and committed in the background like an offset commit
+    /// (fsynced, stored by every in-sync replica); it is durable once that completes. A record lost
+    /// to a coordinator crash or move before that only costs a rejoin: the next coordinator loads
+    /// the previous generation (or none), and members of the newer one get ILLEGAL_GENERATION /
+    /// UNKNOWN_MEMBER_ID and rejoin.
+    pub(crate) fn after_change(&self, registry: &mut Registry, group_id: &str) {
+        registry.route(group_id);
+        let Some(group) = registry.groups.get_mut(group_id) else { return };
+        let generation = group.generation_id();
+        let membership = match group.take_membership_record() {
+            None => return,
+            Some(MembershipRecord::Store(stored)) => Some(stored),
+            Some(MembershipRecord::Clear) => None,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            warn!(group = %group_id, "no runtime to store the group membership on; members rejoin after a coordinator move");
+            return;
+        };
+        match self.offsets.append_membership(group_id, membership) {
+            Ok(wait) => {
+                let group_id = group_id.to_string();
+                runtime.spawn(async move {
+                    match wait.await {
+                        Ok(()) => debug!(group = %group_id, generation, "group membership stored"),
+                        Err(e) => warn!(group = %group_id, generation, error = %e,
+                                        "storing the group membership failed; members rejoin if the coordinator moves"),
+                    }
+                });
+            }
+            Err(e) => warn!(group = %group_id, generation, error = %e,
+                            "appending the group membership failed; members rejoin if the coordinator moves"),
         }
     }
 
@@ -234,7 +299,7 @@ impl GroupCoordinator {
             if let Some(group) = registry.groups.get_mut(&id) {
                 group.tick(now_ms);
             }
-            registry.route(&id);
+            self.after_change(&mut registry, &id);
         }
     }
 

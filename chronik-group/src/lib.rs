@@ -10,14 +10,18 @@
 //!   (fsynced; in a cluster also stored by every in-sync replica of the internal offsets topic).
 //!   A broker serves the groups of the offsets partitions it leads: it loads a partition (replays
 //!   its log) when it becomes leader and unloads it when it stops; every group API answers
-//!   NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS for a group it does not serve.
+//!   NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS for a group it does not serve. The same logs
+//!   carry each group's membership after its last completed rebalance.
 //! - [`coordinator`]: the async facade the server calls (a timer task expires sessions); `api/`
 //!   holds one file per Kafka API mapping requests and versions onto the two above.
 //! - [`error`]: [`GroupError`], storage failures only (protocol errors are response codes).
 //!
-//! Not (yet) here: group membership is not persisted (after a restart or a coordinator move members
-//! get UNKNOWN_MEMBER_ID / NOT_COORDINATOR and rejoin; offsets survive), offsets logs are never compacted (replay time
-//! grows with the number of commits), and no offset retention/expiry.
+//! Group membership is stored next to the offsets (one record per completed rebalance, a tombstone
+//! when a group empties; [`offsets::membership`]) and loaded with them, so when a coordinator moves
+//! the members carry on with their member ids and generation, with fresh sessions.
+//!
+//! Not (yet) here: offsets logs are never compacted (replay time grows with the number of commits
+//! and rebalances), and no offset retention/expiry.
 
 mod api;
 pub mod config;

@@ -393,3 +393,63 @@ async fn only_the_owner_of_the_offsets_partition_serves_a_group() {
     assert_eq!(fetched.error_code, 0);
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, 5);
 }
+
+/// The coordinator moves (here: the offsets partition is reloaded by a fresh coordinator at a new
+/// epoch, as on the broker that becomes its leader): the group comes back Stable at its generation,
+/// and its members heartbeat, commit and sync with their old member ids and generation — no
+/// rejoin. A member that never comes back expires by session timeout, counted from the load.
+#[tokio::test(start_paused = true)]
+async fn a_new_coordinator_loads_the_group_with_its_members_and_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = GroupConfig { offsets_partitions: 1, initial_rebalance_delay_ms: 3_000, ..config() };
+    let first = GroupCoordinator::new(config.clone(), exists()).expect("coordinator");
+    assert!(first.begin_load(0, 1));
+    first.load(0, 1, chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log")).expect("load");
+    let tasks: Vec<_> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|name| tokio::spawn(consumer(first.clone(), name)))
+        .collect();
+    let mut members = Vec::new();
+    for task in tasks {
+        members.push(task.await.expect("consumer task"));
+    }
+    let generation = members[0].1;
+    // A commit is appended after the membership record, so once it is committed both are durable.
+    let commit = first.offset_commit(commit_req("g", generation, &members[0].0, &[(0, 11)]), 8).await;
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0);
+    first.unload(0);
+    assert_eq!(first.heartbeat(heartbeat(&members[0].0, generation), 4).await.error_code, ResponseError::NotCoordinator.code());
+    drop(first);
+
+    let next = GroupCoordinator::new(config, exists()).expect("coordinator");
+    assert!(next.begin_load(0, 2));
+    next.load(0, 2, chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log")).expect("load");
+    for (member_id, _, _) in &members {
+        assert_eq!(next.heartbeat(heartbeat(member_id, generation), 4).await.error_code, 0, "{member_id} continues");
+    }
+    let commit = next.offset_commit(commit_req("g", generation, &members[1].0, &[(0, 12)]), 8).await;
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0, "a member commits at its generation");
+    let mut sync = SyncGroupRequest::default();
+    sync.group_id = GroupId(s("g"));
+    sync.generation_id = generation;
+    sync.member_id = s(&members[2].0);
+    let synced = next.sync_group(sync, 5).await;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment, members[2].2, "the stored assignment");
+    let mut describe = DescribeGroupsRequest::default();
+    describe.groups = vec![GroupId(s("g"))];
+    let described = next.describe_groups(describe, 5).await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Stable");
+    assert_eq!(described.groups[0].members.len(), 3);
+
+    // Two keep heartbeating; the third is silent and lapses one session (10 s) after its sync.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        for (member_id, _, _) in &members[..2] {
+            assert_eq!(next.heartbeat(heartbeat(member_id, generation), 4).await.error_code, 0);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let resp = next.heartbeat(heartbeat(&members[0].0, generation), 4).await;
+    assert_eq!(resp.error_code, ResponseError::RebalanceInProgress.code(), "the silent member expired");
+}

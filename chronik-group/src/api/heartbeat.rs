@@ -26,7 +26,7 @@ impl GroupCoordinator {
                 ),
                 None => Err(ResponseError::UnknownMemberId),
             };
-            registry.route(&group_id);
+            self.after_change(&mut registry, &group_id);
             result
         };
         let mut resp = HeartbeatResponse::default();

@@ -37,7 +37,7 @@ impl GroupCoordinator {
                     .collect(),
                 None => leaving.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect(),
             };
-            registry.route(&group_id);
+            self.after_change(&mut registry, &group_id);
             results
         };
         if version >= BATCHED_SINCE_VERSION {

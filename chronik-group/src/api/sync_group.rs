@@ -40,7 +40,7 @@ impl GroupCoordinator {
                 Reply::Now(result) => Pending::Now(result),
                 Reply::Wait { member_id } => Pending::Wait(registry.wait_sync(&group_id, member_id)),
             };
-            registry.route(&group_id);
+            self.after_change(&mut registry, &group_id);
             pending
         };
         let result = match pending {

@@ -105,6 +105,7 @@ impl Group {
         debug!(group = %self.id, old = %old_id, new = %new_id, "static member replaced");
         match self.state {
             GroupState::Stable if vote::select_protocol(self.members.values()) == self.protocol_name => {
+                self.membership_changed();
                 return Reply::Now(JoinResult {
                     error: None,
                     generation_id: self.generation_id,

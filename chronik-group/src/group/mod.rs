@@ -12,6 +12,7 @@
 mod join;
 mod leave;
 pub mod member;
+mod stored;
 mod sync;
 pub mod vote;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use tracing::debug;
 
 pub use join::JoinParams;
 pub use member::Member;
+pub use stored::MembershipRecord;
 pub use sync::SyncParams;
 
 /// Kafka's group states (the names are what DescribeGroups and ListGroups report).
@@ -154,6 +156,8 @@ pub struct Group {
     initial_delay_cap_ms: Option<u64>,
     limits: Limits,
     outbox: Vec<Delivery>,
+    /// The membership changed in a way the offsets log must record ([`Group::take_membership_record`]).
+    membership_dirty: bool,
 }
 
 impl Group {
@@ -172,6 +176,7 @@ impl Group {
             initial_delay_cap_ms: None,
             limits,
             outbox: Vec::new(),
+            membership_dirty: false,
         }
     }
 
@@ -396,6 +401,7 @@ impl Group {
             self.protocol_name = None;
             self.leader_id = None;
             self.phase_deadline_ms = None;
+            self.membership_changed();
             debug!(group = %self.id, generation = self.generation_id, "group is empty");
             return;
         }

@@ -71,6 +71,7 @@ impl Group {
         }
         self.state = GroupState::Stable;
         self.phase_deadline_ms = None;
+        self.membership_changed();
         let waiting: Vec<String> =
             self.members.values().filter(|m| m.awaiting_sync).map(|m| m.member_id.clone()).collect();
         for member_id in waiting {

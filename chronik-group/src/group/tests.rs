@@ -372,3 +372,95 @@ fn rejoin_during_completing_rebalance_fails_waiting_syncs() {
     assert_eq!(delivered, vec![(ids[1].clone(), SyncResult::error(ResponseError::RebalanceInProgress))]);
     assert_eq!(group.state(), GroupState::PreparingRebalance);
 }
+
+/// The membership record: due when an assignment is handed out, a tombstone when the group empties,
+/// and a group rebuilt from it on a new coordinator accepts its members as they are.
+#[test]
+fn a_stored_group_loads_with_its_members_and_generation() {
+    let mut group = Group::new("g", limits(3_000));
+    let ids = stable_group(&mut group);
+    let Some(MembershipRecord::Store(stored)) = group.take_membership_record() else {
+        panic!("a completed sync makes a membership record due");
+    };
+    assert_eq!(group.take_membership_record(), None, "taken once");
+    assert_eq!(stored.generation_id, 1);
+    assert_eq!(stored.protocol_name.as_deref(), Some("roundrobin"));
+    assert_eq!(stored.leader_id.as_deref(), Some(ids[0].as_str()));
+    let stored_ids: Vec<&str> = stored.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(stored_ids, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(stored.members[1].subscription, Bytes::from(format!("meta-{}-roundrobin", "")));
+    assert_eq!(stored.members[2].assignment, Bytes::from("A2"));
+
+    // Through the record codec, as the log would carry it.
+    let stored = crate::offsets::membership::decode_value(crate::offsets::membership::encode_value(&stored)).expect("decode");
+
+    // A new coordinator loads it much later (its clock started elsewhere): sessions start now.
+    let load_ms = 1_000_000;
+    let mut loaded = Group::from_stored("g", stored, limits(3_000), load_ms);
+    assert_eq!(loaded.state(), GroupState::Stable);
+    assert_eq!(loaded.generation_id(), 1);
+    assert_eq!(loaded.leader_id(), Some(ids[0].as_str()));
+    assert_eq!(loaded.take_membership_record(), None, "loading writes nothing");
+    for id in &ids {
+        assert_eq!(loaded.heartbeat(id, None, 1, load_ms + 100), Ok(()), "member {id} just continues");
+        assert_eq!(loaded.validate_commit(id, None, 1, load_ms + 100), Ok(()));
+    }
+    assert_eq!(loaded.heartbeat(&ids[0], None, 2, load_ms + 100), Err(ResponseError::IllegalGeneration));
+    assert_eq!(loaded.heartbeat("stranger", None, 1, load_ms + 100), Err(ResponseError::UnknownMemberId));
+    let Reply::Now(again) = loaded.sync(sync(&ids[2], 1, &[]), load_ms + 200) else {
+        panic!("a Stable group answers SyncGroup at once");
+    };
+    assert_eq!(again.assignment, Bytes::from("A2"), "the stored assignment is served");
+    // A follower rejoining with the protocol it was loaded with changes nothing.
+    let mut follower = params(&ids[1], &["roundrobin"]);
+    follower.protocols = vec![("roundrobin".into(), Bytes::from(format!("meta-{}-roundrobin", "")))];
+    assert!(matches!(loaded.join(follower, load_ms + 300), Reply::Now(JoinResult { error: None, generation_id: 1, .. })));
+    assert_eq!(loaded.state(), GroupState::Stable);
+
+    // Members that do not come back expire by session timeout, counted from the load.
+    for t in [load_ms + 5_000, load_ms + 9_000] {
+        loaded.heartbeat(&ids[0], None, 1, t).expect("alive");
+        loaded.heartbeat(&ids[1], None, 1, t).expect("alive");
+        loaded.tick(t);
+    }
+    assert_eq!(loaded.state(), GroupState::Stable, "nobody expired before a full session");
+    // ids[2] was last seen at its SyncGroup (load + 200 ms).
+    let expiry_ms = load_ms + 200 + SESSION_MS;
+    loaded.tick(expiry_ms - 1);
+    assert!(loaded.member(&ids[2]).is_some());
+    loaded.tick(expiry_ms);
+    assert!(loaded.member(&ids[2]).is_none(), "the absent member expired");
+    assert_eq!(loaded.state(), GroupState::PreparingRebalance);
+    assert_eq!(loaded.heartbeat(&ids[0], None, 1, expiry_ms), Err(ResponseError::RebalanceInProgress));
+}
+
+#[test]
+fn an_emptied_group_stores_a_tombstone_and_an_empty_record_loads_empty() {
+    let mut group = Group::new("g", limits(0));
+    let a = waited_id(group.join(params("", &["range"]), 0));
+    group.tick(0);
+    group.take_deliveries();
+    let Reply::Now(_) = group.sync(sync(&a, 1, &[(a.as_str(), "A")]), 10) else { panic!("leader sync") };
+    assert!(matches!(group.take_membership_record(), Some(MembershipRecord::Store(_))));
+    group.leave(&a, None, 20).expect("leave");
+    assert_eq!(group.state(), GroupState::Empty);
+    assert_eq!(group.take_membership_record(), Some(MembershipRecord::Clear));
+
+    let mut stored = group.stored(0);
+    stored.generation_id = 4;
+    let loaded = Group::from_stored("g", stored, limits(0), 5);
+    assert_eq!(loaded.state(), GroupState::Empty);
+    assert_eq!(loaded.generation_id(), 4);
+    assert!(loaded.is_empty());
+}
+
+/// A rebalance that begins before the shell takes the record stores nothing for it: only a
+/// completed generation with its assignment is worth loading.
+#[test]
+fn no_record_is_stored_for_a_rebalance_in_progress() {
+    let mut group = Group::new("g", limits(3_000));
+    let ids = stable_group(&mut group);
+    group.leave(&ids[2], None, 4_000).expect("leave");
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert_eq!(group.take_membership_record(), None);
+}

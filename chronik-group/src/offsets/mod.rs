@@ -18,6 +18,7 @@
 //! logs for a standalone coordinator), and the store below.
 
 pub mod log;
+pub mod membership;
 pub mod record;
 pub mod wal_log;
 
@@ -25,10 +26,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::GroupError;
 use log::{LogFailure, OffsetsLog, ReplayError};
+use membership::StoredGroup;
 use record::OffsetRecord;
 
 /// A topic partition named by topic name.
@@ -47,7 +49,7 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
-type GroupOffsets = HashMap<TopicPartition, CommittedOffset>;
+pub type GroupOffsets = HashMap<TopicPartition, CommittedOffset>;
 
 /// Whether this broker serves a group's offsets now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,45 +164,61 @@ impl OffsetStore {
     }
 
     /// Replays `log` into partition `index` and owns it, unless the partition was unloaded or
-    /// re-begun at another epoch meanwhile (then the replay is dropped). Blocking I/O.
+    /// re-begun at another epoch meanwhile (then the replay is dropped). Stored memberships are
+    /// dropped: a coordinator installs them itself ([`Self::replay`] + [`Self::finish_load`]).
+    /// Blocking I/O.
     pub fn load(&self, index: u32, epoch: i32, log: Arc<dyn OffsetsLog>) -> Result<(), GroupError> {
-        let mut groups = HashMap::new();
-        let mut records = 0usize;
-        let replayed = log.replay(&mut |chunk| {
+        let replayed = self.replay(index, epoch, log.as_ref())?;
+        self.finish_load(index, epoch, log, replayed.offsets);
+        Ok(())
+    }
+
+    /// Reads the whole log of partition `index` (being loaded at `epoch`): committed offsets and
+    /// the last membership of each group. On failure the partition goes back to not owned (if it is
+    /// still loading at `epoch`). Blocking I/O; the slot is not locked meanwhile.
+    pub fn replay(&self, index: u32, epoch: i32, log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
+        let mut replayed = Replayed::default();
+        let result = log.replay(&mut |chunk| {
             let decoded = record::decode_batches(chunk).map_err(|reason| GroupError::CorruptRecord {
                 partition: index,
                 log_offset: -1,
                 reason,
             })?;
-            records += decoded.len();
+            replayed.records += decoded.len();
             for record in decoded {
-                apply(&mut groups, record);
+                replayed.apply(index, record);
             }
             Ok(())
         });
-        let failed = match replayed {
-            Ok(()) => None,
-            Err(ReplayError::Visit(error)) => Some(error),
+        let failed = match result {
+            Ok(()) => return Ok(replayed),
+            Err(ReplayError::Visit(error)) => error,
             Err(ReplayError::Log(source)) => {
-                Some(GroupError::Log { partition: index, verb: "replay", source: LogFailure::Storage(source) })
+                GroupError::Log { partition: index, verb: "replay", source: LogFailure::Storage(source) }
             }
         };
-        let Some(slot) = self.slot(index) else {
-            return Err(GroupError::InvalidConfig(format!("no offsets partition {index}")));
-        };
+        if let Some(slot) = self.slot(index) {
+            let mut slot = slot.lock();
+            if matches!(&*slot, Slot::Loading { epoch: e } if *e == epoch) {
+                *slot = Slot::NotOwned;
+            }
+        }
+        Err(failed)
+    }
+
+    /// Owns partition `index` with the replayed `offsets`, if it is still loading at `epoch`;
+    /// returns whether it did (false: unloaded or re-begun at another epoch meanwhile).
+    pub fn finish_load(&self, index: u32, epoch: i32, log: Arc<dyn OffsetsLog>, offsets: HashMap<String, GroupOffsets>) -> bool {
+        let Some(slot) = self.slot(index) else { return false };
         let mut slot = slot.lock();
         if !matches!(&*slot, Slot::Loading { epoch: e } if *e == epoch) {
             debug!(partition = index, epoch, "offsets load superseded");
-            return Ok(());
+            return false;
         }
-        if let Some(error) = failed {
-            *slot = Slot::NotOwned;
-            return Err(error);
-        }
-        info!(partition = index, epoch, records, groups = groups.len(), "offsets partition loaded");
-        let loaded = Arc::new(Loaded { index, log, offsets: Mutex::new(Offsets { pending: VecDeque::new(), groups }) });
+        debug!(partition = index, epoch, groups = offsets.len(), "offsets partition loaded");
+        let loaded = Arc::new(Loaded { index, log, offsets: Mutex::new(Offsets { pending: VecDeque::new(), groups: offsets }) });
         *slot = Slot::Owned { epoch, loaded };
-        Ok(())
+        true
     }
 
     /// Stops serving partition `index` (this broker no longer leads it). Returns whether it was
@@ -250,6 +268,19 @@ impl OffsetStore {
     pub async fn delete_group(&self, group: &str) -> Result<(), GroupError> {
         let loaded = self.owned(group)?;
         write(&loaded, vec![OffsetRecord::DeleteGroup { group: group.to_string() }]).await
+    }
+
+    /// Appends `group`'s membership (`None`: it has no members any more) now, in log order with
+    /// every other record of its partition, and returns the wait for it to be committed (fsynced
+    /// and stored by every in-sync replica, as a commit). The caller decides whether to wait.
+    pub fn append_membership(
+        &self,
+        group: &str,
+        membership: Option<StoredGroup>,
+    ) -> Result<impl std::future::Future<Output = Result<(), GroupError>> + Send + 'static, GroupError> {
+        let loaded = self.owned(group)?;
+        let end_offset = append(&loaded, vec![OffsetRecord::Membership { group: group.to_string(), membership }])?;
+        Ok(async move { settle(&loaded, end_offset).await })
     }
 
     /// Deletes every group's offsets for `topic`, in the partitions owned here (each owner does
@@ -312,15 +343,25 @@ impl OffsetStore {
 
 /// Appends `records` as one batch, waits until it is committed, applies everything committed.
 async fn write(loaded: &Loaded, records: Vec<OffsetRecord>) -> Result<(), GroupError> {
+    let end_offset = append(loaded, records)?;
+    settle(loaded, end_offset).await
+}
+
+/// Appends `records` as one batch (in log order with every other writer); returns the end offset
+/// to wait for.
+fn append(loaded: &Loaded, records: Vec<OffsetRecord>) -> Result<i64, GroupError> {
     let index = loaded.index;
     let mut batch = record::encode_batch(&records, unix_ms()).map_err(|reason| GroupError::Encode { partition: index, reason })?;
-    let end_offset = {
-        // Appending under the map's lock keeps `pending` in log order.
-        let mut offsets = loaded.offsets.lock();
-        let end_offset = loaded.log.append(&mut batch).map_err(|source| GroupError::Log { partition: index, verb: "append", source })?;
-        offsets.pending.push_back(Pending { end_offset, records });
-        end_offset
-    };
+    // Appending under the map's lock keeps `pending` in log order.
+    let mut offsets = loaded.offsets.lock();
+    let end_offset = loaded.log.append(&mut batch).map_err(|source| GroupError::Log { partition: index, verb: "append", source })?;
+    offsets.pending.push_back(Pending { end_offset, records });
+    Ok(end_offset)
+}
+
+/// Waits until the log is committed through `end_offset`, then applies everything committed.
+async fn settle(loaded: &Loaded, end_offset: i64) -> Result<(), GroupError> {
+    let index = loaded.index;
     loaded.log.committed(end_offset).await.map_err(|source| GroupError::Log { partition: index, verb: "commit", source })?;
     let mut offsets = loaded.offsets.lock();
     // Everything up to end_offset is committed, including batches of other writers still waiting
@@ -359,114 +400,45 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
         OffsetRecord::DeleteGroup { group } => {
             groups.remove(&group);
         }
+        // Membership is the coordinator's: only a load reads it back ([`Replayed`]).
+        OffsetRecord::Membership { .. } | OffsetRecord::UnreadableMembership { .. } => {}
     }
 }
 
-/// Opens a standalone store on the local logs under `dir` (one sub-directory per partition).
-pub fn open_dir(dir: &std::path::Path, count: u32) -> Result<OffsetStore, GroupError> {
-    std::fs::create_dir_all(dir).map_err(|source| GroupError::CreateDir { dir: dir.to_path_buf(), source })?;
-    OffsetStore::open_all(count, |index| wal_log::open(dir, index))
+/// What a load reads from an offsets partition's log.
+#[derive(Default)]
+pub struct Replayed {
+    /// Committed offsets per group.
+    pub offsets: HashMap<String, GroupOffsets>,
+    /// The last stored membership per group (groups whose last record is a tombstone, a
+    /// deletion or unreadable have none).
+    pub memberships: HashMap<String, StoredGroup>,
+    /// Records read, for the log line.
+    pub records: usize,
+}
+
+impl Replayed {
+    fn apply(&mut self, index: u32, record: OffsetRecord) {
+        match record {
+            OffsetRecord::Membership { group, membership: Some(stored) } => {
+                self.memberships.insert(group, stored);
+            }
+            OffsetRecord::Membership { group, membership: None } => {
+                self.memberships.remove(&group);
+            }
+            OffsetRecord::UnreadableMembership { group, reason } => {
+                // Written by a newer broker, or damaged: its members rejoin, which is safe.
+                warn!(partition = index, group = %group, reason = %reason, "skipping an unreadable group membership record");
+                self.memberships.remove(&group);
+            }
+            OffsetRecord::DeleteGroup { ref group } => {
+                self.memberships.remove(group);
+                apply(&mut self.offsets, record);
+            }
+            other => apply(&mut self.offsets, other),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::log::memory::{MemoryLog, Shared};
-    use super::*;
-
-    fn logs(count: usize) -> Vec<Arc<Mutex<Shared>>> {
-        (0..count).map(|_| Arc::new(Mutex::new(Shared::default()))).collect()
-    }
-
-    fn log_of(shared: &Arc<Mutex<Shared>>) -> Arc<dyn OffsetsLog> {
-        Arc::new(MemoryLog { shared: shared.clone() })
-    }
-
-    fn open(shared: &[Arc<Mutex<Shared>>]) -> OffsetStore {
-        OffsetStore::open_all(shared.len() as u32, |i| Ok(log_of(&shared[i as usize]))).expect("open")
-    }
-
-    fn tp(topic: &str, partition: i32) -> TopicPartition {
-        TopicPartition { topic: topic.into(), partition }
-    }
-
-    fn at(offset: i64) -> CommittedOffset {
-        CommittedOffset { offset, leader_epoch: 1, metadata: Some("m".into()), commit_timestamp_ms: 5 }
-    }
-
-    #[test]
-    fn java_string_hash_matches_kafka() {
-        // "hello".hashCode() == 99162322 in Java; 99162322 % 50 == 22.
-        assert_eq!(partition_for("hello", 50), 22);
-        let store = OffsetStore::new(50).expect("store");
-        assert_eq!(store.partition_of("hello"), 22);
-    }
-
-    #[tokio::test]
-    async fn commits_survive_reopen_and_deletes_stick() {
-        let shared = logs(3);
-        let store = open(&shared);
-        store.commit("g1", vec![(tp("a", 0), at(10)), (tp("a", 1), at(11))]).await.expect("commit");
-        store.commit("g1", vec![(tp("a", 0), at(12))]).await.expect("commit");
-        store.commit("g2", vec![(tp("b", 0), at(20)), (tp("a", 0), at(21))]).await.expect("commit");
-        assert_eq!(store.fetch("g1", &[tp("a", 0), tp("zz", 0)]).expect("owned"), vec![Some(at(12)), None]);
-        let synced: usize = shared.iter().map(|s| s.lock().syncs).sum();
-        assert_eq!(synced, 3, "one commit wait per commit");
-        drop(store);
-
-        let store = open(&shared);
-        assert_eq!(store.fetch_all("g1").expect("owned"), vec![(tp("a", 0), at(12)), (tp("a", 1), at(11))]);
-        store.delete_group("g1").await.expect("delete");
-        store.delete_topic("a").await.expect("delete topic");
-        assert_eq!(store.fetch_all("g2").expect("owned"), vec![(tp("b", 0), at(20))]);
-        drop(store);
-
-        let store = open(&shared);
-        assert!(!store.has_offsets("g1"));
-        assert_eq!(store.fetch_all("g2").expect("owned"), vec![(tp("b", 0), at(20))]);
-        let mut ids = store.group_ids();
-        ids.sort();
-        assert_eq!(ids, vec!["g2"]);
-    }
-
-    /// Ownership follows leadership: an unowned or loading partition never answers "nothing
-    /// committed", a new owner sees what the old one committed, and a superseded load is dropped.
-    #[tokio::test]
-    async fn only_the_owner_answers_and_a_new_owner_replays() {
-        let shared = logs(1);
-        let first = OffsetStore::new(1).expect("store");
-        assert_eq!(first.ownership("g"), Ownership::NotOwned);
-        assert!(matches!(first.fetch("g", &[tp("a", 0)]), Err(GroupError::NotCoordinator { partition: 0 })));
-        assert!(matches!(first.commit("g", vec![(tp("a", 0), at(1))]).await, Err(GroupError::NotCoordinator { .. })));
-
-        assert!(first.begin_load(0, 3));
-        assert!(!first.begin_load(0, 3), "same epoch: already loading");
-        assert_eq!(first.ownership("g"), Ownership::Loading);
-        assert!(matches!(first.fetch_all("g"), Err(GroupError::LoadInProgress { partition: 0 })));
-        first.load(0, 3, log_of(&shared[0])).expect("load");
-        assert_eq!(first.ownership("g"), Ownership::Owned);
-        first.commit("g", vec![(tp("a", 0), at(7))]).await.expect("commit");
-
-        // Leadership moves: the old owner unloads, its late appends fail as NOT_COORDINATOR.
-        assert!(first.unload(0));
-        assert_eq!(first.ownership("g"), Ownership::NotOwned);
-        assert!(first.group_ids().is_empty());
-
-        let second = OffsetStore::new(1).expect("store");
-        assert!(second.begin_load(0, 4));
-        second.load(0, 4, log_of(&shared[0])).expect("load");
-        assert_eq!(second.fetch("g", &[tp("a", 0)]).expect("owned"), vec![Some(at(7))]);
-
-        // A load begun at epoch 5 and overtaken by epoch 6 must not install epoch 5's replay.
-        assert!(second.begin_load(0, 5));
-        assert!(second.begin_load(0, 6));
-        second.load(0, 5, log_of(&shared[0])).expect("superseded load is not an error");
-        assert_eq!(second.ownership("g"), Ownership::Loading);
-
-        // A log that refuses appends (leadership lost under the store) maps to NotLeader.
-        second.load(0, 6, log_of(&shared[0])).expect("load");
-        shared[0].lock().not_leader = true;
-        let refused = second.commit("g", vec![(tp("a", 0), at(8))]).await;
-        assert!(matches!(refused, Err(GroupError::Log { source: LogFailure::NotLeader, .. })), "{refused:?}");
-        assert_eq!(second.fetch("g", &[tp("a", 0)]).expect("owned"), vec![Some(at(7))]);
-    }
-}
+mod tests;

@@ -4,7 +4,14 @@
 //! fields), so a record is readable without context:
 //! - key v1 `(group, topic, partition)`, value v3 `(offset, leader_epoch, metadata, commit_time)`;
 //!   a null value deletes that one offset (used when a topic is deleted).
-//! - key v2 `(group)` with a null value: the group was deleted; all its offsets are gone.
+//! - key v2 `(group)` with a null value: the group was deleted; all its offsets (and its stored
+//!   membership) are gone.
+//! - key v3 `(group)`: the group's membership after its last completed rebalance, or a null value
+//!   once it has no members ([`super::membership`] has the value format).
+//!
+//! Decoding is strict for offsets (an unknown key version fails the load: a commit must never be
+//! silently dropped) and lenient for membership (an unreadable value becomes
+//! [`OffsetRecord::UnreadableMembership`]: members rejoin, nothing else is lost).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -13,10 +20,12 @@ use kafka_protocol::records::{
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
 
+use super::membership::{self, StoredGroup};
 use super::{CommittedOffset, TopicPartition};
 
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
+const KEY_MEMBERSHIP: i16 = 3;
 const VALUE_OFFSET: i16 = 3;
 
 /// One change to the committed-offsets map.
@@ -25,19 +34,23 @@ pub enum OffsetRecord {
     Commit { group: String, partition: TopicPartition, committed: CommittedOffset },
     DeleteOffset { group: String, partition: TopicPartition },
     DeleteGroup { group: String },
+    /// The group's membership after a completed rebalance; `None` once it has no members.
+    Membership { group: String, membership: Option<StoredGroup> },
+    /// A membership value this version cannot read: only ever decoded, never written.
+    UnreadableMembership { group: String, reason: String },
 }
 
 /// Encodes `records` as one v2 record batch (base offset 0: the log assigns the real one).
 pub fn encode_batch(records: &[OffsetRecord], timestamp_ms: i64) -> Result<BytesMut, String> {
-    let records: Vec<Record> = records
+    let records = records
         .iter()
         .enumerate()
         .map(|(index, record)| {
-            let (key, value) = encode_key_value(record);
+            let (key, value) = encode_key_value(record)?;
             // A constant offset − sequence keeps every record in one batch (the encoder splits
             // whenever that difference changes).
             let delta = i32::try_from(index).unwrap_or(i32::MAX);
-            Record {
+            Ok(Record {
                 transactional: false,
                 control: false,
                 delete_horizon: false,
@@ -51,9 +64,9 @@ pub fn encode_batch(records: &[OffsetRecord], timestamp_ms: i64) -> Result<Bytes
                 key: Some(key),
                 value,
                 headers: IndexMap::new(),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Record>, String>>()?;
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| e.to_string())?;
@@ -75,9 +88,9 @@ pub fn decode_batches(mut data: Bytes) -> Result<Vec<OffsetRecord>, String> {
     Ok(out)
 }
 
-fn encode_key_value(record: &OffsetRecord) -> (Bytes, Option<Bytes>) {
+fn encode_key_value(record: &OffsetRecord) -> Result<(Bytes, Option<Bytes>), String> {
     let mut key = BytesMut::new();
-    match record {
+    Ok(match record {
         OffsetRecord::Commit { group, partition, committed } => {
             put_offset_key(&mut key, group, partition);
             let mut value = BytesMut::new();
@@ -97,7 +110,15 @@ fn encode_key_value(record: &OffsetRecord) -> (Bytes, Option<Bytes>) {
             put_str(&mut key, group);
             (key.freeze(), None)
         }
-    }
+        OffsetRecord::Membership { group, membership: stored } => {
+            key.put_i16(KEY_MEMBERSHIP);
+            put_str(&mut key, group);
+            (key.freeze(), stored.as_ref().map(membership::encode_value))
+        }
+        OffsetRecord::UnreadableMembership { group, .. } => {
+            return Err(format!("group {group}: an unreadable membership record is never written"));
+        }
+    })
 }
 
 fn decode_record(key: Option<Bytes>, value: Option<Bytes>) -> Result<OffsetRecord, String> {
@@ -123,6 +144,14 @@ fn decode_record(key: Option<Bytes>, value: Option<Bytes>) -> Result<OffsetRecor
             Ok(OffsetRecord::Commit { group, partition, committed })
         }
         KEY_GROUP => Ok(OffsetRecord::DeleteGroup { group: get_str(&mut key)? }),
+        KEY_MEMBERSHIP => {
+            let group = get_str(&mut key)?;
+            Ok(match value.map(membership::decode_value) {
+                None => OffsetRecord::Membership { group, membership: None },
+                Some(Ok(stored)) => OffsetRecord::Membership { group, membership: Some(stored) },
+                Some(Err(reason)) => OffsetRecord::UnreadableMembership { group, reason },
+            })
+        }
         other => Err(format!("unknown key version {other}")),
     }
 }
@@ -136,42 +165,42 @@ fn put_offset_key(key: &mut BytesMut, group: &str, partition: &TopicPartition) {
 
 /// Strings are i16-length-prefixed; Kafka bounds group ids and topic names well below that, and
 /// commit metadata is bounded by OFFSET_METADATA_BYTES_MAX before it gets here.
-fn put_str(buf: &mut BytesMut, s: &str) {
+pub(super) fn put_str(buf: &mut BytesMut, s: &str) {
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     buf.put_i16(len);
     buf.put_slice(&s.as_bytes()[..len as usize]);
 }
 
-fn put_nullable_str(buf: &mut BytesMut, s: Option<&str>) {
+pub(super) fn put_nullable_str(buf: &mut BytesMut, s: Option<&str>) {
     match s {
         Some(s) => put_str(buf, s),
         None => buf.put_i16(-1),
     }
 }
 
-fn need(buf: &Bytes, n: usize, what: &str) -> Result<(), String> {
+pub(super) fn need(buf: &Bytes, n: usize, what: &str) -> Result<(), String> {
     if buf.remaining() < n {
         return Err(format!("truncated {what}: need {n} bytes, have {}", buf.remaining()));
     }
     Ok(())
 }
 
-fn get_i16(buf: &mut Bytes) -> Result<i16, String> {
+pub(super) fn get_i16(buf: &mut Bytes) -> Result<i16, String> {
     need(buf, 2, "i16")?;
     Ok(buf.get_i16())
 }
 
-fn get_i32(buf: &mut Bytes) -> Result<i32, String> {
+pub(super) fn get_i32(buf: &mut Bytes) -> Result<i32, String> {
     need(buf, 4, "i32")?;
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut Bytes) -> Result<i64, String> {
+pub(super) fn get_i64(buf: &mut Bytes) -> Result<i64, String> {
     need(buf, 8, "i64")?;
     Ok(buf.get_i64())
 }
 
-fn get_nullable_str(buf: &mut Bytes) -> Result<Option<String>, String> {
+pub(super) fn get_nullable_str(buf: &mut Bytes) -> Result<Option<String>, String> {
     let len = get_i16(buf)?;
     if len < 0 {
         return Ok(None);
@@ -182,7 +211,7 @@ fn get_nullable_str(buf: &mut Bytes) -> Result<Option<String>, String> {
     String::from_utf8(bytes.to_vec()).map(Some).map_err(|e| format!("string is not UTF-8: {e}"))
 }
 
-fn get_str(buf: &mut Bytes) -> Result<String, String> {
+pub(super) fn get_str(buf: &mut Bytes) -> Result<String, String> {
     get_nullable_str(buf)?.ok_or_else(|| "null where a string is required".to_string())
 }
 
@@ -225,5 +254,31 @@ mod tests {
         key.put_i16(9);
         assert!(decode_record(Some(key.freeze()), None).is_err());
         assert!(decode_record(None, None).is_err());
+    }
+
+    #[test]
+    fn membership_records_round_trip_and_an_unreadable_value_is_not_an_error() {
+        let stored = super::super::membership::StoredGroup {
+            protocol_type: "consumer".into(),
+            generation_id: 2,
+            protocol_name: Some("range".into()),
+            leader_id: None,
+            state_timestamp_ms: 9,
+            members: vec![],
+        };
+        let records = vec![
+            OffsetRecord::Membership { group: "g".into(), membership: Some(stored) },
+            OffsetRecord::Membership { group: "g".into(), membership: None },
+        ];
+        let batch = encode_batch(&records, 1_000).expect("encode").freeze();
+        assert_eq!(decode_batches(batch).expect("decode"), records);
+
+        let mut key = BytesMut::new();
+        key.put_i16(KEY_MEMBERSHIP);
+        put_str(&mut key, "g");
+        let garbage = Bytes::from_static(&[0, 42, 1, 2, 3]);
+        let decoded = decode_record(Some(key.freeze()), Some(garbage)).expect("a bad membership value is not fatal");
+        assert!(matches!(decoded, OffsetRecord::UnreadableMembership { ref group, .. } if group == "g"), "{decoded:?}");
+        assert!(encode_batch(&[decoded], 0).is_err(), "never written");
     }
 }

@@ -102,7 +102,16 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
                 .with_port(i32::from(b.port))
                 .with_rack(b.rack.as_deref().map(str_bytes))
         })
-        .collect();
+        .collect::<Vec<MetadataResponseBroker>>();
+    // A leader that is not among the brokers listed (fenced between the fencing and the failover
+    // entries, or its address unusable) is reported as no leader, as Kafka does: a client must never
+    // be sent to a broker id the same response does not describe.
+    for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if p.leader_id.0 >= 0 && !brokers.iter().any(|b| b.node_id == p.leader_id) {
+            p.leader_id = BrokerId(-1);
+            p.error_code = ResponseError::LeaderNotAvailable.code();
+        }
+    }
     let controller = broker.meta.status().leader_id.map(|id| id as i32).unwrap_or(-1);
     MetadataResponse::default()
         .with_brokers(brokers)

@@ -1,13 +1,16 @@
 //! Consumer groups in the cluster, the Kafka way: committed offsets live in the internal topic
 //! `__consumer_offsets`, replicated like any other partition (leader, ISR, acks=all, failover), and
-//! the leader of partition `hash(group) % offsets_partitions` coordinates the group. When leadership
-//! of an offsets partition moves, the new leader replays its log and serves its groups; members
-//! find it through FindCoordinator and rejoin, and their committed offsets are all there.
+//! the leader of partition `hash(group) % offsets_partitions` coordinates the group. Each group's
+//! membership after its last rebalance is stored in the same log. When leadership of an offsets
+//! partition moves, the new leader replays its log and serves its groups with their members and
+//! generation; members find it through FindCoordinator and carry on without rejoining, and their
+//! committed offsets are all there.
 //!
 //! Parts:
 //! - [`offsets_topic`]: the internal topic's name, configs and creation (on first FindCoordinator).
 //! - [`offsets_log`]: `chronik_group::OffsetsLog` over a local partition this broker leads: a
-//!   commit is answered once it is fsynced and stored by every in-sync replica.
+//!   commit (or membership record) is committed once it is fsynced and stored by every in-sync
+//!   replica.
 //! - [`ownership`]: loads and unloads offsets partitions in the group coordinator as this broker's
 //!   leadership changes, and clears the offsets of deleted topics.
 

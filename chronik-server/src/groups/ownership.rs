@@ -1,6 +1,7 @@
 //! Keeps the group coordinator's owned offsets partitions equal to the offsets partitions this
 //! broker leads, after every metadata change: a partition it now leads (at a new epoch) is loaded
-//! in the background — its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile — and one it no
+//! in the background, offsets and group membership — its groups answer
+//! COORDINATOR_LOAD_IN_PROGRESS meanwhile — and one it no
 //! longer leads is unloaded at once, so a deposed coordinator stops answering for its groups
 //! before the new one starts. Also removes committed offsets of deleted topics from the
 //! partitions owned here (each owner does its own, as in Kafka).
