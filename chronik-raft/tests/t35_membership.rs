@@ -75,7 +75,7 @@ async fn t35_one_node_grows_to_three_transfers_and_shrinks() {
     assert_eq!(one.status().term, term, "an addition changes neither leader nor term");
     assert!(one.status().is_leader);
     let w = one.write(MetaCommand::InitClusterId { cluster_id: "c".into() }).await.expect("write");
-    assert_eq!(w, MetaResponse::Ok);
+    assert_eq!(w, MetaResponse::ClusterId("c".into()));
     eventually("the write is applied on every node", || {
         [&one, &two, &three].iter().all(|n| n.state().cluster_id.as_deref() == Some("c"))
     })
