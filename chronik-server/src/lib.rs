@@ -3,14 +3,20 @@
 //!
 //! - [`config`] / [`cli`]: what the operator gives us; [`cluster_cli`]: the `cluster` subcommands.
 //! - [`server`]: start-up and shutdown, wiring the parts together.
-//! - [`broker`]: the shared context every handler sees.
-//! - [`kafka`]: framing, header codec, supported versions, dispatch; [`api`]: one file per Kafka API.
+//! - [`broker`]: the shared context every handler sees; [`reconcile`]: everything that follows the
+//!   applied metadata (logs, roles, fetchers, group ownership); [`topics`]: topic creation.
+//! - [`wire`]: framing, request context, response encoding, supported versions; [`api`]: one file per
+//!   Kafka API; [`kafka`]: the listener and the routing of requests to `api`.
 //! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
 //! - [`replication`]: follower fetchers, leader/follower roles, ISR upkeep (Kafka's replication model).
 //! - [`controller`]: broker heartbeats, fencing, leader failover and preferred-leader rebalance, all
 //!   fenced by the Raft term they were decided in.
 //! - [`join`]: a fresh node asking the cluster to add it (`start --join`).
 //! - [`admin`]: axum admin API (health, status, membership changes) and Prometheus metrics.
+//!
+//! The modules form layers with every `use` pointing down (`tests/t05_layers.rs` checks it):
+//! config, metrics, wire → partition → broker → topics, replication, groups → reconcile → api →
+//! kafka, controller → admin, join → server.
 
 pub mod admin;
 pub mod api;
@@ -24,5 +30,8 @@ pub mod join;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;
+pub mod reconcile;
 pub mod replication;
 pub mod server;
+pub mod topics;
+pub mod wire;

@@ -140,7 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
 
     let broker = Arc::new(Broker::new(config, cluster_id, meta, partitions, groups, data_changed));
     register_self(&broker, node).await?;
-    broker.reconcile_partitions().await;
+    crate::reconcile::partitions(&broker).await;
 
     tokio::spawn(crate::kafka::listener::run(broker.clone(), kafka_listener));
     tokio::spawn(crate::kafka::listener::run(broker.clone(), wal_listener));
@@ -297,7 +297,7 @@ fn new_cluster_id() -> String {
 async fn follow_metadata(broker: Arc<Broker>) {
     let mut applied = broker.meta.subscribe();
     while applied.changed().await.is_ok() {
-        broker.reconcile_partitions().await;
+        crate::reconcile::partitions(&broker).await;
     }
 }
 
@@ -307,7 +307,7 @@ async fn retention_task(broker: Arc<Broker>) {
         tick.tick().await;
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let now_ms = now_ms();
+            let now_ms = chronik_wal::now_ms();
             for p in b.partitions.all() {
                 match p.apply_retention(now_ms) {
                     Ok(0) => {}
@@ -336,12 +336,6 @@ async fn interval_fsync_task(broker: Arc<Broker>) {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

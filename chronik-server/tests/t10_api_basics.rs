@@ -41,17 +41,17 @@ fn assert_lists_our_ranges(resp: &ApiVersionsResponse, version: i16) -> Result<(
             "ApiVersions v{version}: {key:?} {min}..{max} missing from {advertised:?}"
         );
     }
-    for (key, min, max) in chronik_server::kafka::versions::SUPPORTED {
+    for (key, min, max) in chronik_server::wire::versions::SUPPORTED {
         ensure!(
             advertised.contains(&(*key as i16, *min, *max)),
             "ApiVersions v{version}: {key:?} {min}..{max} from versions.rs missing on the wire"
         );
     }
     ensure!(
-        advertised.len() == chronik_server::kafka::versions::SUPPORTED.len(),
+        advertised.len() == chronik_server::wire::versions::SUPPORTED.len(),
         "ApiVersions v{version} lists {} keys, versions.rs has {}",
         advertised.len(),
-        chronik_server::kafka::versions::SUPPORTED.len()
+        chronik_server::wire::versions::SUPPORTED.len()
     );
     Ok(())
 }

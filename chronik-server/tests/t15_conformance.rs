@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 
-use chronik_server::kafka::versions::{PRODUCE_MIN_ACCEPTED, SUPPORTED};
+use chronik_server::wire::versions::{PRODUCE_MIN_ACCEPTED, SUPPORTED};
 use common::{
     code, create_topics_request, decode_records, encode_body, fetch_request, http_get, now_ms, produce_request, raw_request,
     record_batch, topic_name, BrokerOpts, KafkaClient, TestBroker, EARLIEST, LATEST,

@@ -34,8 +34,9 @@ pub use index::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 pub use histogram::{Histogram, HistogramSnapshot, SYNC_BUCKETS_US, SYNC_STATS};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, NO_LOG_APPEND_TIME};
 
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> i64 {
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it). The one wall clock of
+/// the workspace: record timestamps, retention, segment age and the broker's ISR lag all read it.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -17,10 +17,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{ReassignablePartitionResponse, ReassignableTopicResponse};
 use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse};
 
-use super::create_topics::{meta_refusal, Refusal};
+use crate::topics::{meta_refusal, Refusal};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 /// Tries of one partition's change when the partition epoch moved on between reading and writing
 /// (an ISR change of its leader); each try decides again from the newer state.
@@ -99,7 +99,7 @@ async fn reassign(broker: &Arc<Broker>, topic: &str, partition: i32, replicas: O
             Action::Start { target, epoch } => start(target, epoch),
             Action::Cancel { epoch } => cancel(epoch),
             Action::Replace { target, epoch } => {
-                match answer(broker.write_meta(cancel(epoch)).await.map_err(meta_refusal)?) {
+                match answer(crate::reconcile::write_meta(broker, cancel(epoch)).await.map_err(meta_refusal)?) {
                     // The cancel bumped the partition epoch by one: the new move starts from there.
                     Ok(()) => start(target, epoch.saturating_add(1)),
                     Err(Some(refusal)) => return Err(refusal),
@@ -110,7 +110,7 @@ async fn reassign(broker: &Arc<Broker>, topic: &str, partition: i32, replicas: O
                 }
             }
         };
-        match answer(broker.write_meta(cmd).await.map_err(meta_refusal)?) {
+        match answer(crate::reconcile::write_meta(broker, cmd).await.map_err(meta_refusal)?) {
             Ok(()) => return Ok(()),
             Err(Some(refusal)) => return Err(refusal),
             Err(None) => last = format!("the partition changed while the change was written (try {})", attempt + 1),

@@ -10,7 +10,7 @@ use kafka_protocol::messages::alter_replica_log_dirs_response::{AlterReplicaLogD
 use kafka_protocol::messages::{AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse};
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 /// Whether `path` names this broker's log directory (as reported, or the same directory spelled
 /// differently).

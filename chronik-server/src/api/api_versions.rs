@@ -6,8 +6,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-use crate::kafka::dispatch::{encode_response, DispatchError, RequestContext};
-use crate::kafka::versions::SUPPORTED;
+use crate::wire::context::{encode_response, DispatchError, RequestContext};
+use crate::wire::versions::SUPPORTED;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED

@@ -8,10 +8,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::create_topics::{meta_refusal, validate_assignments, Refusal, TOPIC_PARTITIONS_MAX};
+use crate::topics::{meta_refusal, validate_assignments, Refusal, TOPIC_PARTITIONS_MAX};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 async fn grow(broker: &Arc<Broker>, name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), Refusal> {
     let state = broker.meta.state();
@@ -47,7 +47,7 @@ async fn grow(broker: &Arc<Broker>, name: &str, count: i32, assignments: Option<
     if validate_only {
         return Ok(());
     }
-    match broker.write_meta(MetaCommand::CreatePartitions { name: name.to_string(), new_replicas }).await {
+    match crate::reconcile::write_meta(broker, MetaCommand::CreatePartitions { name: name.to_string(), new_replicas }).await {
         Ok(MetaResponse::Ok) => Ok(()),
         Ok(MetaResponse::UnknownTopic) => Err((ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))),
         Ok(MetaResponse::InvalidPartitions(m)) => Err((ResponseError::InvalidPartitions, m)),

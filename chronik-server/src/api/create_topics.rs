@@ -5,111 +5,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chronik_raft::{MetaCommand, MetaResponse};
-use chronik_rebalancer::{place_new_partitions, PlacementError};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use uuid::Uuid;
 
 use super::str_bytes;
+use crate::topics::{create_topic, TopicSpec};
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
-use crate::partition::topic::{effective_topic_configs, validate_topic_configs, validate_topic_name};
+use crate::wire::context::RequestContext;
+use crate::partition::topic::effective_topic_configs;
 
-/// Partitions a topic may have; bounds the work one CreateTopics can ask for.
-pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
 /// First CreateTopics version whose answer lists the topic's configs (KIP-525).
 const CONFIGS_IN_RESPONSE_SINCE_VERSION: i16 = 5;
 /// Config sources (Kafka's DescribeConfigsResponse.ConfigSource): set on the topic, or the default.
 const CONFIG_SOURCE_TOPIC: i8 = 1;
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
-
-/// A refused topic operation: the Kafka error and a message for the client.
-pub type Refusal = (ResponseError, String);
-
-pub struct TopicSpec {
-    pub name: String,
-    pub num_partitions: i32,
-    pub replication_factor: i16,
-    /// Manual replica lists, one per partition in order; empty = placed by us.
-    pub assignments: Vec<Vec<i32>>,
-    pub configs: BTreeMap<String, String>,
-}
-
-/// Validates and (unless `validate_only`) creates a topic. Returns (topic id, partitions, replication factor).
-pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: bool) -> Result<([u8; 16], i32, i16), Refusal> {
-    validate_topic_name(&spec.name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
-    validate_topic_configs(&spec.configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
-    let state = broker.meta.state();
-    if state.topics.contains_key(&spec.name) {
-        return Err((ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", spec.name)));
-    }
-    let live: Vec<i32> = state.placeable_brokers().map(|b| b.id).collect();
-    let replicas = if spec.assignments.is_empty() {
-        let partitions = if spec.num_partitions == -1 { broker.config.num_partitions } else { spec.num_partitions };
-        let rf = if spec.replication_factor == -1 { broker.config.replication_factor } else { spec.replication_factor };
-        if partitions <= 0 || partitions > TOPIC_PARTITIONS_MAX {
-            return Err((ResponseError::InvalidPartitions, format!("number of partitions must be between 1 and {TOPIC_PARTITIONS_MAX}")));
-        }
-        if rf <= 0 {
-            return Err((ResponseError::InvalidReplicationFactor, "replication factor must be positive".into()));
-        }
-        place_new_partitions(&live, 0, partitions, i32::from(rf)).map_err(|e| match e {
-            PlacementError::ReplicationFactor { .. } => (ResponseError::InvalidReplicationFactor, e.to_string()),
-            PlacementError::Partitions(_) => (ResponseError::InvalidPartitions, e.to_string()),
-        })?
-    } else {
-        if spec.num_partitions != -1 || spec.replication_factor != -1 {
-            return Err((ResponseError::InvalidRequest, "give either assignments or partition count and replication factor".into()));
-        }
-        validate_assignments(&spec.assignments, &live)?;
-        spec.assignments.clone()
-    };
-    let partitions = replicas.len() as i32;
-    let rf = replicas.first().map(|r| r.len() as i16).unwrap_or(0);
-    if validate_only {
-        return Ok(([0; 16], partitions, rf));
-    }
-    let topic_id = *Uuid::new_v4().as_bytes();
-    let cmd = MetaCommand::CreateTopic { name: spec.name.clone(), topic_id, replicas, configs: spec.configs };
-    match broker.write_meta(cmd).await {
-        Ok(MetaResponse::TopicCreated { topic_id }) => Ok((topic_id, partitions, rf)),
-        Ok(MetaResponse::TopicAlreadyExists) => Err((ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", spec.name))),
-        Ok(other) => Err((ResponseError::InvalidRequest, format!("{other:?}"))),
-        Err(e) => Err(meta_refusal(e)),
-    }
-}
-
-/// Replica lists given by a client: non-empty, same length, no duplicates, known brokers.
-pub fn validate_assignments(assignments: &[Vec<i32>], live: &[i32]) -> Result<(), Refusal> {
-    let rf = assignments.first().map(|r| r.len()).unwrap_or(0);
-    for r in assignments {
-        if r.is_empty() || r.len() != rf {
-            return Err((ResponseError::InvalidReplicaAssignment, "every partition needs the same, non-zero number of replicas".into()));
-        }
-        let mut uniq = r.clone();
-        uniq.sort_unstable();
-        uniq.dedup();
-        if uniq.len() != r.len() {
-            return Err((ResponseError::InvalidReplicaAssignment, format!("duplicate broker in replica list {r:?}")));
-        }
-        if let Some(b) = r.iter().find(|b| !live.contains(b)) {
-            return Err((ResponseError::InvalidReplicaAssignment, format!("unknown broker {b} in replica list")));
-        }
-    }
-    Ok(())
-}
-
-/// A metadata write that failed: not the leader (multi-node) or the metadata layer is unavailable.
-pub fn meta_refusal(e: chronik_raft::MetaError) -> Refusal {
-    // No leader right now (election, lost quorum): a retriable answer, the client refreshes and retries.
-    if e.is_retriable() {
-        (ResponseError::NotController, e.to_string())
-    } else {
-        (ResponseError::UnknownServerError, e.to_string())
-    }
-}
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let _serial = broker.topic_ops.lock().await;
@@ -154,7 +65,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopic
             assignments: assignments.into_iter().map(|(_, r)| r).collect(),
             configs,
         };
-        match create_topic(broker, spec, req.validate_only).await {
+        let created = create_topic(broker, spec, req.validate_only).await;
+        if created.is_ok() && !req.validate_only {
+            crate::reconcile::partitions(broker).await;
+        }
+        match created {
             Ok((topic_id, partitions, rf)) => {
                 let configs: Vec<CreatableTopicConfigs> = effective
                     .into_iter()

@@ -9,10 +9,10 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use uuid::Uuid;
 
-use super::create_topics::meta_refusal;
+use crate::topics::meta_refusal;
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let _serial = broker.topic_ops.lock().await;
@@ -42,7 +42,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: DeleteTopic
             continue;
         }
         result = result.with_name(Some(TopicName(str_bytes(&topic_name)))).with_topic_id(Uuid::from_bytes(topic.topic_id));
-        match broker.write_meta(MetaCommand::DeleteTopic { name: topic_name.clone() }).await {
+        match crate::reconcile::write_meta(broker, MetaCommand::DeleteTopic { name: topic_name.clone() }).await {
             // Each broker removes the deleted topic's committed offsets from the offsets partitions it
             // leads when it applies the deletion (`groups::ownership`).
             Ok(MetaResponse::Ok) => results.push(result),

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::{live_broker_endpoints, str_bytes};
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 /// "Authorized operations not requested/not available" in Kafka's encoding.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 use crate::partition::topic::effective_topic_configs;
 
 const RESOURCE_TOPIC: i8 = 2;

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 /// One hosted replica as DescribeLogDirs reports it.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,10 +19,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 
-use super::create_topics::{meta_refusal, Refusal};
+use crate::topics::{meta_refusal, Refusal};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 pub const ELECTION_PREFERRED: i8 = 0;
 pub const ELECTION_UNCLEAN: i8 = 1;
@@ -42,7 +42,7 @@ pub fn unclean(state: &MetadataState, topic: &str, partition: i32) -> Result<(),
 
 async fn preferred(broker: &Arc<Broker>, topic: &str, partition: i32) -> Result<(), Refusal> {
     let cmd = MetaCommand::ElectPreferredLeader { topic: topic.to_string(), partition };
-    match broker.write_meta(cmd).await.map_err(meta_refusal)? {
+    match crate::reconcile::write_meta(broker, cmd).await.map_err(meta_refusal)? {
         MetaResponse::Ok => Ok(()),
         MetaResponse::ElectionNotNeeded => Err((ResponseError::ElectionNotNeeded, "the preferred replica leads already".into())),
         MetaResponse::PreferredLeaderNotAvailable(m) => Err((ResponseError::PreferredLeaderNotAvailable, m)),

@@ -26,7 +26,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::{server_error_reply, DispatchError, Reply, RequestContext};
+use crate::wire::context::{server_error_reply, DispatchError, Reply, RequestContext};
 
 struct Collected {
     response: FetchResponse,
@@ -37,7 +37,7 @@ struct Collected {
 fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
     let replica = req.replica_id.0;
     let state = broker.meta.state();
-    let now_ms = crate::server::now_ms();
+    let now_ms = chronik_wal::now_ms();
     let now = std::time::Instant::now();
     let mut remaining = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
@@ -62,7 +62,7 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
             let mut limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(remaining);
             let record = state.topics.get(name).and_then(|t| t.partitions.get(usize::try_from(fp.partition).unwrap_or(usize::MAX)));
             // A replica a move is adding, not yet in sync: its catch-up is throttled and measured.
-            let catching_up = replica >= 0 && crate::replication::catch_up::catching_up(&state, name, fp.partition, replica);
+            let catching_up = replica >= 0 && crate::broker::catch_up::catching_up(&state, name, fp.partition, replica);
             if catching_up {
                 match broker.catch_up.allowance(replica, now) {
                     Some(0) => {

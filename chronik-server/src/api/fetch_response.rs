@@ -19,8 +19,8 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 
-use crate::kafka::dispatch::{encode_response, DispatchError};
-use crate::kafka::response::ResponseFrame;
+use crate::wire::context::{encode_response, DispatchError};
+use crate::wire::response::ResponseFrame;
 
 /// Record sets up to this size are copied into the field buffer: for small ones an extra `iovec` (and
 /// the `Bytes` reference it holds) costs more than the copy.

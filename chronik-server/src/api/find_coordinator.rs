@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::split_host_port;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 /// FindCoordinator key type of a transactional id.
 const KEY_TYPE_TRANSACTION: i8 = 1;

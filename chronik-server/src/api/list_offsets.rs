@@ -12,7 +12,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, List
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 
 fn ids(list: &[i32]) -> Vec<BrokerId> {
     list.iter().map(|b| BrokerId(*b)).collect()

@@ -11,11 +11,11 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::create_topics::{create_topic, TopicSpec};
+use crate::topics::{create_topic, TopicSpec};
 use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
 use super::{live_broker_endpoints, str_bytes};
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 use crate::groups::offsets_topic::{self, is_internal};
 use crate::partition::topic::validate_topic_name;
 
@@ -82,7 +82,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
                 } else {
                     let spec = TopicSpec { name: name.clone(), num_partitions: -1, replication_factor: -1, assignments: vec![], configs: BTreeMap::new() };
                     let _serial = broker.topic_ops.lock().await;
-                    create_topic(broker, spec, false).await.map(|_| ())
+                    let created = create_topic(broker, spec, false).await.map(|_| ());
+                    if created.is_ok() {
+                        crate::reconcile::partitions(broker).await;
+                    }
+                    created
                 };
                 match (created, broker.meta.state().topics.get(&name)) {
                     (_, Some(t)) => topics.push(topic_entry(t)),

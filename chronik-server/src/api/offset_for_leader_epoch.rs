@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
-use crate::kafka::dispatch::RequestContext;
+use crate::wire::context::RequestContext;
 use crate::partition::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 
 pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::kafka::dispatch::{DispatchError, Reply, RequestContext};
+use crate::wire::context::{DispatchError, Reply, RequestContext};
 use crate::partition::topic::topic_config_i64;
 use crate::partition::{Acks, LeaderWrite, MinInsyncReplicas, Partition, PartitionError};
 
@@ -86,7 +86,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 }
                 // The batches are written from the request buffer as they are; the log stamps offsets
                 // and epoch while writing (no copy of the batch).
-                partition.append_as_leader(&batches, pm.leader_epoch, required, crate::server::now_ms(), lag_max_ms)
+                partition.append_as_leader(&batches, pm.leader_epoch, required, chronik_wal::now_ms(), lag_max_ms)
             };
             match write(&records) {
                 Ok(write) => {

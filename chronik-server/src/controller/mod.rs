@@ -112,7 +112,7 @@ async fn control_task(broker: Arc<Broker>) {
             }
         }
         if wrote {
-            broker.reconcile_partitions().await;
+            crate::reconcile::partitions(&broker).await;
         }
         follow_registered_addresses(&broker, &state).await;
         if now >= removal_retry_at {

@@ -44,7 +44,7 @@ impl OffsetsLog for PartitionOffsetsLog {
         let batches = split_batches(batch).map_err(|e| LogFailure::Storage(Box::new(e)))?;
         let write = self
             .partition
-            .append_as_leader(&batches, self.leader_epoch, Acks::All(self.min_isr), crate::server::now_ms(), self.replica_lag_time_max_ms)
+            .append_as_leader(&batches, self.leader_epoch, Acks::All(self.min_isr), chronik_wal::now_ms(), self.replica_lag_time_max_ms)
             .map_err(failure)?;
         match write.results.last() {
             Some(AppendResult::Appended { .. }) => Ok(write.end_offset),

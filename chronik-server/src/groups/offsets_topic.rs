@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::super::api::create_topics::{create_topic, Refusal, TopicSpec};
+use crate::topics::{create_topic, Refusal, TopicSpec};
 use crate::broker::Broker;
 
 /// Kafka's name for it, so tools that know it (and skip it) work unchanged.

@@ -10,19 +10,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 
 use super::offsets_log::PartitionOffsetsLog;
 use super::OFFSETS_TOPIC;
 use crate::broker::Broker;
 use crate::partition::MinInsyncReplicas;
-
-/// What the last sync saw, to notice deleted topics.
-#[derive(Default)]
-pub struct Ownership {
-    /// Topic names at the last sync; `None` before the first one (nothing is "deleted" at start).
-    known_topics: Mutex<Option<BTreeSet<String>>>,
-}
 
 /// Loads what this broker leads, unloads what it does not, cleans up after deleted topics. Cheap;
 /// called after every reconcile of the partitions.

@@ -14,9 +14,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, Instrument};
 
-use super::dispatch::{self, Reply};
-use super::frame::read_frame;
-use super::response::ResponseFrame;
+use super::dispatch;
+use crate::wire::context::Reply;
+use crate::wire::frame::read_frame;
+use crate::wire::response::ResponseFrame;
 use crate::broker::Broker;
 
 /// Responses allowed to be in flight per connection (clients pipeline at most 5 by default).

@@ -6,7 +6,7 @@
 //!
 //! A response that cannot be encoded at the request's version is a broker bug: it is logged at `error`,
 //! counted (`chronik_response_encode_errors_total`), and answered with UNKNOWN_SERVER_ERROR in the shape
-//! `kafka::error_response` builds, so the client sees an error instead of a closed connection it would
+//! `wire::error_response` builds, so the client sees an error instead of a closed connection it would
 //! retry forever. Only if that answer cannot be encoded either is the connection closed.
 
 use std::net::SocketAddr;
@@ -14,99 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::Decodable;
 use chronik_group::ClientInfo;
-use tokio::sync::oneshot;
 
-use super::error_response::ServerErrorResponse;
-use super::frame::{finish, response_buffer};
-use super::response::ResponseFrame;
-use super::versions;
 use crate::api;
 use crate::broker::Broker;
-use crate::metrics::Metrics;
-
-/// What the connection sends back for one request.
-pub enum Reply {
-    /// The encoded response frame, or `None` for requests that get no response (produce with acks=0).
-    Now(Option<Bytes>),
-    /// A response that completes later; the connection keeps request order while it waits.
-    Later(oneshot::Receiver<Option<Bytes>>),
-    /// A response frame in chunks (Fetch: record data stays in the mapped segments).
-    Frame(ResponseFrame),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    #[error("unknown api key {0}")]
-    UnknownApiKey(i16),
-    #[error("{api:?} v{version} is not supported")]
-    UnsupportedVersion { api: ApiKey, version: i16 },
-    #[error("malformed {api:?} v{version} request: {reason}")]
-    Malformed { api: ApiKey, version: i16, reason: String },
-    #[error("acks=0 produce failed with error {code}; closing so the client notices")]
-    AcksZeroFailed { code: i16 },
-    #[error("cannot encode {api:?} v{version} response: {reason}")]
-    Encode { api: ApiKey, version: i16, reason: String },
-}
-
-impl DispatchError {
-    /// Whether the broker is at fault (the client's request was fine): logged at `error`, not `debug`.
-    pub fn is_broker_bug(&self) -> bool {
-        matches!(self, DispatchError::Encode { .. })
-    }
-}
-
-/// The decoded header plus what a handler needs to answer.
-pub struct RequestContext {
-    pub api: ApiKey,
-    pub version: i16,
-    pub header: RequestHeader,
-    /// When handling began: the request latency metric runs from here to the response being ready.
-    pub started: Instant,
-}
-
-impl RequestContext {
-    /// Encodes `body` as this request's response frame; if it cannot be encoded, the UNKNOWN_SERVER_ERROR
-    /// answer instead (see [`server_error_reply`]).
-    pub fn encode<R: ServerErrorResponse>(&self, body: &R, metrics: &Metrics) -> Result<Bytes, DispatchError> {
-        encode_response(self.api, self.version, self.header.correlation_id, body)
-            .or_else(|e| server_error_reply(self, body, e, metrics))
-    }
-
-    pub fn client_id(&self) -> &str {
-        self.header.client_id.as_ref().map(|s| s.as_str()).unwrap_or("")
-    }
-}
-
-pub fn encode_response<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Result<Bytes, DispatchError> {
-    let err = |e: anyhow::Error| DispatchError::Encode { api, version, reason: e.to_string() };
-    let header_version = api.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version).map_err(err)? + body.compute_size(version).map_err(err)?;
-    let mut buf = response_buffer(size);
-    header.encode(&mut buf, header_version).map_err(err)?;
-    body.encode(&mut buf, version).map_err(err)?;
-    Ok(finish(buf))
-}
-
-/// The answer to a request whose response `failed` to encode with `error`: logged at `error`, counted,
-/// and re-stated as UNKNOWN_SERVER_ERROR ([`ServerErrorResponse`]). An error only if that cannot be
-/// encoded either (the connection then closes).
-pub fn server_error_reply<R: ServerErrorResponse>(
-    ctx: &RequestContext,
-    failed: &R,
-    error: DispatchError,
-    metrics: &Metrics,
-) -> Result<Bytes, DispatchError> {
-    let (api, version) = (ctx.api, ctx.version);
-    metrics.encode_error(api, version);
-    tracing::error!(api = ?api, version, client_id = ctx.client_id(), %error, "response cannot be encoded; answering UNKNOWN_SERVER_ERROR");
-    encode_response(api, version, ctx.header.correlation_id, &failed.server_error(version)).inspect_err(|e| {
-        tracing::error!(api = ?api, version, error = %e, "the UNKNOWN_SERVER_ERROR answer cannot be encoded either; closing the connection");
-    })
-}
+use crate::wire::context::{DispatchError, Reply, RequestContext};
+use crate::wire::versions;
 
 fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, DispatchError> {
     T::decode(body, ctx.version).map_err(|e| DispatchError::Malformed {

@@ -1,12 +1,7 @@
-//! The Kafka listener: framing ([`frame`]), the per-connection loop ([`connection`]), response frames
-//! sent as chunks ([`response`]), supported versions ([`versions`]), routing to one handler per API
-//! ([`dispatch`]) and the UNKNOWN_SERVER_ERROR answer to a response that cannot be encoded
-//! ([`error_response`]).
+//! The Kafka listener: accepts connections ([`listener`]), runs the per-connection loop
+//! ([`connection`]) and routes each request to its handler in `api` ([`dispatch`]). The wire format
+//! itself (frames, versions, request context, response encoding) is in `wire`.
 
 pub mod connection;
 pub mod dispatch;
-pub mod error_response;
-pub mod frame;
 pub mod listener;
-pub mod response;
-pub mod versions;

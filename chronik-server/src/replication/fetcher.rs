@@ -27,7 +27,8 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::catch_up::catching_up;
+use crate::broker::catch_up::catching_up;
+use crate::broker::fetchers::Assignment;
 use super::client::PeerClient;
 use super::error::ReplicationError;
 use crate::broker::Broker;
@@ -63,8 +64,6 @@ enum ReplicaWriteError {
 /// The blocking task appending and fsyncing one partition's share of a fetch.
 type ReplicaWrite = tokio::task::JoinHandle<Result<(), ReplicaWriteError>>;
 
-/// (topic, partition) → the leader epoch to fetch at.
-pub type Assignment = Arc<BTreeMap<(String, i32), i32>>;
 
 struct Fetcher {
     broker: Arc<Broker>,

@@ -39,7 +39,7 @@ pub async fn run(broker: Arc<Broker>) {
             no_shrink_until = Some(now + lag_max);
         }
         let shrink_allowed = no_shrink_until.is_none_or(|until| now >= until);
-        let now_ms = crate::server::now_ms();
+        let now_ms = chronik_wal::now_ms();
         for p in broker.partitions.all() {
             let Some((change, epoch)) = p.isr_change(now_ms, lag_max_ms) else { continue };
             if matches!(change, IsrChange::Shrink(_)) && !shrink_allowed {
@@ -71,8 +71,10 @@ pub async fn run(broker: Arc<Broker>) {
                 isr,
                 expected_partition_epoch: pm.partition_epoch,
             };
-            if let Err(e) = broker.write_meta(cmd).await {
-                warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not committed; retrying next check");
+            match broker.meta.write(cmd).await {
+                // The leader applies its new ISR at once (the metadata follower loop would too).
+                Ok(_) => super::apply_roles(&broker),
+                Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not committed; retrying next check"),
             }
         }
     }

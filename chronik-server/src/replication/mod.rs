@@ -6,14 +6,14 @@
 //!   verbatim appends, fsync before the next fetch, high watermark from the leader.
 //! - `isr`: the leader's periodic ISR check — shrink laggards, expand caught-up replicas — committed
 //!   through the metadata Raft group.
-//! - `catch_up`: the leader's throttle and rate measurement for replicas being added by a move.
 //! - `client`: the small Kafka-protocol client the fetcher speaks; `error`.
+//!
+//! The catch-up throttle of replicas a move adds is shared state in `broker::catch_up`.
 //!
 //! The rules themselves (HW, ISR decisions, epoch cache, truncation point) are pure code in
 //! `partition::replica_state` and `partition::epoch_cache`; the leader's side of a follower fetch is in
 //! `api::fetch` and `partition::replica`.
 
-pub mod catch_up;
 pub mod client;
 pub mod error;
 pub mod fetcher;
@@ -21,14 +21,14 @@ pub mod isr;
 pub mod roles;
 
 pub use error::ReplicationError;
-pub use roles::{apply_roles, Fetchers};
+pub use roles::apply_roles;
 
 use std::sync::Arc;
 
 use crate::broker::Broker;
 
 /// Starts the leader's ISR task. Roles and fetchers follow the metadata through
-/// `Broker::reconcile_partitions`, which calls [`apply_roles`].
+/// `reconcile::partitions`, which calls [`apply_roles`].
 pub fn spawn(broker: Arc<Broker>) {
     tokio::spawn(isr::run(broker));
 }

@@ -85,10 +85,4 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> R
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use chronik_wal::now_ms;

@@ -1,4 +1,12 @@
-//! The context every request handler sees: config, metadata, partitions, groups, metrics.
+//! The context every request handler sees: config, metadata, partitions, groups, metrics, and the
+//! shared state of the parts above it that must live as long as the broker: the replica fetcher
+//! registry ([`fetchers`]), the catch-up throttle ([`catch_up`]) and the group coordinator's view of
+//! the topics ([`group_ownership`]). What follows the metadata (logs, roles, fetchers, group
+//! ownership) is `reconcile`.
+
+pub mod catch_up;
+pub mod fetchers;
+pub mod group_ownership;
 
 use std::sync::Arc;
 
@@ -29,13 +37,13 @@ pub struct Broker {
     /// Serialises metadata-changing admin operations coming from Kafka clients.
     pub topic_ops: tokio::sync::Mutex<()>,
     /// One replica fetcher per leader broker this broker follows partitions from.
-    pub fetchers: crate::replication::Fetchers,
+    pub fetchers: fetchers::Fetchers,
     /// Set by `POST /admin/rebalance`; the controller's next tick plans a rebalance round.
     pub rebalance_requested: std::sync::atomic::AtomicBool,
     /// Throttle and rate of catch-up fetches by replicas being added (`reassignment_throttle_bytes_per_s`).
-    pub catch_up: crate::replication::catch_up::CatchUp,
+    pub catch_up: catch_up::CatchUp,
     /// Which offsets partitions the group coordinator serves (see `groups::ownership`).
-    pub group_ownership: crate::groups::ownership::Ownership,
+    pub group_ownership: group_ownership::GroupOwnership,
     started: Mutex<std::time::Instant>,
 }
 
@@ -50,7 +58,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
-            catch_up: crate::replication::catch_up::CatchUp::new(config.reassignment_throttle_bytes_per_s),
+            catch_up: catch_up::CatchUp::new(config.reassignment_throttle_bytes_per_s),
             config,
             cluster_id,
             meta,
@@ -60,31 +68,11 @@ impl Broker {
             data_changed,
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             topic_ops: tokio::sync::Mutex::new(()),
-            fetchers: crate::replication::Fetchers::default(),
+            fetchers: fetchers::Fetchers::default(),
             rebalance_requested: std::sync::atomic::AtomicBool::new(false),
             group_ownership: Default::default(),
             started: Mutex::new(std::time::Instant::now()),
         }
-    }
-
-    /// Writes a metadata command, then brings the local partitions in step with the result.
-    pub async fn write_meta(self: &Arc<Self>, cmd: MetaCommand) -> Result<MetaResponse, MetaError> {
-        let resp = self.meta.write(cmd).await?;
-        self.reconcile_partitions().await;
-        Ok(resp)
-    }
-
-    /// Opens/deletes partition logs to match the applied metadata, then sets each one's replication
-    /// role (leader or follower, epoch, ISR) and the fetchers to match.
-    pub async fn reconcile_partitions(self: &Arc<Self>) {
-        let me = self.clone();
-        let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(|| me.meta.state())).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "opening partition logs failed"),
-            Err(e) => tracing::error!(error = %e, "partition reconcile task failed"),
-        }
-        crate::replication::apply_roles(self);
     }
 
     /// Hands out a cluster-unique producer id, reserving a new block through Raft when needed.

@@ -327,7 +327,7 @@ mod tests {
     use kafka_protocol::protocol::{Decodable, StrBytes};
 
     use super::*;
-    use crate::kafka::versions::{is_supported, SUPPORTED};
+    use crate::wire::versions::{is_supported, SUPPORTED};
 
     fn name(s: &str) -> TopicName {
         TopicName(StrBytes::from_string(s.to_string()))
