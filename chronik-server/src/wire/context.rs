@@ -96,3 +96,46 @@ pub fn server_error_reply<R: ServerErrorResponse>(
         tracing::error!(api = ?api, version, error = %e, "the UNKNOWN_SERVER_ERROR answer cannot be encoded either; closing the connection");
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+    use kafka_protocol::messages::{ListOffsetsResponse, TopicName};
+    use bytes::Buf;
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    use super::*;
+
+    fn context(api: ApiKey, version: i16) -> RequestContext {
+        let header = RequestHeader::default().with_request_api_key(api as i16).with_request_api_version(version).with_correlation_id(11);
+        RequestContext { api, version, header, started: Instant::now() }
+    }
+
+    /// A response the version cannot carry is answered with UNKNOWN_SERVER_ERROR and counted, not dropped.
+    #[test]
+    fn unencodable_response_is_answered_with_unknown_server_error_and_counted() {
+        let metrics = Metrics::default();
+        let ctx = context(ApiKey::ListOffsets, 3);
+        let body = ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![ListOffsetsPartitionResponse::default().with_partition_index(0).with_offset(5).with_leader_epoch(1)])]);
+        let mut frame = ctx.encode(&body, &metrics).expect("the fallback encodes");
+        frame.advance(4);
+        let header = ResponseHeader::decode(&mut frame, ApiKey::ListOffsets.response_header_version(3)).expect("header");
+        assert_eq!(header.correlation_id, 11);
+        let resp = ListOffsetsResponse::decode(&mut frame, 3).expect("body");
+        assert!(!frame.has_remaining());
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!((p.partition_index, p.error_code, p.offset), (0, -1, -1));
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 3), 1);
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 4), 0);
+        // At v4 the same body is fine and is sent as it is.
+        let ctx = context(ApiKey::ListOffsets, 4);
+        let mut frame = ctx.encode(&body, &metrics).expect("v4 encodes");
+        frame.advance(4);
+        let _ = ResponseHeader::decode(&mut frame, ApiKey::ListOffsets.response_header_version(4)).expect("header");
+        let resp = ListOffsetsResponse::decode(&mut frame, 4).expect("body");
+        assert_eq!(resp.topics[0].partitions[0].leader_epoch, 1);
+        assert_eq!(metrics.encode_errors(ApiKey::ListOffsets, 4), 0);
+    }
+}

@@ -85,4 +85,5 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> R
     }
 }
 
+#[allow(unused_imports)] // used by some of the test binaries that include this module
 pub use chronik_wal::now_ms;
