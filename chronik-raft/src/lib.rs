@@ -9,6 +9,8 @@
 //! - [`node`]: [`MetaNode`], the API the broker uses (start, write, state, subscribe, status).
 //! - [`peer`]: the peer transport on the raft address — framed JSON over TCP, a listener, pooled
 //!   reconnecting clients; carries openraft's RPCs plus forwarded writes and cluster info.
+//! - [`liveness`] and [`sizes`]: what the leader keeps in memory from brokers' heartbeats — when
+//!   each was last heard of, and the replica sizes each last reported (never in the Raft log).
 //! - [`network`]: openraft's network factory and per-peer client over [`peer`].
 //! - [`bootstrap`]: the bootstrap rule as a pure decision, and the questions
 //!   that feed it.
@@ -56,6 +58,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
+pub mod sizes;
 mod elect;
 mod reassign;
 pub mod snapshot_store;
@@ -67,6 +70,7 @@ pub use command::{MetaCommand, MetaResponse};
 pub use error::{MetaError, StoreError};
 pub use peer::{ClusterInfo, PeerError};
 pub use liveness::Liveness;
+pub use sizes::{SizeReport, SizeReports, SIZE_REPORT_REPLICAS_MAX};
 pub use membership::{Members, MembershipError, VOTERS_MAX_DEFAULT};
 pub use node::{MetaConfig, MetaNode, MetaStatus, LEADER_WAIT_MS, RAFT_DIR_NAME};
 pub use state::{removed_message, BrokerRecord, MetadataState, PartitionRecord, TopicRecord, NO_LEADER};

@@ -21,7 +21,8 @@ use crate::forward::WRITE_DEADLINE_MS;
 use crate::log_store::LogStore;
 use crate::network::Network;
 use crate::liveness::Liveness;
-use crate::peer::{Lane, PeerPool, PeerResponse, PeerRpc, PeerServer};
+use crate::peer::{Heard, Lane, PeerPool, PeerResponse, PeerRpc, PeerServer};
+use crate::sizes::{SizeReport, SizeReports};
 use crate::snapshot_store::SnapshotStore;
 use crate::state::MetadataState;
 use crate::state_machine::{PublishedState, StateMachineStore};
@@ -148,8 +149,8 @@ pub struct MetaNode {
     write_deadline_ms: u64,
     /// The listener on the raft address; taken out on shutdown.
     server: Mutex<Option<PeerServer>>,
-    /// Brokers' last heartbeats, filled while this node leads.
-    liveness: Arc<Liveness>,
+    /// Brokers' last heartbeats and size reports, filled while this node leads.
+    heard: Heard,
     /// One membership change at a time (`membership`), and what it is, for refusals.
     pub(crate) change_lock: tokio::sync::Mutex<()>,
     pub(crate) change_what: Mutex<Option<String>>,
@@ -186,10 +187,10 @@ impl MetaNode {
         let raft = MetaRaft::new(id, raft_config, Network::new(id, pool.clone()), log_store, state_machine)
             .await
             .map_err(|e| MetaError::Raft { during: "start", message: e.to_string() })?;
-        let liveness = Arc::new(Liveness::default());
+        let heard = Heard::default();
         let server = match &cfg.bind_raft_addr {
             None => None,
-            Some(addr) => match PeerServer::start(addr, id, raft.clone(), liveness.clone()).await {
+            Some(addr) => match PeerServer::start(addr, id, raft.clone(), heard.clone()).await {
                 Ok(s) => Some(s),
                 Err(e) => {
                     let _ = raft.shutdown().await;
@@ -206,7 +207,7 @@ impl MetaNode {
             pool,
             write_deadline_ms: cfg.write_deadline_ms,
             server: Mutex::new(server),
-            liveness,
+            heard,
             change_lock: tokio::sync::Mutex::new(()),
             change_what: Mutex::new(None),
             election_timeout_max_ms: cfg.election_timeout_max_ms,
@@ -393,15 +394,23 @@ impl MetaNode {
     /// Tells the metadata leader this broker is alive: recorded locally when this node leads, else
     /// sent to the leader. Returns whether the leader accepted it.
     pub async fn heartbeat(&self, timeout: std::time::Duration) -> Result<bool, MetaError> {
+        self.heartbeat_with_sizes(timeout, None).await
+    }
+
+    /// [`MetaNode::heartbeat`], carrying this broker's replica sizes when `sizes` is given.
+    pub async fn heartbeat_with_sizes(&self, timeout: std::time::Duration, sizes: Option<SizeReport>) -> Result<bool, MetaError> {
         let status = self.status();
         let Some(leader_id) = status.leader_id else { return Ok(false) };
         if leader_id == self.node_id {
-            self.liveness.record(self.node_id);
+            self.heard.liveness.record(self.node_id);
+            if let Some(report) = sizes {
+                self.heard.sizes.record(self.node_id, status.term, report);
+            }
             return Ok(true);
         }
         let Some(leader) = status.nodes.get(&leader_id) else { return Ok(false) };
         let conn = self.pool.conn(leader_id, &leader.raft_addr, Lane::Client);
-        match conn.call(PeerRpc::BrokerHeartbeat { broker: self.node_id }, timeout).await {
+        match conn.call(PeerRpc::BrokerHeartbeat { broker: self.node_id, sizes }, timeout).await {
             Ok(PeerResponse::BrokerHeartbeat { accepted, .. }) => Ok(accepted),
             Ok(other) => Err(MetaError::Raft { during: "broker heartbeat", message: format!("unexpected answer {other:?}") }),
             Err(e) => Err(MetaError::Raft { during: "broker heartbeat", message: e.to_string() }),
@@ -410,7 +419,12 @@ impl MetaNode {
 
     /// Last heartbeats seen while this node leads (the controller reads them).
     pub fn liveness(&self) -> &Liveness {
-        &self.liveness
+        &self.heard.liveness
+    }
+
+    /// Replica sizes brokers reported while this node leads (the controller reads them).
+    pub fn size_reports(&self) -> &SizeReports {
+        &self.heard.sizes
     }
 
     pub fn bootstrapped(&self) -> bool {

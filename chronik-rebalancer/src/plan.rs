@@ -9,9 +9,10 @@
 //!    the least loaded, one replica moves from it to the least loaded — a follower replica before a
 //!    preferred leader, the smallest first, to a broker not already in the list, keeping racks apart
 //!    when racks are given.
-//! 3. **Bytes**: while two eligible brokers differ in bytes by more than the smallest replica that could
-//!    be exchanged between them would fix, a large replica of the heavy one and a small one of the light
-//!    one trade places (counts stay as they are).
+//! 3. **Bytes**: while the heaviest and the lightest eligible broker differ in bytes by more than
+//!    [`BYTES_BALANCED_PERCENT`] of the mean, and some exchange narrows that gap, a large replica of the
+//!    heavy one and a smaller one of the light one trade places (counts stay as they are): the
+//!    exchange that leaves the smallest gap. All sizes 0 (unknown) makes this step a no-op.
 //! 4. **Preferred leaders**: while one eligible broker is the preferred leader (first replica) of two or
 //!    more partitions more than another that holds a replica of one of them, the preferred leadership
 //!    of that partition moves there (the replica list is reordered; no data moves).
@@ -62,6 +63,12 @@ impl Move {
 
 /// Most moves one plan may hold; a bound on the work of one planning round, not a target.
 pub const MOVES_PER_PLAN_MAX: usize = 10_000;
+/// Most replica exchanges the byte step makes in one plan (each is two moves). The controller
+/// carries out a few moves at a time and plans again, so a long tail is planned later.
+pub const BYTE_EXCHANGES_PER_PLAN_MAX: usize = 1_000;
+/// Brokers whose bytes differ by at most this share of the mean broker's bytes count as balanced:
+/// logs grow all the time, and exchanging replicas to even out a few bytes is not worth a move.
+pub const BYTES_BALANCED_PERCENT: u64 = 2;
 
 /// The moves that balance `partitions` over `brokers` (see the module docs).
 pub fn plan(brokers: &[BrokerView], partitions: &[PartitionView]) -> Vec<Move> {
@@ -191,8 +198,8 @@ impl Planner<'_> {
 
     fn balance_bytes(&mut self) {
         // Each exchange strictly narrows the gap between the heaviest and the lightest broker, so
-        // this ends; the bound keeps one round small.
-        for _ in 0..self.parts.len().saturating_mul(2) {
+        // this ends; the bound keeps one round small (the controller plans again every round).
+        for _ in 0..self.parts.len().saturating_mul(2).min(BYTE_EXCHANGES_PER_PLAN_MAX) {
             if self.full() {
                 return;
             }
@@ -203,30 +210,55 @@ impl Planner<'_> {
                 return;
             };
             let gap = hb - lb;
-            if gap == 0 {
+            let mean = bytes.values().sum::<u64>() / bytes.len().max(1) as u64;
+            if gap == 0 || u128::from(gap) * 100 <= u128::from(mean) * u128::from(BYTES_BALANCED_PERCENT) {
                 return;
             }
-            // The exchange (big from heavy, small from light) that leaves the smallest gap between them.
-            let mut best: Option<(u64, usize, usize)> = None;
-            for (i, p) in self.parts.iter().enumerate() {
-                if !p.replicas.contains(&heavy) || p.replicas.contains(&light) || !self.rack_ok(p, heavy, light) {
-                    continue;
-                }
-                for (j, q) in self.parts.iter().enumerate() {
-                    if !q.replicas.contains(&light) || q.replicas.contains(&heavy) || q.size_bytes >= p.size_bytes || !self.rack_ok(q, light, heavy) {
-                        continue;
-                    }
-                    let shift = p.size_bytes - q.size_bytes;
-                    let after = gap.abs_diff(shift.saturating_mul(2));
-                    if after < gap && best.is_none_or(|(b, _, _)| after < b) {
-                        best = Some((after, i, j));
-                    }
-                }
-            }
-            let Some((_, i, j)) = best else { return };
+            let Some((i, j)) = self.best_exchange(heavy, light, gap) else { return };
             self.move_replica(i, heavy, light);
             self.move_replica(j, light, heavy);
         }
+    }
+
+    /// The exchange (a replica `i` of `heavy` for a smaller one `j` of `light`) that leaves the
+    /// smallest gap between them, if any narrows it: for each of heavy's replicas, the light replicas
+    /// nearest in size to the ideal (half the gap smaller) are found by binary search.
+    fn best_exchange(&self, heavy: i32, light: i32, gap: u64) -> Option<(usize, usize)> {
+        let mut smaller: Vec<(u64, usize)> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.replicas.contains(&light) && !q.replicas.contains(&heavy) && self.rack_ok(q, light, heavy))
+            .map(|(j, q)| (q.size_bytes, j))
+            .collect();
+        smaller.sort_unstable();
+        let mut best: Option<(u64, usize, usize)> = None;
+        for (i, p) in self.parts.iter().enumerate() {
+            if !p.replicas.contains(&heavy) || p.replicas.contains(&light) || !self.rack_ok(p, heavy, light) {
+                continue;
+            }
+            // Candidates strictly smaller than p; the ideal size is p's minus half the gap.
+            let below = smaller.partition_point(|(size, _)| *size < p.size_bytes);
+            let ideal = p.size_bytes.saturating_sub(gap / 2);
+            let at = smaller[..below].partition_point(|(size, _)| *size < ideal);
+            // The nearest sizes either side of the ideal, each as the first replica of that size.
+            let mut near: Vec<usize> = Vec::with_capacity(2);
+            if at < below {
+                near.push(at);
+            }
+            if at > 0 {
+                let size = smaller[at - 1].0;
+                near.push(smaller[..at].partition_point(|(s, _)| *s < size));
+            }
+            for k in near {
+                let (q_size, j) = smaller[k];
+                let after = gap.abs_diff((p.size_bytes - q_size).saturating_mul(2));
+                if after < gap && best.is_none_or(|(b, bi, bj)| (after, i, j) < (b, bi, bj)) {
+                    best = Some((after, i, j));
+                }
+            }
+        }
+        best.map(|(_, i, j)| (i, j))
     }
 
     fn balance_leaders(&mut self) {
@@ -382,5 +414,85 @@ mod tests {
         bs[3].live = false;
         let moves = plan(&bs, &parts(SIX_ON_THREE));
         assert!(moves.is_empty(), "{moves:?}");
+    }
+
+    /// Bytes per broker of `parts` once `moves` are done.
+    fn bytes_after(parts: &[PartitionView], moves: &[Move]) -> BTreeMap<i32, u64> {
+        let (done, _, _) = after(parts, moves);
+        let mut bytes = BTreeMap::new();
+        for p in &done {
+            for r in &p.replicas {
+                *bytes.entry(*r).or_insert(0) += p.size_bytes;
+            }
+        }
+        bytes
+    }
+
+    fn spread(bytes: &BTreeMap<i32, u64>) -> u64 {
+        bytes.values().max().copied().unwrap_or(0) - bytes.values().min().copied().unwrap_or(0)
+    }
+
+    /// Uneven sizes, as a table: (case, brokers, replica lists, sizes, largest byte spread allowed
+    /// after the plan, replica moves at most).
+    #[test]
+    fn uneven_sizes_table() {
+        type Case<'a> = (&'a str, &'a [i32], &'a [&'a [i32]], &'a [u64], u64, usize);
+        let cases: &[Case] = &[
+            // Two large partitions of six; node 4 is new. Six large replicas on four nodes: at best
+            // two nodes hold two and two hold one, so the spread is one large partition plus change.
+            ("3 to 4, two large", &[1, 2, 3, 4], SIX_ON_THREE, &[10_000, 10_000, 100, 100, 100, 100], 10_400, 8),
+            // Replica counts come first: one huge partition and three small ones (replication 1) on
+            // node 1, node 2 new: two small ones move; no exchange narrows 1000 vs 200 further.
+            ("counts come first", &[1, 2], &[&[1], &[1], &[1], &[1]], &[900, 100, 100, 100], 800, 2),
+            // Counts balanced, bytes not: an exchange per pair.
+            ("swap only", &[1, 2], &[&[1], &[1], &[2], &[2]], &[500, 500, 10, 10], 0, 2),
+            // Already within the tolerance: nothing moves.
+            ("within tolerance", &[1, 2], &[&[1], &[2]], &[1_000, 1_010], 10, 0),
+        ];
+        for (name, ids, lists, sizes, spread_max, replica_moves_max) in cases {
+            let mut ps = parts(lists);
+            for (p, size) in ps.iter_mut().zip(sizes.iter()) {
+                p.size_bytes = *size;
+            }
+            let moves = plan(&brokers(ids), &ps);
+            let (done, count, _) = after(&ps, &moves);
+            let bytes = bytes_after(&ps, &moves);
+            assert!(spread(&bytes) <= *spread_max, "{name}: bytes {bytes:?} after {moves:?}");
+            let (cmin, cmax) = (count.values().min().copied().unwrap_or(0), count.values().max().copied().unwrap_or(0));
+            assert!(cmax <= cmin + 1 || ids.len() > count.len(), "{name}: counts {count:?}");
+            let replica_moves = moves.iter().filter(|m| matches!(m, Move::Replica { .. })).count();
+            assert!(replica_moves <= *replica_moves_max, "{name}: {replica_moves} replica moves: {moves:?}");
+            assert!(plan(&brokers(ids), &done).iter().all(|m| matches!(m, Move::Leader { .. })), "{name}: the result is byte-balanced");
+        }
+    }
+
+    #[test]
+    fn unknown_sizes_plan_by_count_as_equal_sizes_do() {
+        let mut zero = parts(SIX_ON_THREE);
+        for p in &mut zero {
+            p.size_bytes = 0;
+        }
+        let bs = brokers(&[1, 2, 3, 4]);
+        let by_zero: Vec<(String, i32)> = plan(&bs, &zero).iter().map(|m| (m.topic_partition().0.to_string(), m.topic_partition().1)).collect();
+        let by_equal: Vec<(String, i32)> = plan(&bs, &parts(SIX_ON_THREE)).iter().map(|m| (m.topic_partition().0.to_string(), m.topic_partition().1)).collect();
+        assert_eq!(by_zero, by_equal);
+    }
+
+    #[test]
+    fn a_large_byte_imbalance_plans_quickly() {
+        // 2,000 partitions of uneven size on 4 brokers (3 old, 1 new): the byte step must not be
+        // quadratic per exchange.
+        let lists: Vec<Vec<i32>> = (0..2_000).map(|i| vec![1 + i % 3, 1 + (i + 1) % 3]).collect();
+        let refs: Vec<&[i32]> = lists.iter().map(|l| l.as_slice()).collect();
+        let mut ps = parts(&refs);
+        for (i, p) in ps.iter_mut().enumerate() {
+            p.size_bytes = ((i * 7919) % 1_000) as u64 * 1_000;
+        }
+        let started = std::time::Instant::now();
+        let moves = plan(&brokers(&[1, 2, 3, 4]), &ps);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "planning took {:?}", started.elapsed());
+        let bytes = bytes_after(&ps, &moves);
+        let mean = bytes.values().sum::<u64>() / 4;
+        assert!(spread(&bytes) * 100 <= mean * BYTES_BALANCED_PERCENT.max(1) * 2, "{bytes:?}");
     }
 }

@@ -6,6 +6,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapsho
 use serde::{Deserialize, Serialize};
 
 use crate::command::{MetaCommand, MetaResponse};
+use crate::sizes::SizeReport;
 use crate::types::{BrokerNode, NodeId, TypeConfig};
 
 /// One RPC, addressed to node `target`. The receiver refuses it unless `target` is its own id: a
@@ -28,8 +29,14 @@ pub enum PeerRpc {
     ForwardWrite(MetaCommand),
     /// Ask whether the receiver belongs to a formed cluster (bootstrap).
     ClusterInfo,
-    /// A broker tells the metadata leader it is alive (the controller fences brokers that stop).
-    BrokerHeartbeat { broker: NodeId },
+    /// A broker tells the metadata leader it is alive (the controller fences brokers that stop),
+    /// now and then with the sizes of the replicas it hosts. `sizes` is optional on the wire both
+    /// ways: an older peer's heartbeat has none, and an older leader ignores it.
+    BrokerHeartbeat {
+        broker: NodeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sizes: Option<SizeReport>,
+    },
     /// Leadership transfer: start no election for `ms` (released by itself after).
     HoldElections { ms: u64 },
     /// Leadership transfer: the target calls an election now.

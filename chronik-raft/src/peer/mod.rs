@@ -18,5 +18,5 @@ pub mod wire;
 pub use client::{Lane, PeerConn, PeerPool, CONNECT_TIMEOUT_MS};
 pub use error::{PeerError, WireError};
 pub use message::{ClusterInfo, ForwardRefusal, PeerRequest, PeerResponse, PeerRpc};
-pub use server::{PeerServer, PEER_CONNECTIONS_MAX};
+pub use server::{Heard, PeerServer, PEER_CONNECTIONS_MAX};
 pub use wire::PEER_FRAME_BYTES_MAX;

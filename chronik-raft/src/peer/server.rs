@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::command::MetaCommand;
 use crate::error::MetaError;
 use crate::liveness::Liveness;
+use crate::sizes::SizeReports;
 use crate::peer::message::{ClusterInfo, ForwardRefusal, PeerRequest, PeerResponse, PeerRpc};
 use crate::peer::wire::{read_frame, write_frame};
 use crate::types::{MetaRaft, NodeId};
@@ -23,6 +24,14 @@ pub const PEER_CONNECTIONS_MAX: usize = 256;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_RETRY_MS: u64 = 100;
 
+/// What the leader keeps from brokers' heartbeats: when each was last heard of, and the replica
+/// sizes each last reported.
+#[derive(Clone, Debug, Default)]
+pub struct Heard {
+    pub liveness: Arc<Liveness>,
+    pub sizes: Arc<SizeReports>,
+}
+
 /// The running listener. Dropping it (or [`PeerServer::stop`]) closes the listener and every
 /// connection it serves.
 pub struct PeerServer {
@@ -32,14 +41,14 @@ pub struct PeerServer {
 
 impl PeerServer {
     /// Bind `bind_addr` and serve RPCs addressed to `node_id` from `raft`.
-    pub async fn start(bind_addr: &str, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) -> Result<PeerServer, MetaError> {
+    pub async fn start(bind_addr: &str, node_id: NodeId, raft: MetaRaft, heard: Heard) -> Result<PeerServer, MetaError> {
         let listener = TcpListener::bind(bind_addr)
             .await
             .map_err(|source| MetaError::Bind { addr: bind_addr.to_string(), source })?;
         let local_addr = listener.local_addr().map_err(|source| MetaError::Bind { addr: bind_addr.to_string(), source })?;
         tracing::info!(node_id, addr = %local_addr, "metadata peer listener started");
         let span = tracing::info_span!("raft_listener", node_id, addr = %local_addr);
-        let task = tokio::spawn(accept_loop(listener, node_id, raft, liveness).instrument(span));
+        let task = tokio::spawn(accept_loop(listener, node_id, raft, heard).instrument(span));
         Ok(PeerServer { local_addr, task })
     }
 
@@ -63,7 +72,7 @@ impl Drop for PeerServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) {
+async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft, heard: Heard) {
     // Connection tasks live in the set, so aborting this task aborts them all.
     let mut conns = JoinSet::new();
     loop {
@@ -75,7 +84,7 @@ async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft, liv
                         continue;
                     }
                     let span = tracing::debug_span!("raft_peer_conn", %peer);
-                    conns.spawn(serve_conn(stream, node_id, raft.clone(), liveness.clone()).instrument(span));
+                    conns.spawn(serve_conn(stream, node_id, raft.clone(), heard.clone()).instrument(span));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a peer connection failed");
@@ -87,7 +96,7 @@ async fn accept_loop(listener: TcpListener, node_id: NodeId, raft: MetaRaft, liv
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft, liveness: Arc<Liveness>) {
+async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft, heard: Heard) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "set TCP_NODELAY on peer connection");
     }
@@ -100,7 +109,7 @@ async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft, live
                 return;
             }
         };
-        let answer = handle(node_id, &raft, &liveness, request).await;
+        let answer = handle(node_id, &raft, &heard, request).await;
         if let Err(e) = write_frame(&mut stream, &answer).await {
             tracing::debug!(error = %e, "answering peer failed");
             return;
@@ -109,7 +118,7 @@ async fn serve_conn(mut stream: TcpStream, node_id: NodeId, raft: MetaRaft, live
 }
 
 /// Answer one request as node `node_id`. A request for another id is refused untouched.
-pub async fn handle(node_id: NodeId, raft: &MetaRaft, liveness: &Liveness, request: PeerRequest) -> PeerResponse {
+pub async fn handle(node_id: NodeId, raft: &MetaRaft, heard: &Heard, request: PeerRequest) -> PeerResponse {
     if request.target != node_id {
         tracing::warn!(node_id, target = request.target, rpc = request.rpc.name(), "refusing a peer RPC addressed to another node id");
         return PeerResponse::WrongTarget { receiver: node_id, target: request.target };
@@ -141,11 +150,21 @@ pub async fn handle(node_id: NodeId, raft: &MetaRaft, liveness: &Liveness, reque
             PeerResponse::Done { error: None }
         }
         PeerRpc::StartElection => PeerResponse::Done { error: raft.trigger().elect().await.err().map(|e| e.to_string()) },
-        PeerRpc::BrokerHeartbeat { broker } => {
-            let leader_id = raft.metrics().borrow().current_leader;
+        PeerRpc::BrokerHeartbeat { broker, sizes } => {
+            let (leader_id, term) = {
+                let metrics = raft.metrics();
+                let m = metrics.borrow();
+                (m.current_leader, m.current_term)
+            };
             let accepted = leader_id == Some(node_id);
             if accepted {
-                liveness.record(broker);
+                heard.liveness.record(broker);
+                if let Some(report) = sizes {
+                    let replicas = report.replicas.len();
+                    if !heard.sizes.record(broker, term, report) {
+                        tracing::debug!(broker, replicas, max = crate::sizes::SIZE_REPORT_REPLICAS_MAX, "ignoring a size report over the bound");
+                    }
+                }
             }
             PeerResponse::BrokerHeartbeat { accepted, leader_id }
         }

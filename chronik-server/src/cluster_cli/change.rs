@@ -161,8 +161,24 @@ pub async fn run(command: &ClusterCommand) -> Result<(), CliError> {
                 println!("{}", answer["message"].as_str().unwrap_or("done"));
                 for m in answer["moves"].as_array().into_iter().flatten() {
                     match m["kind"].as_str() {
-                        Some("replica") => println!("  {}-{}: replica {} -> {} (replicas {})", m["topic"].as_str().unwrap_or("?"), m["partition"], m["from"], m["to"], m["replicas"]),
+                        Some("replica") => println!(
+                            "  {}-{}: replica {} -> {} (replicas {}, {} bytes)",
+                            m["topic"].as_str().unwrap_or("?"),
+                            m["partition"],
+                            m["from"],
+                            m["to"],
+                            m["replicas"],
+                            m["size_bytes"].as_u64().unwrap_or(0)
+                        ),
                         _ => println!("  {}-{}: preferred leader -> {} (replicas {})", m["topic"].as_str().unwrap_or("?"), m["partition"], m["to"], m["replicas"]),
+                    }
+                }
+                if answer["moves"].as_array().is_some_and(|m| !m.is_empty()) {
+                    match answer["sizes_known"].as_bool() {
+                        Some(true) => println!("bytes to move: {}", answer["bytes_to_move"].as_u64().unwrap_or(0)),
+                        // An older leader answers without sizes.
+                        None => {}
+                        Some(false) => println!("sizes not known yet (waiting for a report from {}): planned by replica count", answer["sizes_missing_from"]),
                     }
                 }
             }

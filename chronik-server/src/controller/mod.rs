@@ -2,6 +2,10 @@
 //! leader ([`heartbeat_task`]); the leader's [`control_task`] turns missing heartbeats into fencing and
 //! leader failover ([`decide`]) and periodically moves leadership back to preferred replicas.
 //!
+//! Sizes: each heartbeat may carry the sizes of the replicas the broker hosts ([`size_report`] says
+//! when); the leader keeps the latest report of each broker in memory, and [`sizes`] turns them into
+//! partition sizes for the rebalancer ([`rebalance`]) once every live broker has reported in this term.
+//!
 //! Liveness ([`sessions`]): a broker is alive when the leader saw a heartbeat within
 //! `broker_session_timeout_ms`, measured on the monotonic clock. A node that just became leader, or
 //! whose own ticks stalled for longer than a session (it was paused), counts every broker alive for one
@@ -18,6 +22,8 @@
 pub mod decide;
 pub mod rebalance;
 pub mod sessions;
+pub mod size_report;
+pub mod sizes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,12 +46,21 @@ async fn heartbeat_task(broker: Arc<Broker>) {
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reporter = size_report::SizeReporter::default();
     loop {
         tick.tick().await;
-        match broker.meta.heartbeat(interval).await {
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "broker heartbeat failed"),
-        }
+        let status = broker.meta.status();
+        let Some(leader) = status.leader_id else { continue };
+        let hosted = crate::api::describe_log_dirs::replica_sizes(&broker).into_iter().map(|r| (r.topic, r.partition, r.size_bytes)).collect();
+        let report = reporter.due(leader, status.term, hosted);
+        let accepted = match broker.meta.heartbeat_with_sizes(interval, report.clone()).await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "broker heartbeat failed");
+                false
+            }
+        };
+        reporter.after(leader, status.term, report.as_ref(), accepted);
     }
 }
 
@@ -65,6 +80,7 @@ async fn control_task(broker: Arc<Broker>) {
             rebalancer = rebalance::Rebalancer::default();
             sessions.stop_leading();
             broker.meta.liveness().clear();
+            broker.meta.size_reports().clear();
             continue;
         }
         let term = status.term;
@@ -86,7 +102,12 @@ async fn control_task(broker: Arc<Broker>) {
         let decisions = decide::decide(&state, &found.alive, preferred_due);
         // Moves wait for a tick without liveness or ISR decisions: those come first.
         let requested = broker.rebalance_requested.swap(false, std::sync::atomic::Ordering::Relaxed);
-        let moves = if decisions.is_empty() { rebalancer.tick(&state, now, requested) } else { Vec::new() };
+        let moves = if decisions.is_empty() {
+            let sizes = sizes::PartitionSizes::from_reports(&state, &broker.meta.size_reports().of_term(term));
+            rebalancer.tick(&state, &sizes, now, requested)
+        } else {
+            Vec::new()
+        };
         for cmd in decisions.into_iter().chain(moves) {
             // Decisions of one tick were computed from one applied state in one term; once this node
             // no longer leads that term they are void.

@@ -2,6 +2,9 @@
 //! in place and starts new ones from the planner (`chronik_rebalancer::plan`), a bounded number at a
 //! time, after a membership change (debounced) or when asked (`POST /admin/rebalance`).
 //!
+//! The planner balances bytes as well as replica counts when it knows partition sizes: [`view`] takes
+//! them from the brokers' heartbeat reports ([`super::sizes`]), all 0 until every live broker reported.
+//!
 //! Nothing of the plan lives outside the metadata: the moves in progress are in Raft
 //! (`StartReassignment`), and the rest is planned again from the current placement on every round,
 //! so a new controller after a failover carries on where the old one stopped.
@@ -19,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use chronik_raft::{MetaCommand, MetadataState};
 use chronik_rebalancer::{BrokerView, Move, PartitionView};
+
+use super::sizes::PartitionSizes;
 
 /// Moves started and not yet completed, at most, across the cluster.
 pub const MOVES_IN_FLIGHT_MAX: usize = 2;
@@ -60,8 +65,9 @@ fn user_placed(state: &MetadataState) -> BTreeSet<(String, i32)> {
 /// The planner's view of the metadata: brokers with liveness and draining — a removed broker that
 /// still holds replicas (removed with `--force` while dead) counts as draining, so its replicas are
 /// re-created elsewhere from the ISR; every partition, one that is moving as it will be once the move
-/// completes (sizes are not known to the controller yet, so all count the same).
-pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
+/// completes, with its size from `sizes` (0 for all until every live broker has reported, see
+/// [`PartitionSizes`]).
+pub fn view(state: &MetadataState, sizes: &PartitionSizes) -> (Vec<BrokerView>, Vec<PartitionView>) {
     let mut brokers: Vec<BrokerView> = state
         .brokers
         .values()
@@ -78,7 +84,7 @@ pub fn view(state: &MetadataState) -> (Vec<BrokerView>, Vec<PartitionView>) {
                 replicas: if p.moving() { p.target_replicas.clone() } else { p.replicas.clone() },
                 leader: p.leader,
                 isr: p.isr.clone(),
-                size_bytes: 0,
+                size_bytes: sizes.of(&t.name, i as i32),
             })
         })
         .collect();
@@ -91,8 +97,8 @@ pub fn drained(state: &MetadataState) -> Vec<i32> {
 }
 
 /// The moves the planner would make now.
-pub fn plan(state: &MetadataState) -> Vec<Move> {
-    let (brokers, partitions) = view(state);
+pub fn plan(state: &MetadataState, sizes: &PartitionSizes) -> Vec<Move> {
+    let (brokers, partitions) = view(state, sizes);
     chronik_rebalancer::plan(&brokers, &partitions)
 }
 
@@ -100,7 +106,7 @@ impl Rebalancer {
     /// The commands to write this tick, in order: completions of moves whose targets are all in the
     /// ISR, then new moves up to [`MOVES_IN_FLIGHT_MAX`] when a round is due (`requested`: an operator
     /// asked for one).
-    pub fn tick(&mut self, state: &MetadataState, now: Instant, requested: bool) -> Vec<MetaCommand> {
+    pub fn tick(&mut self, state: &MetadataState, sizes: &PartitionSizes, now: Instant, requested: bool) -> Vec<MetaCommand> {
         let mut out = Vec::new();
         let mut in_flight = 0;
         let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
@@ -146,7 +152,7 @@ impl Rebalancer {
         if !self.active || !out.is_empty() || in_flight >= MOVES_IN_FLIGHT_MAX {
             return out;
         }
-        let moves: Vec<Move> = plan(state)
+        let moves: Vec<Move> = plan(state, sizes)
             .into_iter()
             .filter(|m| {
                 let (topic, partition) = m.topic_partition();
@@ -214,17 +220,17 @@ mod tests {
         let s = cluster(&[1, 2, 3], &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2], &[2, 1, 3], &[3, 2, 1]]);
         let mut r = Rebalancer::default();
         let t0 = Instant::now();
-        assert!(r.tick(&s, t0, false).is_empty(), "balanced: nothing to do");
+        assert!(r.tick(&s, &PartitionSizes::unknown(), t0, false).is_empty(), "balanced: nothing to do");
         let mut s = s;
         s.apply(&MetaCommand::RegisterBroker { id: 4, node: BrokerNode::default(), incarnation: None });
-        assert!(r.tick(&s, t0 + Duration::from_secs(1), false).is_empty(), "within the debounce");
-        let cmds = r.tick(&s, t0 + Duration::from_millis(1_000 + MEMBERSHIP_DEBOUNCE_MS), false);
+        assert!(r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_secs(1), false).is_empty(), "within the debounce");
+        let cmds = r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_millis(1_000 + MEMBERSHIP_DEBOUNCE_MS), false);
         assert_eq!(cmds.len(), MOVES_IN_FLIGHT_MAX, "{cmds:?}");
         for c in &cmds {
             assert_eq!(s.apply(c), chronik_raft::MetaResponse::Ok, "{c:?}");
         }
         // Moves in flight: no more start until they complete; a move completes once its target is in sync.
-        assert!(r.tick(&s, t0 + Duration::from_secs(20), false).is_empty());
+        assert!(r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_secs(20), false).is_empty());
         let moving = s.topics["t"].partitions.iter().position(|p| p.moving());
         let (i, p) = match moving {
             Some(i) => (i, s.topics["t"].partitions[i].clone()),
@@ -233,7 +239,7 @@ mod tests {
         // The new replica caught up: the leader puts it in the ISR.
         let set = MetaCommand::SetPartitionState { topic: "t".into(), partition: i as i32, leader: p.leader, isr: p.replicas.clone(), expected_partition_epoch: p.partition_epoch };
         assert_eq!(s.apply(&set), chronik_raft::MetaResponse::Ok);
-        let cmds = r.tick(&s, t0 + Duration::from_secs(21), false);
+        let cmds = r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_secs(21), false);
         assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
     }
 
@@ -243,9 +249,9 @@ mod tests {
         let start = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![2, 3, 4], expected_partition_epoch: 0, by_user: false };
         assert_eq!(s.apply(&start), chronik_raft::MetaResponse::Ok);
         let mut r = Rebalancer::default();
-        assert!(r.tick(&s, Instant::now(), false).is_empty(), "4 is live and catching up: wait");
+        assert!(r.tick(&s, &PartitionSizes::unknown(), Instant::now(), false).is_empty(), "4 is live and catching up: wait");
         s.apply(&MetaCommand::RemoveBroker { id: 4 });
-        let cmds = r.tick(&s, Instant::now(), false);
+        let cmds = r.tick(&s, &PartitionSizes::unknown(), Instant::now(), false);
         assert!(matches!(cmds.as_slice(), [MetaCommand::CancelReassignment { .. }]), "{cmds:?}");
         assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
         assert_eq!(s.topics["t"].partitions[0].replicas, vec![1, 2, 3]);
@@ -257,7 +263,7 @@ mod tests {
         let mut written = 0;
         for round in 0..100u64 {
             let now = t0 + Duration::from_secs(round);
-            let cmds = r.tick(s, now, round == 0);
+            let cmds = r.tick(s, &PartitionSizes::unknown(), now, round == 0);
             if cmds.is_empty() && !s.topics["t"].partitions.iter().any(|p| p.moving()) {
                 return written;
             }
@@ -309,11 +315,11 @@ mod tests {
         let mut s = cluster(&[1, 2, 3], &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]]);
         let mut r = Rebalancer::default();
         let t0 = Instant::now();
-        assert!(r.tick(&s, t0, false).is_empty(), "balanced");
+        assert!(r.tick(&s, &PartitionSizes::unknown(), t0, false).is_empty(), "balanced");
         // The user makes 1 the preferred leader of partition 1 too: unbalanced, the planner would undo it.
         let user = MetaCommand::StartReassignment { topic: "t".into(), partition: 1, target: vec![1, 2, 3], expected_partition_epoch: 0, by_user: true };
         assert_eq!(s.apply(&user), chronik_raft::MetaResponse::Ok);
-        let cmds = r.tick(&s, t0, false);
+        let cmds = r.tick(&s, &PartitionSizes::unknown(), t0, false);
         assert!(matches!(cmds.as_slice(), [MetaCommand::CompleteReassignment { .. }]), "{cmds:?}");
         assert_eq!(s.apply(&cmds[0]), chronik_raft::MetaResponse::Ok);
         assert_eq!(s.topics["t"].partitions[1].replicas, vec![1, 2, 3]);
@@ -321,13 +327,56 @@ mod tests {
         // earlier too (asking for its current placement marks it).
         let pin = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![1, 2, 3], expected_partition_epoch: 0, by_user: true };
         assert_eq!(s.apply(&pin), chronik_raft::MetaResponse::Ok);
-        let planned: Vec<i32> = plan(&s).iter().map(|m| m.topic_partition().1).collect();
+        let planned: Vec<i32> = plan(&s, &PartitionSizes::unknown()).iter().map(|m| m.topic_partition().1).collect();
         assert!(!planned.is_empty() && planned.iter().all(|p| *p <= 1), "the planner would move a user's partition: {planned:?}");
-        assert!(r.tick(&s, t0 + Duration::from_secs(60), false).is_empty(), "no round: nothing moves");
+        assert!(r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_secs(60), false).is_empty(), "no round: nothing moves");
         let mut fresh = Rebalancer::default();
-        assert!(fresh.tick(&s, t0, false).is_empty(), "a new controller's first round leaves the user's placement");
+        assert!(fresh.tick(&s, &PartitionSizes::unknown(), t0, false).is_empty(), "a new controller's first round leaves the user's placement");
         // An explicit rebalance may move them.
-        let cmds = r.tick(&s, t0 + Duration::from_secs(61), true);
+        let cmds = r.tick(&s, &PartitionSizes::unknown(), t0 + Duration::from_secs(61), true);
         assert!(cmds.iter().any(|c| matches!(c, MetaCommand::StartReassignment { partition: 0 | 1, by_user: false, .. })), "{cmds:?}");
+    }
+
+    fn reports(list: &[(u64, &[(i32, u64)])]) -> BTreeMap<u64, std::sync::Arc<chronik_raft::SizeReport>> {
+        list.iter()
+            .map(|(b, rs)| (*b, std::sync::Arc::new(chronik_raft::SizeReport { replicas: rs.iter().map(|(p, n)| ("t".to_string(), *p, *n)).collect() })))
+            .collect()
+    }
+
+    #[test]
+    fn the_view_uses_reported_sizes_once_every_live_broker_reported() {
+        let s = cluster(&[1, 2, 3], &[&[1, 2], &[2, 3], &[3, 1]]);
+        let partial = reports(&[(1, &[(0, 1_000), (2, 30)]), (2, &[(0, 1_000), (1, 200)])]);
+        let sizes_of = |r| view(&s, &PartitionSizes::from_reports(&s, r)).1.iter().map(|p| p.size_bytes).collect::<Vec<_>>();
+        assert_eq!(sizes_of(&partial), vec![0, 0, 0], "broker 3 has not reported: no sizes yet");
+        let all = reports(&[(1, &[(0, 1_000), (2, 30)]), (2, &[(0, 990), (1, 200)]), (3, &[(1, 190), (2, 40)])]);
+        assert_eq!(sizes_of(&all), vec![1_000, 200, 40], "each partition's leader's size");
+    }
+
+    #[test]
+    fn uneven_sizes_on_three_to_four_nodes_move_bytes_toward_balance() {
+        // Six partitions on three brokers, two of them large; broker 4 is new and empty.
+        let lists: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2], &[2, 1, 3], &[3, 2, 1]];
+        let s = cluster(&[1, 2, 3, 4], lists);
+        let big: [u64; 6] = [10_000, 10_000, 100, 100, 100, 100];
+        let on = |b: i32| -> Vec<(i32, u64)> { (0..6).filter(|i| lists[*i].contains(&b)).map(|i| (i as i32, big[i])).collect() };
+        let (r1, r2, r3) = (on(1), on(2), on(3));
+        let r = reports(&[(1, &r1), (2, &r2), (3, &r3), (4, &[])]);
+        let sizes = PartitionSizes::from_reports(&s, &r);
+        // (bytes on the fullest broker) - (bytes on the emptiest) once `moves` are done.
+        let spread = |moves: &[Move]| -> u64 {
+            let mut placed: Vec<Vec<i32>> = lists.iter().map(|l| l.to_vec()).collect();
+            for m in moves {
+                let (Move::Replica { partition, replicas, .. } | Move::Leader { partition, replicas, .. }) = m;
+                placed[*partition as usize] = replicas.clone();
+            }
+            let per: Vec<u64> = (1..=4).map(|b| (0..6).filter(|i| placed[*i].contains(&b)).map(|i| big[i]).sum()).collect();
+            per.iter().max().copied().unwrap_or(0) - per.iter().min().copied().unwrap_or(0)
+        };
+        let by_count = plan(&s, &PartitionSizes::unknown());
+        let by_bytes = plan(&s, &sizes);
+        // Six large replicas on four brokers: at best two brokers hold two and two hold one.
+        assert!(spread(&by_bytes) <= 10_000 + 400, "spread {} after {by_bytes:?}", spread(&by_bytes));
+        assert!(spread(&by_bytes) < spread(&by_count), "bytes {} vs count only {}: {by_count:?}", spread(&by_bytes), spread(&by_count));
     }
 }
