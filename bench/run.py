@@ -49,7 +49,7 @@ DISK_FREE_MIN_BYTES = 12 * 2**30
 
 
 class Mode:
-    """Sizes of one benchmark run; --quick shrinks everything to ~4 minutes (catch-up rows included)."""
+    """Sizes of one benchmark run; --quick shrinks everything to ~5 minutes (catch-up rows included)."""
 
     def __init__(self, quick, repeats, producers, partitions):
         self.quick = quick
@@ -403,7 +403,7 @@ def main():
     signal.signal(signal.SIGTERM, stop_on_signal)
     signal.signal(signal.SIGINT, stop_on_signal)
     ap = argparse.ArgumentParser(description="Chronik benchmark (see docs/BENCHMARKS.md)")
-    ap.add_argument("--quick", action="store_true", help="short runs: about 4 minutes in all")
+    ap.add_argument("--quick", action="store_true", help="short runs: about 5 minutes in all")
     ap.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3)")
     ap.add_argument("--producers", type=int, default=3, help="producer processes (default 3)")
     ap.add_argument("--partitions", type=int, default=6, help="partitions per topic (default 6)")
