@@ -1,4 +1,4 @@
-"""Readings of a process from /proc: CPU seconds (utime + stime) and peak RSS (VmHWM).
+"""Readings of a process from /proc: CPU seconds (utime + stime), peak RSS (VmHWM) and bytes written.
 
 Used on the broker's PID around each measurement so the report can give CPU
 seconds per GB written and the resident-memory high-water mark.
@@ -35,6 +35,20 @@ def status_kib(pid, key):
 def peak_rss_mib(pid):
     kib = status_kib(pid, "VmHWM")
     return None if kib is None else kib / 1024.0
+
+
+def write_bytes(pid):
+    """Bytes the process has caused to be written to storage so far (`write_bytes` of /proc/<pid>/io:
+    counted a page at a time when it dirties a clean page-cache page, so a page appended to again after
+    its fsync counts again); None when the kernel keeps no I/O accounting."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def load_average_1m():

@@ -10,6 +10,7 @@ rdkafka_performance when it is available.
 
 import os
 
+import catchup
 from stats import Repeated
 
 
@@ -189,16 +190,20 @@ def render(results):
     out.append("")
     out.append(f"C load generator: {c_gen.get('path') or 'none'} ({c_gen.get('how', 'not run')}); "
                f"CPU cores are averages over a run (the machine has {os.cpu_count()}).")
-    out.append("")
-    out.append("| target | measurement | median | min–max (spread) | vs ceiling | notes |")
-    out.append("|---|---|---|---|---|---|")
     reasons = []
-    for t in results.get("targets", []):
-        for row in target_rows(t, c, results.get("c_loadgen", {}).get("how", "not run")):
-            out.append(f"| {t['label']} | " + " | ".join(row) + " |")
-        if "unavailable" in t:
-            reasons.append(f"{t['label']}: {t['unavailable']}")
+    if results.get("targets"):
+        out.append("")
+        out.append("| target | measurement | median | min–max (spread) | vs ceiling | notes |")
+        out.append("|---|---|---|---|---|---|")
+        for t in results["targets"]:
+            for row in target_rows(t, c, results.get("c_loadgen", {}).get("how", "not run")):
+                out.append(f"| {t['label']} | " + " | ".join(row) + " |")
+            if "unavailable" in t:
+                reasons.append(f"{t['label']}: {t['unavailable']}")
     if reasons:
         out.append("")
         out += [f"- {r}" for r in reasons]
+    if results.get("catch_up"):
+        out.append("")
+        out += catchup.render(results["catch_up"], c)
     return "\n".join(out)

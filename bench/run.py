@@ -1,4 +1,5 @@
-"""Chronik benchmark driver: machine ceilings, then produce, consume and latency runs.
+"""Chronik benchmark driver: machine ceilings, then produce, consume and latency runs, then the
+catch-up of replicas moved onto a fourth node (bench/catchup.py).
 
 Run through `scripts/bench` (which builds the release binary and the .venv first);
 see docs/BENCHMARKS.md for the method and how to read the table.
@@ -17,6 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokermetrics
+import catchup
 import ceilings
 import diskquiet
 import procstat
@@ -47,7 +49,7 @@ DISK_FREE_MIN_BYTES = 12 * 2**30
 
 
 class Mode:
-    """Sizes of one benchmark run; --quick shrinks everything to ~2 minutes."""
+    """Sizes of one benchmark run; --quick shrinks everything to ~5 minutes (catch-up rows included)."""
 
     def __init__(self, quick, repeats, producers, partitions):
         self.quick = quick
@@ -401,13 +403,16 @@ def main():
     signal.signal(signal.SIGTERM, stop_on_signal)
     signal.signal(signal.SIGINT, stop_on_signal)
     ap = argparse.ArgumentParser(description="Chronik benchmark (see docs/BENCHMARKS.md)")
-    ap.add_argument("--quick", action="store_true", help="short runs: about 2 minutes in all")
+    ap.add_argument("--quick", action="store_true", help="short runs: about 5 minutes in all")
     ap.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3)")
     ap.add_argument("--producers", type=int, default=3, help="producer processes (default 3)")
     ap.add_argument("--partitions", type=int, default=6, help="partitions per topic (default 6)")
     ap.add_argument("--single-only", action="store_true", help="skip the three-node cluster")
     ap.add_argument("--cluster-only", action="store_true", help="skip the single node")
     ap.add_argument("--no-c", action="store_true", help="skip the rdkafka_performance (C client) rows")
+    ap.add_argument("--catch-up-only", action="store_true",
+                    help="only the ceilings and the catch-up rows (a fourth node joins three)")
+    ap.add_argument("--no-catch-up", action="store_true", help="skip the catch-up rows")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -429,14 +434,18 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        if args.cluster_only:
-            results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
-        else:
-            results["targets"].append(run_target(SingleNode, workdir / "single", mode, log_dir))
-        if args.single_only:
-            results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
-        else:
-            results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
+        if not args.catch_up_only:
+            if args.cluster_only:
+                results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
+            else:
+                results["targets"].append(run_target(SingleNode, workdir / "single", mode, log_dir))
+            if args.single_only:
+                results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
+            else:
+                results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
+        if not (args.no_catch_up or args.single_only):
+            log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
+            results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
     finally:
         # Remove the data first: the JSON below may fail, e.g. on a full disk.
         if not args.keep and not args.workdir:

@@ -8,6 +8,7 @@ load the broker at once.
 
   workers.py produce  --bootstrap B --topic T --size N --acks A --duration S
   workers.py rate     ... --rate R        (fixed rate; reports librdkafka's per-message latency)
+                      [--until-file F --send-times]  (stop early once F exists; keep each send time)
   workers.py consume  --bootstrap B --topic T --partitions 0,2 --expect N
   workers.py e2e      --bootstrap B --topic T --partitions 0,1,2,3 --duration S
 """
@@ -32,6 +33,8 @@ BATCH_BYTES = 1_000_000
 QUEUE_FULL_POLL_S = 0.001
 # The rate-limited producer tops up its quota at this period.
 RATE_TICK_S = 0.001
+# With --until-file, look for the file every this many ticks (about 50 ms).
+UNTIL_FILE_CHECK_TICKS = 50
 FLUSH_TIMEOUT_S = 120.0
 CONSUME_BATCH = 10_000
 CONSUME_POLL_S = 0.5
@@ -125,11 +128,14 @@ def run_rate(args):
     p.list_topics(args.topic, timeout=METADATA_TIMEOUT_S)
     pad = os.urandom(max(0, args.size - TIMESTAMP.size))
     latencies_ms = []
+    sent_at = []  # wall clock of each acknowledged record's produce(), with --send-times
     state = {"errors": 0, "first_error": None}
 
     def on_delivery(err, msg):
         if err is None:
             latencies_ms.append(msg.latency() * 1e3)
+            if args.send_times:
+                sent_at.append(time.time() - msg.latency())
         else:
             state["errors"] += 1
             state["first_error"] = state["first_error"] or str(err)
@@ -138,9 +144,13 @@ def run_rate(args):
     t0 = time.time()
     stop_at = t0 + args.duration
     sent = 0
+    ticks = 0
     while True:
         now = time.time()
         if now >= stop_at:
+            break
+        ticks += 1
+        if args.until_file and ticks % UNTIL_FILE_CHECK_TICKS == 0 and os.path.exists(args.until_file):
             break
         due = int((now - t0) * args.rate)
         while sent < due:
@@ -155,7 +165,8 @@ def run_rate(args):
     t1 = time.time()
     return {"sent": sent, "acked": len(latencies_ms), "errors": state["errors"],
             "first_error": state["first_error"], "unflushed": remaining,
-            "t_start": t0, "t_end": t1, "latencies_ms": latencies_ms}
+            "t_start": t0, "t_end": t1, "latencies_ms": latencies_ms,
+            **({"sent_at": sent_at} if args.send_times else {})}
 
 
 def consumer_for(args, offset):
@@ -252,6 +263,8 @@ def main():
     ap.add_argument("--partitions", default="0")
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--fetch-wait-ms", type=int, default=None)
+    ap.add_argument("--until-file", default=None, help="rate: stop once this file exists")
+    ap.add_argument("--send-times", action="store_true", help="rate: report each record's send time")
     args = ap.parse_args()
     run = {"produce": run_produce, "rate": run_rate, "consume": run_consume, "e2e": run_e2e}[args.mode]
     try:
