@@ -36,7 +36,8 @@ mod tests {
     #[test]
     fn failover_takes_the_first_live_in_sync_replica_not_draining() {
         // (replicas, live ISR, draining, expected)
-        let cases: &[(&[i32], &[i32], &[i32], Option<i32>)] = &[
+        type Case<'a> = (&'a [i32], &'a [i32], &'a [i32], Option<i32>);
+        let cases: &[Case] = &[
             (&[1, 2, 3], &[2, 3], &[], Some(2)),
             (&[1, 2, 3], &[3, 2], &[], Some(2)),
             (&[1, 2, 3], &[2, 3], &[2], Some(3)),
@@ -52,7 +53,8 @@ mod tests {
     #[test]
     fn preferred_leadership_returns_to_the_first_replica_and_leaves_draining_brokers() {
         // (replicas, leader, live ISR, draining, expected)
-        let cases: &[(&[i32], i32, &[i32], &[i32], Option<i32>)] = &[
+        type Case<'a> = (&'a [i32], i32, &'a [i32], &'a [i32], Option<i32>);
+        let cases: &[Case] = &[
             (&[1, 2, 3], 1, &[1, 2, 3], &[], None),
             (&[1, 2, 3], 2, &[1, 2, 3], &[], Some(1)),
             (&[1, 2, 3], 2, &[2, 3], &[], None), // 1 not in sync yet

@@ -10,9 +10,9 @@
 //!    preferred leader, the smallest first, to a broker not already in the list, keeping racks apart
 //!    when racks are given.
 //! 3. **Bytes**: while the heaviest and the lightest eligible broker differ in bytes by more than
-//!    [`BYTES_BALANCED_PERCENT`] of the mean, and some exchange narrows that gap, a large replica of the
-//!    heavy one and a smaller one of the light one trade places (counts stay as they are): the
-//!    exchange that leaves the smallest gap. All sizes 0 (unknown) makes this step a no-op.
+//!    [`BYTES_BALANCED_PERCENT`] of the mean, and some exchange narrows that gap by at least half the
+//!    bytes it moves, a large replica of the heavy one and a smaller one of the light one trade places
+//!    (counts stay as they are): the exchange that leaves the smallest gap. All sizes 0 (unknown) makes this step a no-op.
 //! 4. **Preferred leaders**: while one eligible broker is the preferred leader (first replica) of two or
 //!    more partitions more than another that holds a replica of one of them, the preferred leadership
 //!    of that partition moves there (the replica list is reordered; no data moves).
@@ -221,8 +221,10 @@ impl Planner<'_> {
     }
 
     /// The exchange (a replica `i` of `heavy` for a smaller one `j` of `light`) that leaves the
-    /// smallest gap between them, if any narrows it: for each of heavy's replicas, the light replicas
-    /// nearest in size to the ideal (half the gap smaller) are found by binary search.
+    /// smallest gap between them, if any is worth it: it narrows the gap by at least half the bytes it
+    /// moves (two partitions that differ by a few bytes are never exchanged for those bytes). For each
+    /// of heavy's replicas, the light replicas nearest in size to the ideal (half the gap smaller) are
+    /// found by binary search.
     fn best_exchange(&self, heavy: i32, light: i32, gap: u64) -> Option<(usize, usize)> {
         let mut smaller: Vec<(u64, usize)> = self
             .parts
@@ -253,7 +255,8 @@ impl Planner<'_> {
             for k in near {
                 let (q_size, j) = smaller[k];
                 let after = gap.abs_diff((p.size_bytes - q_size).saturating_mul(2));
-                if after < gap && best.is_none_or(|(b, bi, bj)| (after, i, j) < (b, bi, bj)) {
+                let worth = (gap - after.min(gap)).saturating_mul(2) >= p.size_bytes.saturating_add(q_size);
+                if after < gap && worth && best.is_none_or(|(b, bi, bj)| (after, i, j) < (b, bi, bj)) {
                     best = Some((after, i, j));
                 }
             }
@@ -448,6 +451,10 @@ mod tests {
             ("swap only", &[1, 2], &[&[1], &[1], &[2], &[2]], &[500, 500, 10, 10], 0, 2),
             // Already within the tolerance: nothing moves.
             ("within tolerance", &[1, 2], &[&[1], &[2]], &[1_000, 1_010], 10, 0),
+            // Counts differ by one (5 and 4 of nearly equal partitions): the byte gap is one
+            // partition and no exchange can shrink it by more than a few bytes: nothing moves.
+            ("no churn for a few bytes", &[1, 2], &[&[1], &[1], &[1], &[1], &[1], &[2], &[2], &[2], &[2]],
+             &[602_501, 600_806, 601_000, 600_900, 600_950, 600_700, 600_800, 600_850, 601_100], 610_000, 0),
         ];
         for (name, ids, lists, sizes, spread_max, replica_moves_max) in cases {
             let mut ps = parts(lists);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/` (files and folders), without the crate roots.
 fn modules(src: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(src).unwrap().flatten() {
+    for entry in std::fs::read_dir(src).expect("src is readable").flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         if path.is_dir() {
@@ -24,7 +24,7 @@ fn modules(src: &Path) -> BTreeSet<String> {
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
-        for entry in std::fs::read_dir(path).unwrap().flatten() {
+        for entry in std::fs::read_dir(path).expect("a source folder is readable").flatten() {
             rust_files(&entry.path(), out);
         }
     } else if path.extension().is_some_and(|e| e == "rs") {
@@ -51,7 +51,7 @@ fn edges(src: &Path, mods: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<Strin
         rust_files(&root, &mut files);
         let mut to = BTreeSet::new();
         for f in files {
-            let text = code(&std::fs::read_to_string(&f).unwrap());
+            let text = code(&std::fs::read_to_string(&f).expect("a source file is readable"));
             for (at, _) in text.match_indices("crate::") {
                 let name: String = text[at + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if mods.contains(&name) && name != *m {

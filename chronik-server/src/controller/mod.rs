@@ -22,6 +22,8 @@
 pub mod decide;
 pub mod rebalance;
 pub mod sessions;
+#[cfg(test)]
+mod test_cluster;
 pub mod size_report;
 pub mod sizes;
 

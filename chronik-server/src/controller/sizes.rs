@@ -81,17 +81,9 @@ impl PartitionSizes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chronik_raft::{BrokerNode, MetaCommand};
+    use crate::controller::test_cluster::cluster;
+    use chronik_raft::MetaCommand;
 
-    fn cluster(brokers: &[i32], lists: &[&[i32]]) -> MetadataState {
-        let mut s = MetadataState::default();
-        for id in brokers {
-            s.apply(&MetaCommand::RegisterBroker { id: *id, node: BrokerNode::default(), incarnation: None });
-        }
-        let replicas = lists.iter().map(|l| l.to_vec()).collect();
-        s.apply(&MetaCommand::CreateTopic { name: "t".into(), topic_id: [1; 16], replicas, configs: BTreeMap::new() });
-        s
-    }
 
     fn reports(list: &[(NodeId, &[(i32, u64)])]) -> BTreeMap<NodeId, Arc<SizeReport>> {
         list.iter()

@@ -5,6 +5,7 @@ data dir and log under one work dir; nodes are stopped by PID, never by name.
 The cluster's own view comes from the admin API (/admin/health, /admin/status).
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -218,3 +219,28 @@ class Cluster:
         return self.wait_partitions(
             topic, lambda p: p["leader"] is not None and p["leader"] > 0
             and sorted(p["isr"]) == sorted(p["replicas"]), timeout_s, f"{topic}: every replica in the ISR")
+
+
+@contextlib.contextmanager
+def started_cluster(workdir, request=None, **settings):
+    """A started Cluster (see Cluster for `settings`), stopped by PID on the way out. Every node's
+    log tail is printed when the start fails, when the block raises, or — for a pytest fixture that
+    passes its `request` — when the test failed."""
+    c = Cluster(workdir, **settings)
+    try:
+        c.start()
+    except BaseException:
+        print(c.log_tails(), file=sys.stderr)
+        c.stop()
+        raise
+    try:
+        yield c
+    except BaseException:
+        print(c.log_tails(), file=sys.stderr)
+        raise
+    finally:
+        c.stop()
+        report = getattr(request.node, "rep_call", None) if request is not None else None
+        if report is not None and report.failed:
+            print(c.log_tails(), file=sys.stderr)
+

@@ -8,20 +8,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chronik_cluster import Cluster  # noqa: E402
+from chronik_cluster import started_cluster  # noqa: E402
 
 
 @pytest.fixture
 def cluster(tmp_path, request):
-    c = Cluster(tmp_path / "cluster")
-    try:
-        c.start()
-    except BaseException:
-        print(c.log_tails(), file=sys.stderr)
-        c.stop()
-        raise
-    yield c
-    failed = getattr(request.node, "rep_call", None)
-    c.stop()
-    if failed is not None and failed.failed:
-        print(c.log_tails(), file=sys.stderr)
+    with started_cluster(tmp_path / "cluster", request) as c:
+        yield c

@@ -4,11 +4,11 @@ controller remove it from the membership. Idempotent acks=all producers run thro
 acknowledged is lost, no ISR falls below min ISR, and node 3 is a member for as long as any partition
 still lists it."""
 
-import threading
 import time
 
 from chronik_cluster import cli, cli_json
 from checker import create_rf3_topic, read_back_violations, start_load
+from sampling import Sampler
 from test_rebalance import IsrSampler
 
 TOPIC = "drain"
@@ -18,35 +18,21 @@ LEAVING = 3
 DRAINED_WITHIN_S = 180
 
 
-class MembershipSampler:
+class MembershipSampler(Sampler):
     """Samples the metadata leader's status: whether node LEAVING is still a member and how many
     replicas the partitions still place on it. Keeps every (member, replicas) pair seen."""
 
     def __init__(self, cluster, ids):
+        super().__init__()
         self.cluster, self.ids = cluster, ids
         self.seen = set()
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self.stop_event.is_set():
-            try:
-                leader, _ = self.cluster.wait_agreed_leader(self.ids, timeout_s=5)
-                status = self.cluster.nodes[leader].status()
-                member = any(n["id"] == LEAVING for n in status["nodes"])
-                held = sum(LEAVING in p["replicas"] for p in status["partitions"])
-                self.seen.add((member, held))
-            except (OSError, ValueError, AssertionError, KeyError):
-                pass
-            self.stop_event.wait(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
+    def sample(self):
+        leader, _ = self.cluster.wait_agreed_leader(self.ids, timeout_s=5)
+        status = self.cluster.nodes[leader].status()
+        member = any(n["id"] == LEAVING for n in status["nodes"])
+        held = sum(LEAVING in p["replicas"] for p in status["partitions"])
+        self.seen.add((member, held))
 
 
 def test_a_node_removed_under_load_drains_first(cluster):

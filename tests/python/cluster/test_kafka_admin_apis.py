@@ -12,14 +12,13 @@ KafkaAdminClient against four brokers):
 The topic is placed by hand, balanced over the four nodes, so the automatic rebalancer has nothing
 to do and no move but the test's runs."""
 
-import sys
 import time
 
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import ElectionNotNeededError
 
-from chronik_cluster import Cluster, PARTITION_FAILOVER_TIMEOUT_S, POLL_INTERVAL_S
+from chronik_cluster import PARTITION_FAILOVER_TIMEOUT_S, POLL_INTERVAL_S, started_cluster
 from checker import create_rf3_topic, read_back_violations, start_load
 
 TOPIC = "admin-apis"
@@ -38,18 +37,8 @@ NO_PREFERRED_REBALANCE_MS = 3_600_000
 
 @pytest.fixture
 def cluster4(tmp_path, request):
-    c = Cluster(tmp_path / "cluster", nodes=4, leader_rebalance_interval_ms=NO_PREFERRED_REBALANCE_MS)
-    try:
-        c.start()
-    except BaseException:
-        print(c.log_tails(), file=sys.stderr)
-        c.stop()
-        raise
-    yield c
-    failed = getattr(request.node, "rep_call", None)
-    c.stop()
-    if failed is not None and failed.failed:
-        print(c.log_tails(), file=sys.stderr)
+    with started_cluster(tmp_path / "cluster", request, nodes=4, leader_rebalance_interval_ms=NO_PREFERRED_REBALANCE_MS) as c:
+        yield c
 
 
 def admin_client(cluster):

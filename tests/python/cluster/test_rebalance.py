@@ -1,15 +1,17 @@
 """The rebalancer: after a fourth node joins, replicas and leaderships spread onto it, data first,
-while idempotent acks=all producers run; nothing acknowledged is lost and no ISR falls below
-min ISR on the way. A dry run on a balanced cluster plans nothing and changes nothing. A controller
+while idempotent acks=all producers and a consumer group of two run; nothing acknowledged is lost,
+no ISR falls below min ISR on the way, and the group reads every record once its commits are taken
+into account. A dry run on a balanced cluster plans nothing and changes nothing. A controller
 killed in the middle of a move is succeeded by one that finishes the rebalance (the moves in progress
 are in the metadata; the rest is planned again)."""
 
 import collections
-import threading
 import time
 
 from chronik_cluster import cli, cli_json
 from checker import create_rf3_topic, read_back_violations, start_load
+from group_reader import GroupReader
+from sampling import Sampler
 
 TOPIC = "rebalance"
 MIN_ISR = 2
@@ -32,32 +34,18 @@ def spread(status, topic):
     return replicas, preferred, leaders, moving
 
 
-class IsrSampler:
+class IsrSampler(Sampler):
     """Samples the leader's view of every partition's ISR until stopped; keeps the smallest seen."""
 
     def __init__(self, cluster, topic):
+        super().__init__()
         self.cluster, self.topic = cluster, topic
         self.smallest = None
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self.stop_event.is_set():
-            try:
-                for p in self.cluster.partitions(self.topic).values():
-                    n = len(p["isr"])
-                    self.smallest = n if self.smallest is None else min(self.smallest, n)
-            except (OSError, ValueError, AssertionError, KeyError):
-                pass
-            self.stop_event.wait(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
+    def sample(self):
+        for p in self.cluster.partitions(self.topic).values():
+            n = len(p["isr"])
+            self.smallest = n if self.smallest is None else min(self.smallest, n)
 
 
 def test_a_fourth_node_takes_its_share_under_load(cluster):
@@ -68,6 +56,7 @@ def test_a_fourth_node_takes_its_share_under_load(cluster):
     assert rc == 0 and "no moves" in out, f"a balanced cluster: rc={rc} {out} {err}"
 
     load = start_load(cluster, TOPIC)
+    group = GroupReader(cluster.bootstrap, TOPIC, "rebalance-readers").start()
     try:
         with IsrSampler(cluster, TOPIC) as isr:
             load.wait_more_acked(ACKED_STEP, "before the addition")
@@ -101,6 +90,10 @@ def test_a_fourth_node_takes_its_share_under_load(cluster):
             load.wait_more_acked(ACKED_STEP, "after the rebalance")
     finally:
         load.stop()
+    group.drain(load)
+    print(f"[rebalance] consumer group: {group.summary()}")
+    group_violations = group.violations(load)
+    assert not group_violations, "\n".join(group_violations)
     assert isr.smallest is not None and isr.smallest >= MIN_ISR, f"an ISR fell to {isr.smallest}"
     violations = read_back_violations(cluster.bootstrap, load, TOPIC)
     assert not violations, "\n".join(violations)

@@ -6,13 +6,13 @@ machine is shared), and the p99 latency of an acks=all producer during the catch
 of its p99 before it."""
 
 import statistics
-import threading
 import time
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from chronik_cluster import Cluster, cli_json
+from chronik_cluster import cli_json, started_cluster
+from sampling import Sampler
 
 TOPIC = "bulk"
 PROBE_TOPIC = "probe"
@@ -54,41 +54,32 @@ def preload(bootstrap):
     return count * VALUE_BYTES // PARTITIONS
 
 
-class LatencyProbe:
+class LatencyProbe(Sampler):
     """One acks=all record at a time to PROBE_TOPIC; keeps (send time, latency) of each."""
 
+    interval_s = PROBE_INTERVAL_S
+
     def __init__(self, bootstrap):
+        super().__init__()
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
         self.samples = []
         self.errors = []
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self.stop_event.is_set():
-            t0 = time.monotonic()
-            done = []
-            self.producer.produce(PROBE_TOPIC, b"x" * 1024, on_delivery=lambda err, _m: done.append(err))
-            while not done and not self.stop_event.is_set():
-                self.producer.poll(0.001)
-            if done and done[0] is not None:
-                self.errors.append(done[0])
-            elif done:
-                self.samples.append((t0, time.monotonic() - t0))
-            self.stop_event.wait(PROBE_INTERVAL_S)
+    def sample(self):
+        t0 = time.monotonic()
+        done = []
+        self.producer.produce(PROBE_TOPIC, b"x" * 1024, on_delivery=lambda err, _m: done.append(err))
+        while not done and not self.stop_event.is_set():
+            self.producer.poll(0.001)
+        if done and done[0] is not None:
+            self.errors.append(done[0])
+        elif done:
+            self.samples.append((t0, time.monotonic() - t0))
 
     def p99(self, start, end):
         window = sorted(lat for t, lat in self.samples if start <= t <= end)
         assert len(window) >= 50, f"only {len(window)} latency samples in the window"
         return statistics.quantiles(window, n=100)[98], len(window)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
 
 
 def onto(status, node):
@@ -101,9 +92,7 @@ def onto(status, node):
 
 
 def test_catch_up_runs_at_the_throttle_and_producers_keep_their_latency(tmp_path):
-    cluster = Cluster(tmp_path / "cluster", reassignment_throttle_bytes_per_s=THROTTLE_BYTES_PER_S)
-    try:
-        cluster.start()
+    with started_cluster(tmp_path / "cluster", reassignment_throttle_bytes_per_s=THROTTLE_BYTES_PER_S) as cluster:
         create_topic(cluster.bootstrap, TOPIC, PARTITIONS)
         create_topic(cluster.bootstrap, PROBE_TOPIC, 1)
         cluster.wait_full_isr(TOPIC)
@@ -159,8 +148,3 @@ def test_catch_up_runs_at_the_throttle_and_producers_keep_their_latency(tmp_path
             f"catch-up at {rate / 2**20:.1f} MiB/s, limit {THROTTLE_BYTES_PER_S / 2**20:.0f} MiB/s"
         assert p99_during <= P99_GROWTH_MAX * max(p99_before, P99_FLOOR_S), \
             f"probe p99 {p99_during * 1000:.1f} ms during the catch-up, {p99_before * 1000:.1f} ms before"
-    except BaseException:
-        print(cluster.log_tails())
-        raise
-    finally:
-        cluster.stop()
