@@ -13,7 +13,8 @@
 //!    [`BYTES_BALANCED_PERCENT`] of the mean, and some exchange narrows that gap by at least half the
 //!    bytes it moves, a large replica of the heavy one and a smaller one of the light one trade places
 //!    (counts stay as they are): the exchange that leaves the smallest gap. All sizes 0 (unknown) makes this step a no-op.
-//! 4. **Preferred leaders**: while one eligible broker is the preferred leader (first replica) of two or
+//! 4. **Preferred leaders**, within each topic first and then across all: while one eligible broker is
+//!    the preferred leader (first replica) of two or
 //!    more partitions more than another that holds a replica of one of them, the preferred leadership
 //!    of that partition moves there (the replica list is reordered; no data moves).
 //!
@@ -264,32 +265,61 @@ impl Planner<'_> {
         best.map(|(_, i, j)| (i, j))
     }
 
-    fn balance_leaders(&mut self) {
-        while !self.full() {
-            let mut led: BTreeMap<i32, usize> = self.eligible.iter().map(|b| (*b, 0)).collect();
-            for p in &self.parts {
-                if let Some(n) = p.replicas.first().and_then(|f| led.get_mut(f)) {
-                    *n += 1;
-                }
+    /// Preferred leaderships (first replicas) per eligible broker, of one topic or of all.
+    fn led(&self, topic: Option<&str>) -> BTreeMap<i32, usize> {
+        let mut led: BTreeMap<i32, usize> = self.eligible.iter().map(|b| (*b, 0)).collect();
+        for p in self.parts.iter().filter(|p| topic.is_none_or(|t| p.topic == t)) {
+            if let Some(n) = p.replicas.first().and_then(|f| led.get_mut(f)) {
+                *n += 1;
             }
-            // The most-leading broker's partition with the least-leading replica that can take it.
-            let mut best: Option<(usize, usize, i32)> = None; // (gap, idx, to)
-            for (idx, p) in self.parts.iter().enumerate() {
-                let Some(&from) = p.replicas.first() else { continue };
-                let Some(&from_n) = led.get(&from) else { continue };
-                for to in p.replicas.iter().skip(1) {
-                    let Some(&to_n) = led.get(to) else { continue };
-                    if from_n > to_n + 1 && best.is_none_or(|(g, _, _)| from_n - to_n > g) {
-                        best = Some((from_n - to_n, idx, *to));
-                    }
-                }
-            }
-            let Some((_, idx, to)) = best else { return };
-            let p = &mut self.parts[idx];
-            p.replicas.retain(|r| *r != to);
-            p.replicas.insert(0, to);
-            self.moves.push(Move::Leader { topic: p.topic.clone(), partition: p.partition, to, replicas: p.replicas.clone() });
         }
+        led
+    }
+
+    /// Within each topic first, then across all: while one broker leads two or more partitions more
+    /// than another that holds a replica of one of them, that partition's preferred leadership moves
+    /// there. The pass across all topics never unbalances a topic (it only moves a leadership to a
+    /// broker that leads fewer of that topic's partitions).
+    fn balance_leaders(&mut self) {
+        let topics: BTreeSet<String> = self.parts.iter().map(|p| p.topic.clone()).collect();
+        for t in &topics {
+            while !self.full() && self.move_one_leader(Some(t)) {}
+        }
+        while !self.full() && self.move_one_leader(None) {}
+    }
+
+    /// One preferred-leadership move of the balance step (see [`Planner::balance_leaders`]); false
+    /// when there is none.
+    fn move_one_leader(&mut self, topic: Option<&str>) -> bool {
+        let led = self.led(topic);
+        let mut per_topic: BTreeMap<&str, BTreeMap<i32, usize>> = BTreeMap::new();
+        if topic.is_none() {
+            for p in &self.parts {
+                per_topic.entry(p.topic.as_str()).or_insert_with(|| self.led(Some(&p.topic)));
+            }
+        }
+        // The most-leading broker's partition with the least-leading replica that can take it.
+        let mut best: Option<(usize, usize, i32)> = None; // (gap, idx, to)
+        for (idx, p) in self.parts.iter().enumerate() {
+            if topic.is_some_and(|t| p.topic != t) {
+                continue;
+            }
+            let Some(&from) = p.replicas.first() else { continue };
+            let Some(&from_n) = led.get(&from) else { continue };
+            for to in p.replicas.iter().skip(1) {
+                let Some(&to_n) = led.get(to) else { continue };
+                let keeps_topic = per_topic.get(p.topic.as_str()).is_none_or(|t| t.get(to).copied().unwrap_or(0) < t.get(&from).copied().unwrap_or(0));
+                if from_n > to_n + 1 && keeps_topic && best.is_none_or(|(g, _, _)| from_n - to_n > g) {
+                    best = Some((from_n - to_n, idx, *to));
+                }
+            }
+        }
+        let Some((_, idx, to)) = best else { return false };
+        let p = &mut self.parts[idx];
+        p.replicas.retain(|r| *r != to);
+        p.replicas.insert(0, to);
+        self.moves.push(Move::Leader { topic: p.topic.clone(), partition: p.partition, to, replicas: p.replicas.clone() });
+        true
     }
 }
 
@@ -333,6 +363,27 @@ mod tests {
     }
 
     const SIX_ON_THREE: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2], &[2, 1, 3], &[3, 2, 1]];
+
+    /// Two topics on 3 → 4 brokers: leaderships end balanced within each topic, not only in total
+    /// (a topic's leaders all on the old brokers while the new one leads another topic's is not).
+    #[test]
+    fn leaderships_balance_within_each_topic() {
+        let mut ps = parts(SIX_ON_THREE);
+        let offsets: Vec<Vec<i32>> = (0..8).map(|i| vec![1 + i % 3, 1 + (i + 1) % 3, 1 + (i + 2) % 3]).collect();
+        for (i, r) in offsets.iter().enumerate() {
+            ps.push(PartitionView { topic: "__o".into(), partition: i as i32, replicas: r.clone(), leader: r[0], isr: r.clone(), size_bytes: 100 });
+        }
+        let moves = plan(&brokers(&[1, 2, 3, 4]), &ps);
+        let (done, _, _) = after(&ps, &moves);
+        for topic in ["t", "__o"] {
+            let mut led: BTreeMap<i32, usize> = (1..=4).map(|b| (b, 0)).collect();
+            for p in done.iter().filter(|p| p.topic == topic) {
+                *led.entry(p.replicas[0]).or_insert(0) += 1;
+            }
+            let (lo, hi) = (led.values().min().copied().unwrap_or(0), led.values().max().copied().unwrap_or(0));
+            assert!(hi <= lo + 1, "{topic}: leaderships {led:?} after {moves:?}");
+        }
+    }
 
     #[test]
     fn a_balanced_cluster_gives_no_moves() {

@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use kafka_protocol::messages::{
-    create_partitions_request::CreatePartitionsTopic, describe_configs_request::DescribeConfigsResource,
+    create_partitions_request::CreatePartitionsTopic, create_topics_request::CreatableTopicConfig,
+    describe_configs_request::DescribeConfigsResource,
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, DeleteTopicsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, InitProducerIdRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use common::{
-    code, decode_records, poll_until, record_batch, topic_name, BrokerOpts, Idempotence, KafkaClient, TestBroker,
+    code, create_topics_request, decode_records, poll_until, record_batch, topic_name, BrokerOpts, Idempotence, KafkaClient, TestBroker,
     EARLIEST, LATEST,
 };
 
@@ -154,6 +155,29 @@ fn create_topics_twice_answers_topic_already_exists() -> Result<()> {
     c.create_topic_ok("twice", 1)?;
     let code = c.create_topic("twice", 1)?;
     ensure!(code == code::TOPIC_ALREADY_EXISTS, "second CreateTopics: error {code}, want 36");
+    Ok(())
+}
+
+/// A topic's `segment.ms` rolls its active segment once the segment's first record is that old.
+#[test]
+fn topic_segment_ms_rolls_segments_by_age() -> Result<()> {
+    let broker = TestBroker::start()?;
+    let mut c = broker.client()?;
+    let mut req = create_topics_request("aged", 1);
+    let mut age = CreatableTopicConfig::default();
+    age.name = StrBytes::from_static_str("segment.ms");
+    age.value = Some(StrBytes::from_static_str("1"));
+    req.topics[0].configs = vec![age];
+    let resp = c.call(7, &req)?;
+    ensure!(resp.topics[0].error_code == code::NONE, "CreateTopics with segment.ms: {resp:?}");
+    for value in ["a", "b", "c"] {
+        let r = c.produce(9, "aged", 0, record_batch(&[value], common::now_ms(), None)?, 1)?;
+        ensure!(r.error_code == code::NONE, "Produce: error {}", r.error_code);
+        std::thread::sleep(Duration::from_millis(5)); // older than segment.ms before the next append
+    }
+    let dir = broker.data_dir().join("logs").join("aged-0");
+    let logs = std::fs::read_dir(&dir)?.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "log")).count();
+    ensure!(logs >= 3, "segment.ms = 1: {logs} segment(s) in {}, want one per append", dir.display());
     Ok(())
 }
 

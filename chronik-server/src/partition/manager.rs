@@ -123,6 +123,8 @@ impl PartitionManager {
                     cfg.retention_bytes = u64::try_from(ret_b).ok();
                     let seg = topic_config_i64(&topic.configs, "segment.bytes", cfg.segment_bytes as i64);
                     cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
+                    let seg_ms = topic_config_i64(&topic.configs, "segment.ms", i64::try_from(cfg.segment_ms).unwrap_or(i64::MAX));
+                    cfg.segment_ms = u64::try_from(seg_ms).unwrap_or(cfg.segment_ms);
                     wanted.insert((topic.name.clone(), i as i32), (topic.topic_id, cfg));
                 }
             }

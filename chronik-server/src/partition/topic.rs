@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use chronik_wal::LogConfig;
+
 use crate::config::Config;
 
 /// Kafka's limit on topic name length (leaves room for the partition suffix in directory names).
@@ -79,7 +81,7 @@ pub fn effective_topic_configs(config: &Config, own: &BTreeMap<String, String>) 
         ("retention.bytes", config.retention_bytes.to_string()),
         ("retention.ms", config.retention_ms.to_string()),
         ("segment.bytes", config.segment_bytes.to_string()),
-        ("segment.ms", (7u64 * 24 * 3600 * 1000).to_string()),
+        ("segment.ms", LogConfig::default().segment_ms.to_string()),
         ("unclean.leader.election.enable", "false".to_string()),
     ];
     defaults
