@@ -37,7 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import diskquiet
 import procstat
-from loadgen import LoadError, run_group
+from loadgen import LoadError, run_group, wait_writable
 from stats import Repeated, percentile
 from targets import REPO_ROOT
 
@@ -97,15 +97,7 @@ def create_topic(cluster, name, partitions):
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 4})
     admin.create_topics([NewTopic(name, partitions, REPLICATION)])[name].result(timeout=TOPIC_TIMEOUT_S)
     cluster.wait_full_isr(name)
-    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0, "log_level": 4,
-                  "message.timeout.ms": int(TOPIC_TIMEOUT_S * 1000)})
-    failed = []
-    for part in range(partitions):
-        p.produce(name, b"ready", partition=part, on_delivery=lambda err, _msg: err and failed.append(err))
-    left = p.flush(TOPIC_TIMEOUT_S)
-    if left or failed:
-        raise LoadError(f"topic {name} not writable within {TOPIC_TIMEOUT_S:.0f}s: {left} unacknowledged, "
-                        f"errors {failed[:3]}")
+    wait_writable(cluster.bootstrap, name, partitions, TOPIC_TIMEOUT_S)
 
 
 def preload(bootstrap, total_bytes):

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokermetrics
@@ -24,7 +24,7 @@ import diskquiet
 import procstat
 import rdkperf
 import report
-from loadgen import LoadError, run_group
+from loadgen import LoadError, run_group, wait_writable
 from stats import percentile
 from targets import ClusterUnavailable, SingleNode, ThreeNodeCluster
 
@@ -100,23 +100,7 @@ def create_topic(target, name, partitions):
     admin = AdminClient({"bootstrap.servers": target.bootstrap, "log_level": 4})
     futures = admin.create_topics([NewTopic(name, partitions, target.replication)])
     futures[name].result(timeout=TOPIC_CREATE_TIMEOUT_S)
-    wait_writable(target, name, partitions)
-
-
-def wait_writable(target, name, partitions):
-    """One acks=all record to every partition, acknowledged, before a run starts: CreateTopics
-    answers once the metadata is committed, but on a cluster each partition's leader and followers
-    are still taking up their roles, and the first produce requests would wait for that (seen as a
-    p99 of 90 ms at 1,000 records/s on three nodes, every slow sample in the first moments)."""
-    p = Producer({"bootstrap.servers": target.bootstrap, "acks": "all", "linger.ms": 0, "log_level": 4,
-                  "message.timeout.ms": int(TOPIC_CREATE_TIMEOUT_S * 1000)})
-    failed = []
-    for part in range(partitions):
-        p.produce(name, b"ready", partition=part, on_delivery=lambda err, _msg: err and failed.append(err))
-    left = p.flush(TOPIC_CREATE_TIMEOUT_S)
-    if left or failed:
-        raise LoadError(f"topic {name} not writable within {TOPIC_CREATE_TIMEOUT_S:.0f}s: "
-                        f"{left} unacknowledged, errors {failed[:3]}")
+    wait_writable(target.bootstrap, name, partitions, TOPIC_CREATE_TIMEOUT_S)
 
 
 def delete_topic(target, name):
