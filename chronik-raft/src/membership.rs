@@ -52,7 +52,7 @@ pub enum MembershipError {
     #[error("invalid request: {0}")]
     Invalid(String),
     /// The learner was added and keeps catching up; it was not promoted.
-    #[error("node {node_id} was added as a learner but has not caught up with the metadata log within {waited_ms} ms (matched index {matched:?} of {target}); it stays a learner")]
+    #[error("node {node_id} has not caught up with the metadata log within {waited_ms} ms (matched index {matched:?} of {target}); nothing changed (an added node stays a learner)")]
     CatchUpTimeout { node_id: NodeId, waited_ms: u64, matched: Option<u64>, target: u64 },
     #[error("leadership did not move to node {target} within {waited_ms} ms (leader now {leader:?})")]
     TransferTimeout { target: NodeId, waited_ms: u64, leader: Option<NodeId> },
@@ -146,6 +146,23 @@ impl MetaNode {
         learners.iter().copied().filter(|l| matched.get(l).copied().flatten().is_some_and(|m| m >= last)).collect()
     }
 
+    /// Wait up to `wait_ms` until member `id` has matched the leader's last log index. The log
+    /// keeps growing while the cluster works (ISR changes, moves), so a member is rarely caught up at
+    /// the very moment it is asked about; it is within a heartbeat or two.
+    async fn wait_caught_up(&self, id: NodeId, wait_ms: u64) -> Result<(), MembershipError> {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let member = BTreeSet::from([id]);
+        while self.caught_up(&member).is_empty() {
+            self.ensure_leader()?;
+            if Instant::now() >= deadline {
+                let (target, matched) = self.replication();
+                return Err(MembershipError::CatchUpTimeout { node_id: id, waited_ms: wait_ms, matched: matched.get(&id).copied().flatten(), target });
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
+        Ok(())
+    }
+
     async fn set_voters(&self, voters: BTreeSet<NodeId>) -> Result<(), MembershipError> {
         self.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), true).await.map_err(raft_error)?;
         Ok(())
@@ -172,21 +189,7 @@ impl MetaNode {
                 self.raft.add_learner(id, node, false).await.map_err(raft_error)?;
             }
         }
-        let deadline = Instant::now() + Duration::from_millis(LEARNER_CATCH_UP_WAIT_MS);
-        let learner = BTreeSet::from([id]);
-        while self.caught_up(&learner).is_empty() {
-            self.ensure_leader()?;
-            if Instant::now() >= deadline {
-                let (target, matched) = self.replication();
-                return Err(MembershipError::CatchUpTimeout {
-                    node_id: id,
-                    waited_ms: LEARNER_CATCH_UP_WAIT_MS,
-                    matched: matched.get(&id).copied().flatten(),
-                    target,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-        }
+        self.wait_caught_up(id, LEARNER_CATCH_UP_WAIT_MS).await?;
         let (voters, learners) = self.members();
         let wanted = voters_after(&voters, &self.caught_up(&learners), None, self.node_id, voters_max);
         if !voters.is_subset(&wanted) || wanted.len() <= voters.len() {
@@ -209,9 +212,7 @@ impl MetaNode {
         if !learners.contains(&id) {
             return Err(MembershipError::UnknownNode(id));
         }
-        if self.caught_up(&BTreeSet::from([id])).is_empty() {
-            return Err(MembershipError::Invalid(format!("node {id} has not caught up with the metadata log yet")));
-        }
+        self.wait_caught_up(id, LEARNER_CATCH_UP_WAIT_MS).await?;
         let mut wanted = voters;
         wanted.insert(id);
         self.set_voters(wanted).await?;
@@ -312,9 +313,7 @@ impl MetaNode {
         if !status.voters.contains(&target) {
             return Err(MembershipError::Invalid(format!("node {target} is not a voter")));
         }
-        if self.caught_up(&BTreeSet::from([target])).is_empty() {
-            return Err(MembershipError::Invalid(format!("node {target} has not caught up with the metadata log")));
-        }
+        self.wait_caught_up(target, TRANSFER_WAIT_MS).await?;
         tracing::info!(target, term = status.term, "moving the metadata leadership");
         let others: Vec<(NodeId, BrokerNode)> =
             status.nodes.iter().filter(|(id, _)| **id != target && **id != self.node_id && status.voters.contains(id)).map(|(id, n)| (*id, n.clone())).collect();
