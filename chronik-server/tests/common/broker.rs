@@ -254,8 +254,27 @@ pub fn start_expecting_failure(config_text: &str) -> Result<(Option<i32>, String
     Ok((status.code(), std::fs::read_to_string(&stderr_path)?))
 }
 
+/// Tries of a GET whose connection was reset before an answer: a node that has just joined hands
+/// its admin port from the small "waiting to join" API to the full one, and a connection the first
+/// accepted in that instant is closed unanswered (a GET is safe to repeat).
+const HTTP_GET_TRIES: usize = 3;
+
 /// A minimal HTTP/1.1 GET: returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut last = None;
+    for _ in 0..HTTP_GET_TRIES {
+        match http_get_once(addr, path) {
+            Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset) => {
+                last = Some(e);
+                std::thread::sleep(POLL_INTERVAL);
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("GET {path}: no try made")))
+}
+
+fn http_get_once(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
