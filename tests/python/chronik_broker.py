@@ -90,13 +90,20 @@ class Broker:
     ready_timeout_s = READY_TIMEOUT_S
 
     def __init__(self, workdir, node_id=1, auto_create_topics=True, num_partitions=1,
-                 extra_config=""):
+                 extra_config="", host="127.0.0.1", ports=None, command_prefix=()):
+        """`host`, `ports` ({listener: port}, default free loopback ports) and `command_prefix`
+        (e.g. `ip netns exec NS`) place the broker on a host of its own (faults/netns.py)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "chronik.toml"
         self.node_id = node_id
-        self.kafka_port, self.wal_port, self.raft_port, self.admin_port = free_ports(4)
+        self.host = host
+        self.command_prefix = list(command_prefix)
+        if ports is None:
+            ports = dict(zip(("kafka", "wal", "raft", "admin"), free_ports(4)))
+        self.kafka_port, self.wal_port, self.raft_port, self.admin_port = (
+            ports["kafka"], ports["wal"], ports["raft"], ports["admin"])
         self.proc = None
         self.paused = False
         self.starts = 0
@@ -115,11 +122,11 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.host}:{self.kafka_port}"
 
     @property
     def admin_addr(self):
-        return f"127.0.0.1:{self.admin_port}"
+        return f"{self.host}:{self.admin_port}"
 
     @property
     def log_path(self):
@@ -135,7 +142,7 @@ class Broker:
         """Write chronik.toml: node id, data dir, `settings` ({key: bool, int or str}),
         `extra_config` as raw TOML, this node's own addresses and one [[peers]] table per
         broker in `peers` (a cluster lists every node, this one included)."""
-        own = [f'{k} = "127.0.0.1:{p}"' for k, p in self.addresses.items()]
+        own = [f'{k} = "{self.host}:{p}"' for k, p in self.addresses.items()]
         lines = [
             f"node_id = {self.node_id}",
             f'data_dir = "{self.data_dir}"',
@@ -147,7 +154,7 @@ class Broker:
         ]
         for p in peers:
             lines += ["[[peers]]", f"id = {p.node_id}",
-                      *[f'{k} = "127.0.0.1:{port}"' for k, port in p.addresses.items()], ""]
+                      *[f'{k} = "{p.host}:{port}"' for k, port in p.addresses.items()], ""]
         self.config_path.write_text("\n".join(lines))
 
     # ---- life cycle -------------------------------------------------------
@@ -163,7 +170,7 @@ class Broker:
         self._log_file.write(f"\n==== start #{self.starts + 1} ====\n".encode())
         self._log_file.flush()
         self.proc = subprocess.Popen(
-            [str(binary_path()), "start", "--config", str(self.config_path)],
+            [*self.command_prefix, str(binary_path()), "start", "--config", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env, cwd=self.workdir)
         self.starts += 1
@@ -217,7 +224,7 @@ class Broker:
 
     def _kafka_port_accepts(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=1.0):
+            with socket.create_connection((self.host, self.kafka_port), timeout=1.0):
                 return True
         except OSError:
             return False

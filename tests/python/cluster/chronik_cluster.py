@@ -94,11 +94,14 @@ class Cluster:
     def __init__(self, workdir, nodes=3, first_id=1, **settings):
         self.workdir = Path(workdir)
         self.settings = dict(DEFAULT_SETTINGS, **settings)
-        self.nodes = {i: ClusterNode(self.workdir / f"node-{i}", node_id=i)
-                      for i in range(first_id, first_id + nodes)}
+        self.nodes = {i: self.make_node(i) for i in range(first_id, first_id + nodes)}
         self.initial_ids = list(self.nodes)
         for n in self.nodes.values():
             n.write_cluster_config(self.nodes.values(), self.settings)
+
+    def make_node(self, node_id):
+        """A ClusterNode on free loopback ports (faults/netcluster.py places nodes on hosts of their own)."""
+        return ClusterNode(self.workdir / f"node-{node_id}", node_id=node_id)
 
     @property
     def bootstrap(self):
@@ -125,7 +128,7 @@ class Cluster:
         """A node that is not part of the initial cluster: its config lists every node known so far
         and itself, `initial_cluster` the first nodes (so it never founds a cluster of its own), and
         `join` to ask the cluster itself. Created, not started."""
-        n = ClusterNode(self.workdir / f"node-{node_id}", node_id=node_id)
+        n = self.make_node(node_id)
         self.nodes[node_id] = n
         settings = dict(self.settings, initial_cluster=sorted(self.initial_ids), join=join)
         n.write_cluster_config(self.nodes.values(), settings)
@@ -134,8 +137,8 @@ class Cluster:
     def add_args(self, node_id):
         """The `cluster add-node` arguments of node `node_id`'s addresses."""
         n = self.nodes[node_id]
-        return [node_id, "--kafka", f"127.0.0.1:{n.kafka_port}", "--wal", f"127.0.0.1:{n.wal_port}",
-                "--raft", f"127.0.0.1:{n.raft_port}", "--node-admin", n.admin_addr]
+        return [node_id, "--kafka", f"{n.host}:{n.kafka_port}", "--wal", f"{n.host}:{n.wal_port}",
+                "--raft", f"{n.host}:{n.raft_port}", "--node-admin", n.admin_addr]
 
     def health_views(self, ids=None):
         """{node: /admin/health} of the running nodes (or `ids`)."""

@@ -1,0 +1,174 @@
+"""One scenario of the fault campaign: load, nemesis, heal, recovery, check record by record.
+
+    run_scenario(cluster, net, "T6", Isolate("metadata_leader"), hold_s=12)
+
+1. a topic of 6 partitions × RF 3; idempotent acks=all producers (checker.start_load) and a
+   consumer group of two (group_reader.GroupReader) start;
+2. once ACKED_BEFORE records are acknowledged, the nemesis is injected and held `hold_s`;
+   meanwhile the recovery the fault calls for is timed: a new metadata leader among the nodes
+   the fault left (election), no partition led by a victim (partition failover);
+3. the nemesis heals; every node must be live and every partition back to its full ISR
+   (catch-up), and ACKED_AFTER more records acknowledged;
+4. the load stops; every partition is read back and checked record by record (checker.check)
+   and the group must have read and committed every acknowledged record.
+
+Each scenario prints one line: nemesis, duration, records sent/acked/found, violations and the
+recovery times; `Outcome` carries the same for the soak's table (scripts/faults).
+"""
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from checker import check, create_rf3_topic, start_load  # noqa: E402
+from crash_load import read_whole_topic  # noqa: E402
+from group_reader import GroupReader  # noqa: E402
+
+ACKED_BEFORE = 1_000
+ACKED_AFTER = 1_000
+# What the cluster must do (issue contract): a new metadata leader within 10 s of losing one.
+ELECTION_WITHIN_S = 10.0
+# Partition leaders move once the victim's broker session (6 s) ends; slack for a busy machine.
+FAILOVER_WITHIN_S = 30.0
+RECOVERY_WITHIN_S = 120.0
+POLL_S = 0.1
+
+
+@dataclasses.dataclass
+class Context:
+    cluster: object
+    net: object
+    topic: str
+
+
+@dataclasses.dataclass
+class Outcome:
+    scenario: str
+    nemesis: str
+    duration_s: float
+    sent: int
+    acked: int
+    found: int
+    violations: list
+    election_s: float = None
+    failover_s: float = None
+    catch_up_s: float = None
+
+    def line(self):
+        def t(v):
+            return "-" if v is None else f"{v:.1f}s"
+        return (f"[campaign] {self.scenario} {self.nemesis}: {self.duration_s:.1f}s sent={self.sent} "
+                f"acked={self.acked} found={self.found} violations={len(self.violations)} "
+                f"election={t(self.election_s)} failover={t(self.failover_s)} catch-up={t(self.catch_up_s)}")
+
+
+def survivors(ctx, nemesis):
+    return [n for n in sorted(ctx.cluster.nodes) if n not in nemesis.victims]
+
+
+def _leader_among(ctx, nodes, not_in):
+    """The metadata leader the nodes in `nodes` agree on, when it is one of them and not in `not_in`."""
+    views = []
+    for n in nodes:
+        try:
+            views.append(ctx.cluster.nodes[n].health())
+        except (OSError, ValueError):
+            return None
+    leaders = {h.get("leader_id") for h in views}
+    if len(leaders) != 1:
+        return None
+    leader = leaders.pop()
+    return leader if leader in nodes and leader not in not_in else None
+
+
+def _victims_lead_nothing(ctx, nodes, victims):
+    """Whether the survivors' leader lists no partition of the topic as led by a victim."""
+    leader = _leader_among(ctx, nodes, victims)
+    if leader is None:
+        return False
+    try:
+        status = ctx.cluster.nodes[leader].status()
+    except (OSError, ValueError):
+        return False
+    parts = [p for p in status["partitions"] if p["topic"] == ctx.topic]
+    return bool(parts) and all(p["leader"] not in victims and p["leader"] > 0 for p in parts)
+
+
+def hold_and_time(ctx, nemesis, hold_s):
+    """Holds the fault `hold_s` while timing the election and failover it calls for; returns
+    (election_s, failover_s), None where the fault did not call for one or it did not happen."""
+    t0 = time.monotonic()
+    left = survivors(ctx, nemesis)
+    majority = len(left) > len(ctx.cluster.nodes) // 2
+    want_election = nemesis.hits_metadata_leader and majority
+    want_failover = bool(nemesis.victims) and majority
+    election = failover = None
+    while time.monotonic() - t0 < hold_s:
+        if want_election and election is None and _leader_among(ctx, left, nemesis.victims):
+            election = time.monotonic() - t0
+        if want_failover and failover is None and _victims_lead_nothing(ctx, left, nemesis.victims):
+            failover = time.monotonic() - t0
+        time.sleep(POLL_S)
+    return election, failover
+
+
+def wait_recovered(ctx):
+    """Until every node is live and every partition of the topic has its full ISR; seconds taken."""
+    t0 = time.monotonic()
+    ctx.cluster.wait_agreed_leader(timeout_s=RECOVERY_WITHIN_S)
+    ctx.cluster.wait_all_live(timeout_s=RECOVERY_WITHIN_S)
+    ctx.cluster.wait_full_isr(ctx.topic, timeout_s=RECOVERY_WITHIN_S)
+    return time.monotonic() - t0
+
+
+def run_scenario(cluster, net, scenario, nemesis, hold_s, topic=None, during=None):
+    """The whole scenario of the module docstring; `during(ctx)` (optional) runs while the fault
+    holds, after the hold's timing, and may assert. Returns the Outcome (violations listed, not raised)."""
+    topic = topic or f"{scenario.lower()}-{nemesis.name}".replace(" ", "").replace("|", "-").replace(
+        "[", "").replace("]", "").replace(",", "-").replace("%", "pct").replace("+", "-")
+    ctx = Context(cluster, net, topic)
+    create_rf3_topic(cluster, topic)
+    t_start = time.monotonic()
+    load = start_load(cluster, topic)
+    group = GroupReader(cluster.bootstrap, topic, f"{topic}-readers").start()
+    healed = False
+    try:
+        load.wait_acked(ACKED_BEFORE, "before the fault")
+        nemesis.inject(ctx)
+        try:
+            election, failover = hold_and_time(ctx, nemesis, hold_s)
+            if during is not None:
+                during(ctx)
+        finally:
+            nemesis.heal(ctx)
+            healed = True
+        catch_up = wait_recovered(ctx)
+        load.wait_more_acked(ACKED_AFTER, "after healing")
+    finally:
+        if not healed:
+            nemesis.heal(ctx)
+        load.stop()
+    logs, _ = read_whole_topic(cluster.bootstrap, topic, 6)
+    violations = check(load, logs)
+    group.drain(load)
+    violations += group.violations(load)
+    if load.fatal:
+        violations.append(f"fatal producer errors: {load.fatal[:3]}")
+    acked = dict(load.log.acked)
+    in_log = {v for recs in logs.values() for _, v in recs}
+    outcome = Outcome(scenario, nemesis.name, time.monotonic() - t_start, sum(load.sent), len(acked),
+                      sum(1 for v in acked if v in in_log), violations, election, failover, catch_up)
+    print(outcome.line())
+    return outcome
+
+
+def assert_outcome(outcome, nemesis):
+    """The contract every scenario holds to: nothing violated, elections within 10 s."""
+    assert not outcome.violations, f"{outcome.scenario} {nemesis.name}: " + "; ".join(outcome.violations)
+    if outcome.election_s is not None:
+        assert outcome.election_s <= ELECTION_WITHIN_S, \
+            f"{outcome.scenario}: new metadata leader after {outcome.election_s:.1f}s (contract 10 s)"

@@ -1,0 +1,245 @@
+"""The nemeses of the fault campaign: each one fault, injected and healed, combinable.
+
+A nemesis picks its victims when injected (the metadata leader, a partition leader, ...), so
+the same schedule works on any cluster. `inject(ctx)` cuts, `heal(ctx)` mends; both return at
+once (what the cluster does about it is measured by campaign.py). `Combined` runs several at
+the same time. Every nemesis names itself (`name`) for the one-line report.
+"""
+
+import random
+
+
+def metadata_leader(ctx):
+    leader, _ = ctx.cluster.wait_agreed_leader(timeout_s=30)
+    return leader
+
+
+def partition_leader(ctx, exclude=()):
+    """A node leading at least one partition of the scenario's topic, not the metadata leader
+    when another leads any (so the fault hits the data path alone)."""
+    meta = metadata_leader(ctx)
+    leaders = [p["leader"] for p in ctx.cluster.partitions(ctx.topic).values() if p["leader"] and p["leader"] > 0]
+    candidates = [n for n in leaders if n != meta and n not in exclude] or [n for n in leaders if n not in exclude]
+    return candidates[0]
+
+
+class Nemesis:
+    name = "nemesis"
+    # Nodes that are down or unreachable while the fault lasts; filled by inject().
+    victims = ()
+    # Whether the fault removes the metadata leader (so an election is expected).
+    hits_metadata_leader = False
+
+    def inject(self, ctx):
+        raise NotImplementedError
+
+    def heal(self, ctx):
+        raise NotImplementedError
+
+
+class Kill9(Nemesis):
+    """kill -9 a node; heal starts it again on the same data."""
+
+    def __init__(self, target="partition_leader"):
+        self.target = target
+        self.name = f"kill9-{target}"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        victim = meta if self.target == "metadata_leader" else partition_leader(ctx)
+        self.hits_metadata_leader = victim == meta
+        self.victims = (victim,)
+        ctx.cluster.kill9(victim)
+
+    def heal(self, ctx):
+        for v in self.victims:
+            ctx.cluster.nodes[v].start()
+
+
+class Pause(Nemesis):
+    """SIGSTOP a node (longer than the session and election timeouts when held so); SIGCONT heals.
+    The node keeps its sockets and wakes up believing what it believed."""
+
+    def __init__(self, target="metadata_leader"):
+        self.target = target
+        self.name = f"pause-{target}"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        victim = meta if self.target == "metadata_leader" else partition_leader(ctx)
+        self.hits_metadata_leader = victim == meta
+        self.victims = (victim,)
+        ctx.cluster.nodes[victim].pause()
+
+    def heal(self, ctx):
+        for v in self.victims:
+            ctx.cluster.nodes[v].resume()
+
+
+class Isolate(Nemesis):
+    """No packet between the victim and any other node; clients still reach it (they are on the
+    bridge), so whatever it still believes it leads is offered to them."""
+
+    def __init__(self, target="metadata_leader"):
+        self.target = target
+        self.name = f"isolate-{target}"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        victim = meta if self.target == "metadata_leader" else partition_leader(ctx)
+        self.hits_metadata_leader = victim == meta
+        self.victims = (victim,)
+        for other in ctx.cluster.nodes:
+            if other != victim:
+                ctx.net.cut(victim, other)
+
+    def heal(self, ctx):
+        ctx.net.heal()
+
+
+class Split(Nemesis):
+    """Majority and minority: the metadata leader and as few others as make a minority on one side."""
+
+    name = "split-majority-minority"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        nodes = sorted(ctx.cluster.nodes)
+        others = [n for n in nodes if n != meta]
+        minority = [meta] + others[: (len(nodes) - 1) // 2 - 1]
+        majority = [n for n in nodes if n not in minority]
+        for a in minority:
+            for b in majority:
+                ctx.net.cut(a, b)
+        self.victims = tuple(minority)
+        self.hits_metadata_leader = True
+
+    def heal(self, ctx):
+        ctx.net.heal()
+
+
+class Bridge(Nemesis):
+    """Two halves that cannot see each other, and one node that sees both (Jepsen's bridge). The
+    metadata leader is put in the smaller half, away from the bridge."""
+
+    name = "bridge"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        nodes = sorted(ctx.cluster.nodes)
+        if len(nodes) < 5:
+            raise AssertionError("the bridge needs 5 nodes")
+        others = [n for n in nodes if n != meta]
+        bridge = others[0]
+        half_a = [meta] + others[1: (len(nodes) - 1) // 2]
+        half_b = [n for n in nodes if n not in half_a and n != bridge]
+        for a in half_a:
+            for b in half_b:
+                ctx.net.cut(a, b)
+        # Nobody is cut off from a majority (the bridge makes one with either half), so nothing is
+        # required to move; what the cluster does about it is left to the checker to judge.
+        self.victims = ()
+        self.name = f"bridge {half_a}|{bridge}|{half_b}"
+
+    def heal(self, ctx):
+        ctx.net.heal()
+
+
+class OneWay(Nemesis):
+    """The metadata leader's packets to every other node are lost; theirs still reach it."""
+
+    name = "one-way-from-metadata-leader"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        for other in ctx.cluster.nodes:
+            if other != meta:
+                ctx.net.drop(meta, other)
+        self.victims = (meta,)
+        self.hits_metadata_leader = True
+
+    def heal(self, ctx):
+        ctx.net.heal()
+
+
+class Loss(Nemesis):
+    """`percent` % of the packets between every two nodes are lost at random, both ways."""
+
+    def __init__(self, percent=20):
+        self.percent = percent
+        self.name = f"loss-{percent}%"
+
+    def inject(self, ctx):
+        nodes = sorted(ctx.cluster.nodes)
+        for a in nodes:
+            for b in nodes:
+                if a != b:
+                    ctx.net.lose(a, b, self.percent)
+
+    def heal(self, ctx):
+        ctx.net.heal()
+
+
+class KillMany(Nemesis):
+    """kill -9 `count` nodes at once, the metadata leader among them; heal starts them again."""
+
+    def __init__(self, count):
+        self.count = count
+        self.name = f"kill9-{count}-nodes"
+
+    def inject(self, ctx):
+        meta = metadata_leader(ctx)
+        others = [n for n in sorted(ctx.cluster.nodes) if n != meta]
+        self.victims = tuple([meta] + others[: self.count - 1])
+        self.hits_metadata_leader = True
+        for v in self.victims:
+            ctx.cluster.kill9(v)
+
+    def heal(self, ctx):
+        for v in self.victims:
+            ctx.cluster.nodes[v].start()
+
+
+class RollingRestart(Nemesis):
+    """Each node in turn: SIGTERM, start again, wait until every partition of the topic has its
+    full ISR. Injecting runs the whole roll; healing has nothing left to do."""
+
+    name = "rolling-restart"
+
+    def inject(self, ctx):
+        for n in sorted(ctx.cluster.nodes):
+            ctx.cluster.nodes[n].stop()
+            ctx.cluster.nodes[n].start()
+            ctx.cluster.wait_full_isr(ctx.topic)
+
+    def heal(self, ctx):
+        pass
+
+
+class Combined(Nemesis):
+    def __init__(self, *parts):
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+
+    def inject(self, ctx):
+        for p in self.parts:
+            p.inject(ctx)
+        self.victims = tuple(v for p in self.parts for v in p.victims)
+        self.hits_metadata_leader = any(p.hits_metadata_leader for p in self.parts)
+
+    def heal(self, ctx):
+        for p in reversed(self.parts):
+            p.heal(ctx)
+
+
+def random_nemesis(rng: random.Random, nodes):
+    """One nemesis drawn for the soak (scripts/faults): any fault a cluster of `nodes` survives."""
+    choices = [
+        lambda: Kill9("metadata_leader"), lambda: Kill9("partition_leader"),
+        lambda: Pause("metadata_leader"), lambda: Pause("partition_leader"),
+        lambda: Isolate("metadata_leader"), lambda: Isolate("partition_leader"),
+        lambda: Split(), lambda: OneWay(), lambda: Loss(rng.choice([10, 20, 30])),
+    ]
+    if nodes >= 5:
+        choices += [lambda: Bridge(), lambda: KillMany(2)]
+    return rng.choice(choices)()
