@@ -95,10 +95,14 @@ pub fn validate_assignments(assignments: &[Vec<i32>], live: &[i32]) -> Result<()
 
 /// A metadata write that failed: not the leader (multi-node) or the metadata layer is unavailable.
 pub fn meta_refusal(e: chronik_raft::MetaError) -> Refusal {
-    // No leader right now (election, lost quorum): a retriable answer, the client refreshes and retries.
-    if e.is_retriable() {
-        (ResponseError::NotController, e.to_string())
-    } else {
-        (ResponseError::UnknownServerError, e.to_string())
+    use chronik_raft::MetaError;
+    match e {
+        // Every attempt within the write's deadline found no leader (no quorum, or an election that
+        // outlasted it): REQUEST_TIMED_OUT with the reason, as Kafka answers a controller that could
+        // not commit in time. The command may still apply later: commands are idempotent.
+        MetaError::NoLeader { .. } | MetaError::LeaderTimeout { .. } => (ResponseError::RequestTimedOut, e.to_string()),
+        // Leadership is moving: a retriable answer, the client refreshes and retries.
+        e if e.is_retriable() => (ResponseError::NotController, e.to_string()),
+        e => (ResponseError::UnknownServerError, e.to_string()),
     }
 }

@@ -23,6 +23,11 @@ const CONFIG_SOURCE_TOPIC: i8 = 1;
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    // timeout_ms <= 0 asks for no wait bound here (the metadata write's own deadline still applies).
+    let deadline = u64::try_from(req.timeout_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(|ms| tokio::time::Instant::now() + std::time::Duration::from_millis(ms));
     let _serial = broker.topic_ops.lock().await;
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
@@ -65,7 +70,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopic
             assignments: assignments.into_iter().map(|(_, r)| r).collect(),
             configs,
         };
-        let created = create_topic(broker, spec, req.validate_only).await;
+        // The request's timeout_ms bounds the wait for the metadata write, as in Kafka: without a
+        // quorum the client hears REQUEST_TIMED_OUT within its own timeout rather than nothing.
+        let created = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, create_topic(broker, spec, req.validate_only))
+                .await
+                .unwrap_or_else(|_elapsed| Err((ResponseError::RequestTimedOut, format!(
+                    "topic creation not committed within the request's timeout_ms {}; it may still complete", req.timeout_ms)))),
+            None => create_topic(broker, spec, req.validate_only).await,
+        };
         if created.is_ok() && !req.validate_only {
             crate::reconcile::partitions(broker).await;
         }

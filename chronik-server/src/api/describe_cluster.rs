@@ -23,7 +23,10 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterRequest
             .with_error_message(Some(str_bytes("a broker describes broker endpoints only")));
     }
     let state = broker.meta.state();
-    let brokers = live_broker_endpoints(&state)
+    let endpoints = live_broker_endpoints(&state);
+    let listed: Vec<i32> = endpoints.iter().map(|b| b.id).collect();
+    let controller = super::controller_for_clients(broker, &listed);
+    let brokers = endpoints
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()
@@ -33,7 +36,6 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterRequest
                 .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
-    let controller = broker.meta.status().leader_id.map(|id| id as i32).unwrap_or(-1);
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&broker.cluster_id))
         .with_controller_id(BrokerId(controller))

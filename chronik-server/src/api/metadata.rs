@@ -116,7 +116,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
             p.error_code = ResponseError::LeaderNotAvailable.code();
         }
     }
-    let controller = broker.meta.status().leader_id.map(|id| id as i32).unwrap_or(-1);
+    let listed: Vec<i32> = brokers.iter().map(|b| b.node_id.0).collect();
+    let controller = super::controller_for_clients(broker, &listed);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))

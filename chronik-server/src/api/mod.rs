@@ -45,3 +45,18 @@ pub(crate) fn live_broker_endpoints(state: &chronik_raft::MetadataState) -> Vec<
         })
         .collect()
 }
+
+/// The controller id Metadata and DescribeCluster give clients: the metadata leader when this broker
+/// knows one among the `listed` brokers, otherwise this broker itself. Every broker forwards metadata
+/// writes to the leader, so any of them takes an admin request; without a known leader (an election,
+/// or no quorum) the client's CreateTopics then gets this broker's own answer (REQUEST_TIMED_OUT with
+/// the reason) instead of the client waiting for a controller id that never comes.
+pub(crate) fn controller_for_clients(broker: &crate::broker::Broker, listed: &[i32]) -> i32 {
+    broker
+        .meta
+        .status()
+        .leader_id
+        .and_then(|id| i32::try_from(id).ok())
+        .filter(|id| listed.contains(id))
+        .unwrap_or(broker.node_id)
+}
