@@ -58,6 +58,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
+pub mod read_index;
 pub mod sizes;
 mod elect;
 mod reassign;

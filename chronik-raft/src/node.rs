@@ -363,6 +363,13 @@ impl MetaNode {
         }
     }
 
+    /// Waits (at most `within`) until this node has applied every metadata write that completed
+    /// anywhere before the call, so the next [`MetaNode::state`] is a linearizable read
+    /// ([`crate::read_index`]). Fails without a reachable leader that still leads a quorum.
+    pub async fn read_barrier(&self, within: std::time::Duration) -> Result<(), MetaError> {
+        crate::read_index::barrier(self.node_id, &self.raft, &self.pool, &self.applied_rx, within).await
+    }
+
     /// Last applied state, cheap to call per request.
     pub fn state(&self) -> Arc<MetadataState> {
         self.published.read().clone()

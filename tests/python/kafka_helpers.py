@@ -194,6 +194,61 @@ def _recv_exact(sock, n):
     return bytes(buf)
 
 
+def _raw_call(bootstrap, api_key, version, body, correlation):
+    """One raw request on a connection of its own to exactly this broker; returns the response body
+    after the correlation id (checked)."""
+    host, port = bootstrap.rsplit(":", 1)
+    req = struct.pack(">hhi", api_key, version, correlation) + _kstr("chronik-raw") + body
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+        resp = _recv_exact(sock, size)
+    corr = struct.unpack_from(">i", resp, 0)[0]
+    assert corr == correlation, f"raw call: correlation id {corr} != {correlation}"
+    return resp[4:]
+
+
+def raw_metadata_topics(bootstrap):
+    """The topic names (error code 0) in one Metadata v1 answer for all topics from exactly this
+    broker (a client library would pick any broker it knows)."""
+    resp = _raw_call(bootstrap, 3, 1, struct.pack(">i", -1), correlation=11)
+    pos = 0
+
+    def string():
+        nonlocal pos
+        n = struct.unpack_from(">h", resp, pos)[0]
+        pos += 2
+        if n < 0:
+            return None
+        v = resp[pos:pos + n].decode()
+        pos += n
+        return v
+
+    def int32():
+        nonlocal pos
+        v = struct.unpack_from(">i", resp, pos)[0]
+        pos += 4
+        return v
+
+    for _ in range(int32()):  # brokers: node id, host, port, rack
+        int32(), string(), int32(), string()
+    int32()  # controller id
+    names = set()
+    for _ in range(int32()):
+        err = struct.unpack_from(">h", resp, pos)[0]
+        pos += 2
+        name = string()
+        pos += 1  # is_internal
+        for _ in range(int32()):  # partitions: error, index, leader, replicas, isr
+            pos += 2 + 4 + 4
+            for _list in ("replicas", "isr"):
+                n = int32()
+                pos += 4 * n
+        if err == 0:
+            names.add(name)
+    return names
+
+
 def raw_fetch_batch_headers(bootstrap, topic, partition, offset=0):
     """Send one Fetch v4 request and return [(base_offset, attributes, record_count)]
     for the whole record batches in the answer, so a test can read the codec bits."""

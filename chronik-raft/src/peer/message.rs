@@ -41,6 +41,9 @@ pub enum PeerRpc {
     HoldElections { ms: u64 },
     /// Leadership transfer: the target calls an election now.
     StartElection,
+    /// A read index: the receiver, if it leads, confirms its leadership with a quorum and answers
+    /// the log index a linearizable read must have applied ([`crate::read_index`]).
+    ReadIndex,
 }
 
 impl PeerRpc {
@@ -55,6 +58,7 @@ impl PeerRpc {
             PeerRpc::BrokerHeartbeat { .. } => "broker heartbeat",
             PeerRpc::HoldElections { .. } => "hold elections",
             PeerRpc::StartElection => "start election",
+            PeerRpc::ReadIndex => "read index",
         }
     }
 }
@@ -71,6 +75,8 @@ pub enum PeerResponse {
     BrokerHeartbeat { accepted: bool, leader_id: Option<NodeId> },
     /// Done (hold elections, start election); `error` says why not.
     Done { error: Option<String> },
+    /// The log index a linearizable read must wait for, or why the receiver cannot give one.
+    ReadIndex(Result<u64, ForwardRefusal>),
     /// The request named `target`, but this is node `receiver`; nothing was done.
     WrongTarget { receiver: NodeId, target: NodeId },
 }

@@ -149,6 +149,7 @@ pub async fn handle(node_id: NodeId, raft: &MetaRaft, heard: &Heard, request: Pe
             crate::membership::hold_elections(raft, std::time::Duration::from_millis(ms.min(crate::membership::TRANSFER_HOLD_MS)));
             PeerResponse::Done { error: None }
         }
+        PeerRpc::ReadIndex => PeerResponse::ReadIndex(crate::read_index::local(raft).await),
         PeerRpc::StartElection => PeerResponse::Done { error: raft.trigger().elect().await.err().map(|e| e.to_string()) },
         PeerRpc::BrokerHeartbeat { broker, sizes } => {
             let (leader_id, term) = {

@@ -15,13 +15,14 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// DescribeCluster endpoint type asking for brokers (the only one v0 knows); 2 asks for controllers.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
-pub fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
     if ctx.version >= 1 && req.endpoint_type != ENDPOINT_TYPE_BROKERS {
         return DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("a broker describes broker endpoints only")));
     }
+    super::read_barrier(broker).await;
     let state = broker.meta.state();
     let endpoints = live_broker_endpoints(&state);
     let listed: Vec<i32> = endpoints.iter().map(|b| b.id).collect();

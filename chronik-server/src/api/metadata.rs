@@ -56,6 +56,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
         Some(ts) if ts.is_empty() && ctx.version == 0 => None,
         Some(ts) => Some(ts.into_iter().filter_map(|t| t.name.map(|n| n.0.as_str().to_string())).collect()),
     };
+    super::read_barrier(broker).await;
     let allow_auto_create = broker.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
     match requested {

@@ -60,3 +60,20 @@ pub(crate) fn controller_for_clients(broker: &crate::broker::Broker, listed: &[i
         .filter(|id| listed.contains(id))
         .unwrap_or(broker.node_id)
 }
+
+/// Longest a Metadata or DescribeCluster request waits for its read index (see [`read_barrier`]).
+pub(crate) const METADATA_READ_WAIT_MS_MAX: u64 = 1_000;
+
+/// Makes the metadata this broker is about to serve at least as new as every metadata write that
+/// completed anywhere before the request arrived (a read index from the metadata leader, then a wait
+/// until this broker applied that far): right after CreateTopics or a membership change returns, every
+/// broker's Metadata shows it. Without a reachable leader holding a quorum (an election, a partition)
+/// there is no such guarantee to give; the broker then serves its own last applied state after at
+/// most [`METADATA_READ_WAIT_MS_MAX`], as Kafka's brokers always do, and clients find the current
+/// leaders through the epochs the partitions check.
+pub(crate) async fn read_barrier(broker: &crate::broker::Broker) {
+    let within = std::time::Duration::from_millis(METADATA_READ_WAIT_MS_MAX);
+    if let Err(e) = broker.meta.read_barrier(within).await {
+        tracing::debug!(error = %e, "metadata served from this broker's applied state without a read index");
+    }
+}

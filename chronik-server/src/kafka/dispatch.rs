@@ -82,7 +82,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Re
             now(ctx.encode(&api::init_producer_id::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?)
         }
         ApiKey::DescribeConfigs => now(ctx.encode(&api::describe_configs::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
-        ApiKey::DescribeCluster => now(ctx.encode(&api::describe_cluster::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?),
+        ApiKey::DescribeCluster => now(ctx.encode(&api::describe_cluster::handle(b, &ctx, decode(&ctx, &mut body)?).await, &b.metrics)?),
         ApiKey::OffsetForLeaderEpoch => {
             now(ctx.encode(&api::offset_for_leader_epoch::handle(b, &ctx, decode(&ctx, &mut body)?), &b.metrics)?)
         }
