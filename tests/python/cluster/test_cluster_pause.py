@@ -22,14 +22,13 @@ polls the survivors' metadata for the stale decisions themselves: a survivor fen
 or the victim made leader of a partition with an ISR of just itself.
 """
 
-import threading
 import time
 
 import pytest
 
-from chronik_broker import admin_get
 from chronik_cluster import RAFT_FAILOVER_TIMEOUT_S
 from checker import PARTITIONS, create_rf3_topic, read_back_violations, start_load, wait_new_leaders
+from stale_watch import StaleDecisionWatch
 
 # How long the victim stays frozen: longer than the session timeout and the replica lag limit.
 PAUSE_S = 15.0
@@ -39,43 +38,6 @@ ACKED_DURING = 1_000
 ACKED_AFTER = 2_000
 # How long the watcher keeps looking after the victim is back in every ISR.
 WATCH_AFTER_S = 3.0
-WATCH_INTERVAL_S = 0.05
-
-
-class StaleDecisionWatch:
-    """Polls the survivors' /admin/status until stopped and records what only a stale
-    controller decision would produce."""
-
-    def __init__(self, cluster, topic, victim, survivors):
-        self.cluster, self.topic, self.victim, self.survivors = cluster, topic, victim, survivors
-        self.seen = []
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="stale-decision-watch", daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        while not self.stop_event.is_set():
-            for i in self.survivors:
-                try:
-                    status = admin_get(self.cluster.nodes[i].admin_addr, "/admin/status")
-                except (OSError, ValueError):
-                    continue
-                for n in status.get("nodes", []):
-                    if n["id"] in self.survivors and not n.get("live", True):
-                        self.seen.append(f"node {i} sees survivor {n['id']} fenced")
-                for p in status.get("partitions", []):
-                    if p["topic"] == self.topic and p["leader"] == self.victim and p["isr"] == [self.victim]:
-                        self.seen.append(f"node {i} sees {self.topic}-{p['partition']} led by node "
-                                         f"{self.victim} with ISR [{self.victim}]")
-            self.stop_event.wait(WATCH_INTERVAL_S)
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
-        return sorted(set(self.seen))
 
 
 def choose(cluster, case):
@@ -128,7 +90,7 @@ def test_acked_writes_survive_a_paused_broker(cluster, case):
             time.sleep(max(0.0, PAUSE_S - (time.monotonic() - t0)))
             timings["paused_s"] = time.monotonic() - t0
         finally:
-            watch = StaleDecisionWatch(cluster, topic, victim, survivors).start()
+            watch = StaleDecisionWatch(cluster, topic, (victim,), survivors).start()
             node.resume()
         print(f"[cluster-pause] {case}: SIGCONT node {victim} after {time.monotonic() - t0:.1f}s")
         t1 = time.monotonic()

@@ -8,7 +8,10 @@
    meanwhile the recovery the fault calls for is timed: a new metadata leader among the nodes
    the fault left (election), no partition led by a victim (partition failover);
 3. the nemesis heals; every node must be live and every partition back to its full ISR
-   (catch-up), and ACKED_AFTER more records acknowledged;
+   (catch-up), and ACKED_AFTER more records acknowledged; where clients still reach a cut-off
+   victim, one acks=all record per partition it believes it leads is offered to it and must not be
+   acknowledged, and from the heal on a watch looks for stale controller decisions applied
+   (stale_watch.py);
 4. the load stops; every partition is read back and checked record by record (checker.check)
    and the group must have read and committed every acknowledged record.
 
@@ -18,15 +21,20 @@ recovery times; `Outcome` carries the same for the soak's table (scripts/faults)
 
 import dataclasses
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from confluent_kafka import KafkaError  # noqa: E402
+
 from checker import check, create_rf3_topic, start_load  # noqa: E402
 from crash_load import read_whole_topic  # noqa: E402
 from group_reader import GroupReader  # noqa: E402
+from kafka_helpers import make_producer  # noqa: E402
+from stale_watch import StaleDecisionWatch  # noqa: E402
 
 ACKED_BEFORE = 1_000
 ACKED_AFTER = 1_000
@@ -36,6 +44,11 @@ ELECTION_WITHIN_S = 10.0
 FAILOVER_WITHIN_S = 30.0
 RECOVERY_WITHIN_S = 120.0
 POLL_S = 0.1
+# The stale-leader probe: one acks=all record per partition a cut-off victim believes it leads.
+PROBE_REQUEST_TIMEOUT_MS = 5_000
+PROBE_MESSAGE_TIMEOUT_MS = 8_000
+# How long the stale-decision watch goes on after recovery.
+WATCH_AFTER_S = 2.0
 
 
 @dataclasses.dataclass
@@ -116,6 +129,43 @@ def hold_and_time(ctx, nemesis, hold_s):
     return election, failover
 
 
+def probe_stale_leaders(ctx, nemesis):
+    """Offers one acks=all record to every partition a cut-off victim still believes it leads, from
+    a client on the victim's own host (it reaches what the victim reaches: its side of the cut, not
+    the new leaders); returns the violations (a record acknowledged by a node that cannot reach the
+    rest of its ISR or the metadata quorum). The victims are probed at the same time."""
+    out = []
+
+    def probe(v):
+        try:
+            status = ctx.cluster.nodes[v].status()
+        except (OSError, ValueError):
+            return
+        led = [p["partition"] for p in status["partitions"] if p["topic"] == ctx.topic and p["leader"] == v]
+        if not led:
+            return
+        acked = []
+        with ctx.net.entered(node_id=v):
+            producer = make_producer(ctx.cluster.nodes[v].bootstrap, **{
+                "retries": 0, "enable.idempotence": False, "request.timeout.ms": PROBE_REQUEST_TIMEOUT_MS,
+                "message.timeout.ms": PROBE_MESSAGE_TIMEOUT_MS})
+            for p in led:
+                producer.produce(ctx.topic, value=f"stale-probe-{v}-{p}".encode(), partition=p,
+                                 on_delivery=lambda err, msg: acked.append(msg.partition()) if err is None else None)
+            producer.flush(PROBE_MESSAGE_TIMEOUT_MS / 1000 + 5)
+            del producer  # its threads live in the victim's network namespace: end them here
+        print(f"[campaign] stale-leader probe: node {v} believes it leads {led}; acknowledged {acked}")
+        if acked:
+            out.append(f"cut-off node {v} acknowledged acks=all writes to partitions {acked}")
+
+    threads = [threading.Thread(target=probe, args=(v,), name=f"stale-probe-{v}") for v in nemesis.victims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=PROBE_MESSAGE_TIMEOUT_MS / 1000 + 30)
+    return out
+
+
 def wait_recovered(ctx):
     """Until every node is live and every partition of the topic has its full ISR; seconds taken."""
     t0 = time.monotonic()
@@ -136,24 +186,33 @@ def run_scenario(cluster, net, scenario, nemesis, hold_s, topic=None, during=Non
     load = start_load(cluster, topic)
     group = GroupReader(cluster.bootstrap, topic, f"{topic}-readers").start()
     healed = False
+    stale, watch = [], None
     try:
         load.wait_acked(ACKED_BEFORE, "before the fault")
         nemesis.inject(ctx)
         try:
             election, failover = hold_and_time(ctx, nemesis, hold_s)
+            if nemesis.clients_reach_victims:
+                stale += probe_stale_leaders(ctx, nemesis)
             if during is not None:
                 during(ctx)
         finally:
+            if nemesis.hits_metadata_leader and nemesis.victims:
+                watch = StaleDecisionWatch(ctx.cluster, topic, nemesis.victims, survivors(ctx, nemesis)).start()
             nemesis.heal(ctx)
             healed = True
         catch_up = wait_recovered(ctx)
         load.wait_more_acked(ACKED_AFTER, "after healing")
+        if watch is not None:
+            time.sleep(max(0.0, WATCH_AFTER_S - catch_up))
     finally:
         if not healed:
             nemesis.heal(ctx)
+        if watch is not None:
+            stale += [f"stale decision applied: {s}" for s in watch.stop()]
         load.stop()
     logs, _ = read_whole_topic(cluster.bootstrap, topic, 6)
-    violations = check(load, logs)
+    violations = check(load, logs) + stale
     group.drain(load)
     violations += group.violations(load)
     if load.fatal:

@@ -29,6 +29,9 @@ class Nemesis:
     victims = ()
     # Whether the fault removes the metadata leader (so an election is expected).
     hits_metadata_leader = False
+    # Whether clients still reach the victims (cut off from the other nodes only): whatever the
+    # victims still believe they lead is then offered writes, which must not be acknowledged.
+    clients_reach_victims = False
 
     def inject(self, ctx):
         raise NotImplementedError
@@ -80,6 +83,8 @@ class Isolate(Nemesis):
     """No packet between the victim and any other node; clients still reach it (they are on the
     bridge), so whatever it still believes it leads is offered to them."""
 
+    clients_reach_victims = True
+
     def __init__(self, target="metadata_leader"):
         self.target = target
         self.name = f"isolate-{target}"
@@ -99,6 +104,8 @@ class Isolate(Nemesis):
 
 class Split(Nemesis):
     """Majority and minority: the metadata leader and as few others as make a minority on one side."""
+
+    clients_reach_victims = True
 
     name = "split-majority-minority"
 
@@ -147,6 +154,8 @@ class Bridge(Nemesis):
 
 class OneWay(Nemesis):
     """The metadata leader's packets to every other node are lost; theirs still reach it."""
+
+    clients_reach_victims = True
 
     name = "one-way-from-metadata-leader"
 

@@ -133,11 +133,12 @@ class Network:
             raise NetError("could not delete namespaces: " + "; ".join(errors))
 
     @contextlib.contextmanager
-    def entered(self):
-        """Run the block (on this thread, and in threads it starts) on the bridge's host."""
-        own = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+    def entered(self, node_id=None):
+        """Run the block (on this thread, and in threads it starts) on the bridge's host, or with
+        `node_id` on that node's host: a client there reaches what that node reaches, no more."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
-            _setns(f"/var/run/netns/{self.bridge_ns}")
+            _setns(f"/var/run/netns/{self.bridge_ns if node_id is None else self.ns(node_id)}")
             try:
                 yield self
             finally:
