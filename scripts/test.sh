@@ -10,6 +10,10 @@
 #     cluster  tests/python/cluster (3-node clusters: producers through leader kills and SIGSTOP pauses
 #              with a checker, membership changes, a rolling restart, a consumer group through a
 #              coordinator kill), then kafka-python's suite on a 3-node cluster
+#     faults   tests/python/faults: the fault campaign, every node in a network namespace of its own
+#              (partitions, one-way and lossy links, pauses, kill -9, quorum loss, churn), each
+#              scenario checked record by record; needs root, iproute2 and nftables (setup installs
+#              them when run as root; without root the campaign is skipped with the reason)
 #   scripts/test.sh suite harness   only the parts named (setup runs first whenever a
 #                                   Python part is named; the binary must already exist)
 #
@@ -26,7 +30,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 export CHRONIK_SERVER_BIN="${CHRONIK_SERVER_BIN:-$TARGET_DIR/release/chronik-server}"
 read -r -a EXTRA_PYTEST <<<"${PYTEST_ARGS:-}"
 
-ALL_PARTS=(setup cargo build suite harness cluster)
+ALL_PARTS=(setup cargo build suite harness cluster faults)
 declare -a SUMMARY=()
 CURRENT=""
 CURRENT_START=0
@@ -85,6 +89,8 @@ part_setup() {
     apt_install python3 python3-venv
     python_ok || die "python3 with the venv module is still not usable"
   fi
+  # The fault campaign's network namespaces and rules (ip, nft); only root can use them anyway.
+  if [[ $(id -u) -eq 0 ]]; then apt_install iproute2 nftables; fi
   local want have
   want="$(python3 --version) $(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
   have="$(cat "$VENV/.chronik-requirements" 2>/dev/null || true)"
@@ -146,16 +152,23 @@ part_cluster() {
   end
 }
 
+part_faults() {
+  begin faults "tests/python/faults (fault campaign: nodes on hosts of their own)"
+  need_binary
+  "$VENV/bin/python" -m pytest tests/python/faults -v -rA "${EXTRA_PYTEST[@]}"
+  end
+}
+
 # ---- main -------------------------------------------------------------------
 
 parts=("$@")
 [[ ${#parts[@]} -eq 0 ]] && parts=("${ALL_PARTS[@]}")
 for p in "${parts[@]}"; do
-  case "$p" in setup|cargo|build|suite|harness|cluster) ;; *) die "unknown part '$p' (parts: ${ALL_PARTS[*]})" ;; esac
+  case "$p" in setup|cargo|build|suite|harness|cluster|faults) ;; *) die "unknown part '$p' (parts: ${ALL_PARTS[*]})" ;; esac
 done
 # The Python parts need the venv: make sure setup runs first when one is named.
 needs_setup=0
-for p in "${parts[@]}"; do [[ $p == suite || $p == harness || $p == cluster ]] && needs_setup=1; done
+for p in "${parts[@]}"; do [[ $p == suite || $p == harness || $p == cluster || $p == faults ]] && needs_setup=1; done
 if [[ $needs_setup -eq 1 && " ${parts[*]} " != *" setup "* ]]; then parts=(setup "${parts[@]}"); fi
 
 for p in "${parts[@]}"; do "part_$p"; done

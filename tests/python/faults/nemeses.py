@@ -189,6 +189,21 @@ class Loss(Nemesis):
         ctx.net.heal()
 
 
+class Delay(Nemesis):
+    """Every packet the metadata leader sends waits `ms` (tc netem; Network.delay_supported())."""
+
+    def __init__(self, ms=200):
+        self.ms = ms
+        self.name = f"delay-{ms}ms-from-metadata-leader"
+
+    def inject(self, ctx):
+        self.node = metadata_leader(ctx)
+        ctx.net.delay(self.node, self.ms)
+
+    def heal(self, ctx):
+        ctx.net.undelay(self.node)
+
+
 class KillMany(Nemesis):
     """kill -9 `count` nodes at once, the metadata leader among them; heal starts them again."""
 

@@ -9,7 +9,7 @@ replication, read consistency, failover, rejoin, partitions, 5-node quorum, chur
 import pytest
 
 from campaign import assert_outcome, run_scenario
-from nemeses import Bridge, Isolate, Kill9, Loss, OneWay, Pause, RollingRestart, Split
+from nemeses import Bridge, Delay, Isolate, Kill9, Loss, OneWay, Pause, RollingRestart, Split
 
 # Longer than the broker session (6 s) and the replica lag limit (10 s), so the cluster acts on it.
 HOLD_S = 12.0
@@ -59,6 +59,16 @@ def test_t6_one_way(net_cluster):
 
 def test_packet_loss(net_cluster):
     scenario(net_cluster, 3, "T6", Loss(20))
+
+
+def test_delay(net_cluster):
+    with net_cluster(3) as (cluster, net):
+        if not net.delay_supported():
+            pytest.skip("this kernel has no tc netem qdisc (CONFIG_NET_SCH_NETEM): delay cannot be injected; "
+                        "loss (nftables) is covered by test_packet_loss")
+        nemesis = Delay(200)
+        outcome = run_scenario(cluster, net, "T6", nemesis, HOLD_S)
+    assert_outcome(outcome, nemesis)
 
 
 def test_t8_rolling_restart(net_cluster):
