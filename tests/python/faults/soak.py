@@ -1,7 +1,7 @@
 """The long fault soak: `scripts/faults --minutes N [--seed S] [--nodes 5]`.
 
 One cluster on its own network (netns.py) for the whole run; round after round a nemesis drawn
-from a seeded random schedule (nemeses.random_nemesis) is injected, held 5–15 s and healed, each
+from a seeded random schedule (nemeses.random_nemesis) is injected, held 10–20 s and healed, each
 round on a topic of its own with producers, a consumer group and the record-by-record check
 (campaign.run_scenario). The seed is printed first, so a failing schedule replays with --seed.
 At the end a table: nemeses injected, records acknowledged, violations (must be 0) and p50/p99 of
@@ -27,7 +27,8 @@ from netcluster import NetCluster  # noqa: E402
 from netns import missing_tools, network  # noqa: E402
 from nemeses import random_nemesis  # noqa: E402
 
-HOLD_S_MIN, HOLD_S_MAX = 5.0, 15.0
+# Long enough for a failover (broker session 6 s, then the controller's decision) in most rounds.
+HOLD_S_MIN, HOLD_S_MAX = 10.0, 20.0
 
 
 def percentile(values, q):
