@@ -196,8 +196,31 @@ class Network:
         sh("ip", "netns", "exec", self.ns(node_id), "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
 
 
+def sweep_stale(prefix_head="chk"):
+    """Deletes namespaces a killed earlier run left behind (`chk<pid>-…` whose pid is gone), first
+    killing (SIGKILL, by PID) every process still running in them. Returns the names deleted."""
+    r = sh("ip", "netns", "list", check=False)
+    swept = []
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        owner = name[len(prefix_head):].split("-", 1)[0]
+        if not name.startswith(prefix_head) or not owner.isdigit() or int(owner) == os.getpid():
+            continue
+        if os.path.exists(f"/proc/{owner}"):
+            continue
+        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+        sh("ip", "netns", "del", name, check=False)
+        swept.append(name)
+    return swept
+
+
 @contextlib.contextmanager
 def network(node_ids, prefix=None):
+    sweep_stale()
     net = Network(node_ids, prefix).create()
     try:
         yield net
