@@ -36,12 +36,32 @@ pub enum WalError {
     /// `sync_through` was asked for offsets the log does not hold (never appended, or truncated away).
     #[error("cannot sync through offset {requested}: the log ends at {log_end}")]
     SyncBeyondEnd { requested: i64, log_end: i64 },
-    /// An earlier `fdatasync` of this log failed; nothing appended since can be made durable.
-    #[error("log {} cannot be made durable since an fdatasync failed ({reason}); restart the broker", path.display())]
+    /// An `fdatasync` of this log failed (now or earlier): nothing appended since the last good one
+    /// can be made durable, so nothing of it may be acknowledged (see `flusher`).
+    #[error("fdatasync of log {} failed ({reason}): data appended since the last good fdatasync is not durable", path.display())]
     SyncFailed { path: PathBuf, reason: String },
     /// A `LogConfig` value is outside what the on-disk format can represent.
     #[error("invalid log config: {0}")]
     InvalidConfig(String),
+}
+
+impl WalError {
+    /// A failed `fdatasync`: the page cache may have dropped data it still shows, so the only safe
+    /// answer is a restart whose recovery reads the disk (the server halts).
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, WalError::SyncFailed { .. })
+    }
+
+    /// The file system is out of space (ENOSPC) or out of quota (EDQUOT): an append that failed this
+    /// way was rolled back and can be retried once space returns.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            WalError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Adapter for `map_err`: tags an `io::Error` with the path it concerns.

@@ -10,8 +10,10 @@
 //! and marked them clean, so a later sync that succeeds would prove nothing about them. The flusher
 //! remembers the failure and refuses every later sync of offsets beyond what was durable before it;
 //! nothing appended since is ever reported durable, so nothing is acknowledged that a crash could
-//! take back (the partition answers with a storage error until the broker is restarted and recovery
-//! has re-read the log from disk).
+//! take back. The broker halts on such an error (`chronik-server`, `partition/halt.rs`): a restart's
+//! recovery re-reads the log from the disk, whatever the page cache claimed. A failed *write*
+//! (ENOSPC) is different and is not a flusher matter: the append is rolled back and nothing of it
+//! was ever handed to the flusher.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -105,7 +107,7 @@ impl Flusher {
                 // Final for this log (see the module docs): the waiters see the failure too.
                 tracing::error!(dir = %self.dir.display(), error = %source, "fdatasync failed; nothing more of this partition log becomes durable until a restart");
                 st.failed = Some(source.to_string());
-                return Err(WalError::Io { path: self.dir.clone(), source });
+                return Err(WalError::SyncFailed { path: self.dir.clone(), reason: source.to_string() });
             }
         }
     }

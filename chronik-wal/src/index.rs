@@ -10,9 +10,10 @@
 //! the entries that appends wrote, and a sealed index on disk can be checked by comparing bytes.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapMut;
+use memmap2::Mmap;
 
 use crate::batch::BatchHeader;
 use crate::error::{io_at, WalError};
@@ -83,12 +84,17 @@ impl IndexPolicy {
     }
 }
 
-/// A file of fixed-size entries, memory-mapped read-write. Active indexes are preallocated to their
-/// capacity; sealed ones are trimmed to their entries.
+/// A file of fixed-size entries, memory-mapped read-only. Active indexes are sized to their capacity
+/// (a sparse file: no blocks are allocated until an entry is written); sealed ones are trimmed to
+/// their entries.
+///
+/// Entries are written with `pwrite`, never through the mapping: on a full disk the first store
+/// into a not-yet-allocated page of a shared mapping cannot get a block and the kernel answers with
+/// SIGBUS, killing the broker, where `pwrite` returns ENOSPC, which the append rolls back.
 pub(crate) struct IndexFile {
     path: PathBuf,
     file: File,
-    map: MmapMut,
+    map: Mmap,
     entry_bytes: usize,
     entries: usize,
     /// Entries the file can hold; pushes beyond it are refused.
@@ -112,8 +118,10 @@ impl IndexFile {
             .open(path)
             .map_err(io_at(path))?;
         file.set_len((capacity * entry_bytes) as u64).map_err(io_at(path))?;
-        let mut map = map_index(&file, path)?;
-        map[..initial.len()].copy_from_slice(initial);
+        if !initial.is_empty() {
+            file.write_all_at(initial, 0).map_err(io_at(path))?;
+        }
+        let map = map_index(&file, path)?;
         Ok(IndexFile {
             path: path.to_path_buf(),
             file,
@@ -149,20 +157,26 @@ impl IndexFile {
         &self.map[i * self.entry_bytes..(i + 1) * self.entry_bytes]
     }
 
-    /// Appends an entry; returns false (and writes nothing) when the index is full.
-    pub(crate) fn push(&mut self, entry: &[u8]) -> bool {
+    /// Appends an entry; returns Ok(false) (and writes nothing) when the index is full. A failed
+    /// write (ENOSPC) leaves the entry count as it was: whatever reached the file past the count is
+    /// never read and the next push writes over it.
+    pub(crate) fn push(&mut self, entry: &[u8]) -> Result<bool, WalError> {
         if self.is_full() || entry.len() != self.entry_bytes {
-            return false;
+            return Ok(false);
         }
-        let at = self.entries * self.entry_bytes;
-        self.map[at..at + self.entry_bytes].copy_from_slice(entry);
+        let at = (self.entries * self.entry_bytes) as u64;
+        self.file.write_all_at(entry, at).map_err(io_at(&self.path))?;
         self.entries += 1;
-        true
+        Ok(true)
     }
 
-    /// Flushes entries to disk and trims the file to them. Called once, when the segment is sealed.
+    /// Forgets the last entry (an append whose other writes failed is being rolled back).
+    pub(crate) fn pop(&mut self) {
+        self.entries = self.entries.saturating_sub(1);
+    }
+
+    /// Trims the file to its entries and fsyncs it. Called once, when the segment is sealed.
     pub(crate) fn seal(&mut self) -> Result<(), WalError> {
-        self.map.flush().map_err(io_at(&self.path))?;
         self.file
             .set_len((self.entries * self.entry_bytes) as u64)
             .map_err(io_at(&self.path))?;
@@ -259,7 +273,7 @@ mod tests {
             let mut e = [0u8; 8];
             e[..4].copy_from_slice(&rel.to_le_bytes());
             e[4..].copy_from_slice(&pos.to_le_bytes());
-            assert!(idx.push(&e));
+            assert!(idx.push(&e).unwrap());
         }
         assert_eq!(offset_lookup(&idx, 4), 0);
         assert_eq!(offset_lookup(&idx, 5), 500);
@@ -274,9 +288,9 @@ mod tests {
             let mut e = [0u8; 12];
             e[..8].copy_from_slice(&ts.to_le_bytes());
             e[8..].copy_from_slice(&rel.to_le_bytes());
-            assert!(t.push(&e));
+            assert!(t.push(&e).unwrap());
         }
-        assert!(!t.push(&[0u8; 12]), "a full index refuses entries");
+        assert!(!t.push(&[0u8; 12]).unwrap(), "a full index refuses entries");
         assert_eq!(time_lookup(&t, 100), None);
         assert_eq!(time_lookup(&t, 101), Some(3));
         assert_eq!(time_lookup(&t, 1000), Some(12));

@@ -18,15 +18,17 @@
 //! 3. **No other writers.** The partition directory belongs to one `PartitionLog`; other processes
 //!    writing into it are outside the contract (like any database's data directory).
 //!
-//! Index files are mapped writable (`MmapMut`) and owned by exactly one index value, which is the only
-//! code reading or writing them; readers never get slices of index maps.
+//! Index files are mapped read-only too and owned by exactly one index value, which is the only code
+//! reading or writing them (with `pwrite`, past its entry count); readers never get slices of index
+//! maps. Nothing is ever stored through a mapping: a store into an unallocated page of a full file
+//! system raises SIGBUS instead of returning ENOSPC.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 
 use crate::error::{io_at, WalError};
 
@@ -38,11 +40,12 @@ pub(crate) fn map_log(file: &File, path: &Path) -> Result<Arc<Mmap>, WalError> {
     Ok(Arc::new(map))
 }
 
-/// Maps an index file read-write.
-pub(crate) fn map_index(file: &File, path: &Path) -> Result<MmapMut, WalError> {
-    // SAFETY: the index value that owns this map is the only reader and writer of the file, and it
-    // shrinks the file only after its last write and never reads past its entry count.
-    unsafe { MmapMut::map_mut(file) }.map_err(io_at(path))
+/// Maps an index file read-only.
+pub(crate) fn map_index(file: &File, path: &Path) -> Result<Mmap, WalError> {
+    // SAFETY: the index value that owns this map is the only reader and writer of the file; it
+    // writes only past its entry count, shrinks the file only after its last write and never reads
+    // past its entry count.
+    unsafe { Mmap::map(file) }.map_err(io_at(path))
 }
 
 /// Owner behind a zero-copy `Bytes`: keeps the mapping alive for as long as the slice is used.

@@ -15,7 +15,7 @@ use crate::config::LogConfig;
 use crate::error::{io_at, WalError};
 use crate::flusher::Flusher;
 use crate::fsutil::{parse_base, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
-use crate::segment::{Role, Segment};
+use crate::segment::{remove_segment_files, Role, Segment};
 
 /// Log append time reported for CreateTime batches (the broker does not rewrite timestamps).
 pub const NO_LOG_APPEND_TIME: i64 = -1;
@@ -213,9 +213,27 @@ impl PartitionLog {
     }
 
     /// Seals the active segment (fsync + trim) and starts a new one at the log end.
+    ///
+    /// On a full disk the new segment's files may not be creatable: whatever part of them was made
+    /// is removed again and the active segment stays as it was, so the append fails cleanly
+    /// (KAFKA_STORAGE_ERROR) and a later one rolls once there is space. The fsync of the old segment
+    /// goes through the flusher, so a failed `fdatasync` is remembered there (see `flusher`) instead
+    /// of being retried by the next roll, whose second `fdatasync` could succeed without the lost
+    /// pages ever reaching the disk.
     fn roll(&mut self, reason: &'static str) -> Result<(), WalError> {
         let next = self.active.next_offset();
-        let fresh = Segment::create(&self.dir, next, &self.config)?;
+        self.flusher.sync_through(next)?;
+        let fresh = match Segment::create(&self.dir, next, &self.config) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // Half-made files would otherwise be taken for the newest segment at reopen.
+                if let Err(cleanup) = remove_segment_files(&self.dir, next) {
+                    tracing::warn!(dir = %self.dir.display(), base = next, error = %cleanup,
+                        "could not remove the files of a segment that failed to be created");
+                }
+                return Err(e);
+            }
+        };
         if let Err(e) = self.active.seal() {
             // Best effort: the half-made segment would otherwise be taken for the newest at reopen.
             let _ = fresh.remove_files(&self.dir);

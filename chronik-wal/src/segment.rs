@@ -234,32 +234,73 @@ impl Segment {
     /// Writes a validated batch at the end — `head` (its stamped first bytes, or empty) then `rest` —
     /// and indexes it. Two positioned writes rather than a copy into one buffer: the batch can be a
     /// megabyte, a second `pwrite` costs a microsecond. No fsync.
+    ///
+    /// All or nothing: when a write fails (ENOSPC on a full disk, EIO) the segment is left exactly as
+    /// it was — `valid_len`, next offset, index entries and the index rule's state unchanged — and
+    /// the bytes that did reach the file past `valid_len` are cut off again ([`Segment::discard_tail`]),
+    /// so readers never see them, recovery never takes them for a batch, and the blocks are freed.
     pub(crate) fn append(&mut self, head: &[u8], rest: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), WalError> {
         let size = (head.len() + rest.len()) as u64;
         let end = self.valid_len + size;
         if end > self.map.len() as u64 {
             return Err(WalError::BatchTooLarge { size, segment_bytes: self.map.len() as u64 });
         }
-        if !head.is_empty() {
-            self.file.write_all_at(head, self.valid_len).map_err(io_at(&self.log_path))?;
-        }
-        self.file.write_all_at(rest, self.valid_len + head.len() as u64).map_err(io_at(&self.log_path))?;
-        let entries = self.policy.observe(header, self.base_offset);
-        if let Some(e) = entries.offset {
-            if !self.offset_index.push(&e) {
-                tracing::debug!(segment = %self.log_path.display(), "offset index full, entry skipped");
-            }
-        }
-        if let Some(e) = entries.time {
-            if !self.time_index.push(&e) {
-                tracing::debug!(segment = %self.log_path.display(), "time index full, entry skipped");
-            }
+        let policy_before = self.policy;
+        if let Err(e) = self.write_and_index(head, rest, header) {
+            self.policy = policy_before;
+            self.discard_tail();
+            return Err(e);
         }
         self.valid_len = end;
         self.next_offset = header.last_offset + 1;
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
+    }
+
+    /// The writes of [`Segment::append`]: the batch bytes at `valid_len`, then its index entries.
+    /// On error, any index entry it pushed is popped again; the caller restores the rest.
+    fn write_and_index(&mut self, head: &[u8], rest: &[u8], header: &BatchHeader) -> Result<(), WalError> {
+        if !head.is_empty() {
+            self.file.write_all_at(head, self.valid_len).map_err(io_at(&self.log_path))?;
+        }
+        self.file.write_all_at(rest, self.valid_len + head.len() as u64).map_err(io_at(&self.log_path))?;
+        let entries = self.policy.observe(header, self.base_offset);
+        let mut pushed_offset = false;
+        if let Some(e) = entries.offset {
+            pushed_offset = self.offset_index.push(&e)?;
+            if !pushed_offset {
+                tracing::debug!(segment = %self.log_path.display(), "offset index full, entry skipped");
+            }
+        }
+        if let Some(e) = entries.time {
+            match self.time_index.push(&e) {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(segment = %self.log_path.display(), "time index full, entry skipped"),
+                Err(err) => {
+                    if pushed_offset {
+                        self.offset_index.pop();
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed append: cuts the file back to `valid_len` and extends it again to the mapped
+    /// length, so the bytes past the valid data read as zeros (a hole) again and their blocks are
+    /// freed. Sound for readers (`mmap` module): nothing below `valid_len` is touched. Best effort:
+    /// if even this fails, the stray bytes stay past `valid_len` where reads never look, the next
+    /// append writes over them from the same position, and recovery's scan stops at them (they
+    /// never hold a whole batch that continues the log's offsets after a later, shorter append).
+    fn discard_tail(&self) {
+        let capacity = self.map.len() as u64;
+        let cut = self.file.set_len(self.valid_len).and_then(|()| self.file.set_len(capacity));
+        if let Err(e) = cut {
+            tracing::warn!(segment = %self.log_path.display(), valid_len = self.valid_len, error = %e,
+                "could not cut the bytes of a failed append; they stay past the valid end");
+        }
     }
 
     /// Makes the segment immutable: fsync, trim the preallocated tail, trim and fsync the indexes.
@@ -372,14 +413,18 @@ impl Segment {
 
     /// Removes the segment's files. Readers still holding slices keep the unlinked inode alive.
     pub(crate) fn remove_files(&self, dir: &Path) -> Result<(), WalError> {
-        let base = self.base_offset;
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-            let path = segment_file(dir, base, ext);
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
-                _ => {}
-            }
-        }
-        Ok(())
+        remove_segment_files(dir, self.base_offset)
     }
+}
+
+/// Removes the files of the segment at `base_offset` in `dir`, those that exist.
+pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), WalError> {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        let path = segment_file(dir, base_offset, ext);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
