@@ -91,6 +91,8 @@ part_setup() {
   fi
   # The fault campaign's network namespaces and rules (ip, nft); only root can use them anyway.
   if [[ $(id -u) -eq 0 ]]; then apt_install iproute2 nftables; fi
+  # mkfs.ext4 for the disk-full test (which needs root to mount and falls back to tmpfs without it).
+  if [[ $(id -u) -eq 0 ]]; then apt_install e2fsprogs; fi
   local want have
   want="$(python3 --version) $(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
   have="$(cat "$VENV/.chronik-requirements" 2>/dev/null || true)"

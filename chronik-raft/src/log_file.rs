@@ -81,9 +81,18 @@ impl LogFile {
 
     /// Append already-framed `bytes` holding the entries whose indexes and frame offsets (relative to
     /// the start of `bytes`) are given, then fsync: when this returns they are durable.
+    ///
+    /// On a failed write (ENOSPC) the bytes that reached the file are cut off again, best effort, so
+    /// the file ends at its last whole entry; openraft then stops the Raft core anyway (a storage
+    /// error is fatal to it), and a restart recovers from what is on disk (a torn tail is cut).
     pub fn append(&mut self, bytes: &[u8], frames: &[(u64, u64)]) -> Result<(), StoreError> {
         self.file.seek(SeekFrom::Start(self.len)).map_err(StoreError::io("seek", &self.path))?;
-        self.file.write_all(bytes).map_err(StoreError::io("append to", &self.path))?;
+        if let Err(e) = self.file.write_all(bytes) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::warn!(path = %self.path.display(), error = %cut, "could not cut a failed metadata log append");
+            }
+            return Err(StoreError::io("append to", &self.path)(e));
+        }
         self.file.sync_data().map_err(StoreError::io("fsync", &self.path))?;
         for (index, rel) in frames {
             self.offsets.insert(*index, self.len + rel);

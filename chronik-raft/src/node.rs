@@ -370,6 +370,26 @@ impl MetaNode {
         crate::read_index::barrier(self.node_id, &self.raft, &self.pool, &self.applied_rx, within).await
     }
 
+    /// Resolves when the Raft core has stopped on an error — a storage error (the metadata log,
+    /// vote or snapshot could not be written, e.g. on a full disk) or a panic — with its
+    /// description; never for a normal shutdown. openraft stops the core on any storage error, so
+    /// the node no longer votes or applies metadata; what it wrote before is intact (every write is
+    /// a whole fsynced frame or a temp file renamed into place, and a torn tail is cut on open).
+    pub async fn stopped_on_error(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                // The core is gone and its last metrics said nothing more.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Last applied state, cheap to call per request.
     pub fn state(&self) -> Arc<MetadataState> {
         self.published.read().clone()

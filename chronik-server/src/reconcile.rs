@@ -10,16 +10,24 @@ use crate::broker::Broker;
 
 /// Opens/deletes partition logs to match the applied metadata, then sets each one's replication
 /// role (leader or follower, epoch, ISR), the fetchers and the group coordinator's partitions.
-pub async fn partitions(broker: &Arc<Broker>) {
+/// False when some log could not be opened or created (a full disk): the caller tries again later.
+pub async fn partitions(broker: &Arc<Broker>) -> bool {
     let me = broker.clone();
     let result = tokio::task::spawn_blocking(move || me.partitions.reconcile(|| me.meta.state())).await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "opening partition logs failed"),
-        Err(e) => tracing::error!(error = %e, "partition reconcile task failed"),
-    }
+    let opened = match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "opening partition logs failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "partition reconcile task failed");
+            false
+        }
+    };
     crate::replication::apply_roles(broker);
     crate::groups::ownership::sync(broker);
+    opened
 }
 
 /// Writes a metadata command, then brings the local partitions in step with the result.

@@ -149,6 +149,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     joined_tx.send_replace(true);
     drop(waiting_admin);
     tokio::spawn(follow_metadata(broker.clone()));
+    tokio::spawn(halt_when_metadata_stops(broker.clone()));
     tokio::spawn(retention_task(broker.clone()));
     crate::replication::spawn(broker.clone());
     crate::controller::spawn(broker.clone());
@@ -293,11 +294,40 @@ fn new_cluster_id() -> String {
     out
 }
 
-/// Reacts to applied metadata: opens new partitions, deletes logs of deleted topics.
+/// Exit status of a broker halted because its metadata Raft core stopped on an error.
+const METADATA_STOPPED_EXIT_CODE: i32 = 75;
+
+/// Halts the broker when its metadata Raft core stops on an error (a metadata write failed, e.g. on
+/// a full disk): such a node no longer votes or applies metadata, so it would go on serving stale
+/// leaderships and topics. Halting makes it visible and lets the controller fence it and move its
+/// partitions; a restart recovers the metadata from the disk (docs/OPERATIONS.md, "Disk full").
+async fn halt_when_metadata_stops(broker: Arc<Broker>) {
+    let reason = broker.meta.stopped_on_error().await;
+    let line = format!("halting the broker: the metadata Raft core stopped ({reason}); restart it once the data dir is writable");
+    tracing::error!("{line}");
+    eprintln!("chronik-server: {line}");
+    std::process::exit(METADATA_STOPPED_EXIT_CODE);
+}
+
+/// Pause before trying again to open partition logs that could not be opened (a full disk): the
+/// metadata may not change again for a long time, and the partition must come up once space returns.
+const REOPEN_RETRY_MS: u64 = 5_000;
+
+/// Reacts to applied metadata: opens new partitions, deletes logs of deleted topics; retries every
+/// `REOPEN_RETRY_MS` while some log could not be opened.
 async fn follow_metadata(broker: Arc<Broker>) {
     let mut applied = broker.meta.subscribe();
-    while applied.changed().await.is_ok() {
-        crate::reconcile::partitions(&broker).await;
+    let mut retry = false;
+    loop {
+        if retry {
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep(Duration::from_millis(REOPEN_RETRY_MS)) => {}
+            }
+        } else if applied.changed().await.is_err() {
+            break;
+        }
+        retry = !crate::reconcile::partitions(&broker).await;
     }
 }
 

@@ -144,7 +144,7 @@ impl Partition {
         tokio::task::spawn_blocking(move || flusher.sync_through(end_offset))
             .await
             .map_err(|e| PartitionError::SyncTask(e.to_string()))?
-            .map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            .map_err(|e| self.wal_error(e))?;
         self.update_high_watermark();
         Ok(())
     }

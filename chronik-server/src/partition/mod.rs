@@ -9,6 +9,8 @@
 //!   (durable here, then for acks=all below the high watermark), with one `min.insync.replicas` rule.
 //! - `replica_state`: the leader's pure rules — follower progress, HW, ISR shrink/expand.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers, truncation point.
+//! - `storage_fault`: what a disk failure does — a failed write is rolled back and answered
+//!   KAFKA_STORAGE_ERROR, a failed fdatasync halts the broker.
 //! - `producer_state`, `topic`, `error`, `manager`. Record sets arrive split and checked by
 //!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
@@ -23,6 +25,7 @@ pub mod producer_state;
 pub mod replica;
 pub mod replica_state;
 pub mod role;
+pub mod storage_fault;
 #[cfg(test)]
 pub(crate) mod test_batch;
 pub mod topic;

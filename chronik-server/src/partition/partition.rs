@@ -8,10 +8,10 @@
 //! leader write path in `leader_write.rs`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chronik_wal::{BatchView, Flusher, LogConfig, PartitionLog, ReadResult};
+use chronik_wal::{BatchView, Flusher, LogConfig, PartitionLog, ReadResult, WalError};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tracing::warn;
@@ -20,6 +20,7 @@ use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::role::Role;
 use super::producer_state::{ProducerStates, SequenceCheck};
+use super::storage_fault::halt_on_sync_failure;
 use crate::config::FsyncMode;
 
 /// The outcome of appending one batch.
@@ -60,6 +61,9 @@ pub struct Partition {
     /// This partition's own signal, sent when its high watermark advances or its role changes: what
     /// an acks=all write waits on ([`Partition::commit`]).
     pub(super) leader_changed: watch::Sender<()>,
+    /// The last append failed for want of space: logged once when it starts and once when an
+    /// append succeeds again, not per refused request.
+    pub(super) out_of_space: AtomicBool,
 }
 
 impl Partition {
@@ -109,6 +113,7 @@ impl Partition {
             data_changed,
             appended,
             leader_changed: watch::channel(()).0,
+            out_of_space: AtomicBool::new(false),
         })
     }
 
@@ -126,15 +131,22 @@ impl Partition {
     /// Appends the batches of one produce record set, in order. The views point into the request's
     /// buffer, left as it is: the log writes each batch with its base offset and leader epoch stamped.
     /// Does not wait for durability.
+    ///
+    /// A batch the log cannot take (a full disk) fails the call with nothing of that batch stored
+    /// (`chronik_wal` rolls it back); batches before it in the same record set stay appended, as
+    /// unacknowledged data a retry may repeat (an idempotent producer's retry is answered as a
+    /// duplicate), and the published log end covers exactly them.
     pub fn append(&self, batches: &[BatchView<'_>], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
         let mut inner = self.inner.lock();
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
         let mut out = Vec::with_capacity(batches.len());
+        let mut failure = None;
         for view in batches {
             let v = view.header();
             if v.is_transactional() || v.is_control() {
-                return Err(PartitionError::Transactional);
+                failure = Some(PartitionError::Transactional);
+                break;
             }
             if v.is_idempotent() {
                 match producers.check(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence()) {
@@ -143,31 +155,64 @@ impl Partition {
                         out.push(AppendResult::Duplicate { base_offset });
                         continue;
                     }
-                    SequenceCheck::OutOfOrder { expected } => return Err(PartitionError::OutOfOrderSequence { expected }),
+                    SequenceCheck::OutOfOrder { expected } => {
+                        failure = Some(PartitionError::OutOfOrderSequence { expected });
+                        break;
+                    }
                     SequenceCheck::StaleEpoch { current } => {
-                        return Err(PartitionError::InvalidProducerEpoch { got: v.producer_epoch, current })
+                        failure = Some(PartitionError::InvalidProducerEpoch { got: v.producer_epoch, current });
+                        break;
                     }
                 }
             }
-            let info = log.append_view(view, leader_epoch).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            let info = match log.append_view(view, leader_epoch) {
+                Ok(info) => info,
+                Err(e) => {
+                    failure = Some(self.wal_error(e));
+                    break;
+                }
+            };
             epochs.assign(leader_epoch, info.base_offset);
             if v.is_idempotent() {
                 producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
             }
             out.push(AppendResult::Appended { base_offset: info.base_offset, last_offset: info.last_offset });
+            self.note_append_succeeded();
         }
+        // Published even when a batch failed: the batches before it are in the log.
         self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
         drop(inner);
         self.appended.send_modify(|v| *v = v.wrapping_add(1));
         if self.fsync != FsyncMode::Always {
             self.update_high_watermark();
         }
-        Ok(out)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The partition error for a log error; halts the broker first when it is a failed fdatasync
+    /// (`storage_fault`), and logs the start of a spell without space.
+    pub(super) fn wal_error(&self, e: WalError) -> PartitionError {
+        halt_on_sync_failure(&self.topic, self.index, &e);
+        if e.is_out_of_space() && !self.out_of_space.swap(true, Ordering::AcqRel) {
+            warn!(topic = %self.topic, partition = self.index, error = %e,
+                "partition log is out of space: appends are refused (KAFKA_STORAGE_ERROR) until space returns; stored data stays readable");
+        }
+        PartitionError::wal(&self.topic, self.index, e)
+    }
+
+    /// An append went through: ends a spell without space, if one was logged.
+    pub(super) fn note_append_succeeded(&self) {
+        if self.out_of_space.swap(false, Ordering::AcqRel) {
+            tracing::info!(topic = %self.topic, partition = self.index, "partition log has space again: appends resumed");
+        }
     }
 
     /// fsync whatever was appended (the `interval` fsync task).
     pub fn sync_now(&self) -> Result<(), PartitionError> {
-        self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+        self.flusher.sync_through(self.log_end_offset()).map_err(|e| self.wal_error(e))
     }
 
     /// Whole batches from `offset`, below the high watermark (zero-copy slices of the mapped log).

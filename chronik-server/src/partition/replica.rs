@@ -176,8 +176,8 @@ impl Partition {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
         let views = split_batches(records)?;
-        let wal = |e| PartitionError::wal(&self.topic, self.index, e);
         let mut appended = 0;
+        let mut failure = None;
         {
             let mut inner = self.inner.lock();
             let Inner { log, producers, epochs } = &mut *inner;
@@ -190,19 +190,33 @@ impl Partition {
                     continue;
                 }
                 if base != end {
-                    return Err(PartitionError::NotContiguous { expected: end, got: base });
+                    failure = Some(PartitionError::NotContiguous { expected: end, got: base });
+                    break;
                 }
-                let info = log.append_view(view, epoch).map_err(wal)?;
+                // On a full disk the batch is rolled back whole: the log ends where it did, and the
+                // next fetch asks for the same offset again.
+                let info = match log.append_view(view, epoch) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        failure = Some(self.wal_error(e));
+                        break;
+                    }
+                };
                 epochs.assign(epoch, info.base_offset);
                 if v.is_idempotent() {
                     producers.record(v.producer_id, v.producer_epoch, v.base_sequence, v.last_sequence(), info.base_offset, info.last_offset);
                 }
                 appended += 1;
+                self.note_append_succeeded();
             }
+            // Published even when a later batch failed: the batches before it are in the log.
             self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
         }
         drop(role);
-        Ok(appended)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(appended),
+        }
     }
 
     /// With `fsync = "always"`, makes everything appended so far durable (group commit with any other
@@ -211,7 +225,7 @@ impl Partition {
     /// I/O.
     pub fn sync_replicated(&self) -> Result<(), PartitionError> {
         if self.fsync == FsyncMode::Always {
-            self.flusher.sync_through(self.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;
+            self.flusher.sync_through(self.log_end_offset()).map_err(|e| self.wal_error(e))?;
         }
         Ok(())
     }

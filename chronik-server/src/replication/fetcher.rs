@@ -50,6 +50,11 @@ pub const BACKOFF_MAX_MS: u64 = 2_000;
 pub const REFUSED_RETRY_MS: u64 = 100;
 /// A call may take this much longer than the long-poll wait before it counts as lost.
 pub const CALL_SLACK_MS: u64 = 5_000;
+/// Pause after a fetch whose data this broker could not store (a full disk): the log is unchanged,
+/// the next fetch asks for the same offset, and the leader drops this replica from the ISR once it
+/// lags `replica_lag_time_max_ms`. Without the pause the fetcher would fetch the same data again and
+/// again as fast as the leader sends it.
+pub const STORAGE_RETRY_MS: u64 = 1_000;
 /// Rounds of OffsetForLeaderEpoch per truncation (each round moves to an older epoch; see KIP-279).
 pub const TRUNCATION_ROUNDS_MAX: usize = 16;
 
@@ -270,10 +275,18 @@ impl Fetcher {
                 learned.push((p.clone(), pd.high_watermark, write));
             }
         }
+        let mut storage_failed = false;
         for (p, hw, write) in learned {
             if let Some(write) = write {
                 match write.await.map_err(|e| ReplicationError::Task(e.to_string()))? {
                     Ok(()) => {}
+                    Err(ReplicaWriteError::Append(source)) if source.kafka_error() == ResponseError::KafkaStorageError => {
+                        // Nothing of the failed batch was stored (the partition logs the start and
+                        // the end of a spell without space): fetch the same offset again after a
+                        // pause; the truncation point still holds.
+                        debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append failed on storage");
+                        storage_failed = true;
+                    }
                     Err(ReplicaWriteError::Append(source)) => {
                         // A stale fetcher (role changed) or a gap: truncate again before the next fetch.
                         debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append refused");
@@ -288,6 +301,9 @@ impl Fetcher {
             // The follower's high watermark is capped at its durable end, and its next fetch offset
             // follows the durable end too.
             p.set_follower_high_watermark(hw);
+        }
+        if storage_failed {
+            tokio::time::sleep(Duration::from_millis(STORAGE_RETRY_MS)).await;
         }
         Ok(any_ok)
     }

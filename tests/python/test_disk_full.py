@@ -1,0 +1,195 @@
+"""A full disk under a single broker: produce fails with KAFKA_STORAGE_ERROR, nothing acknowledged is
+lost or corrupted, and the broker takes writes again once space returns, without a restart.
+
+The broker's data dir is a small file system of its own: a loop-mounted ext4 image (mkfs.ext4 with
+no root reserve, so "full" means full for the broker too) or, where that cannot be made, a tmpfs.
+A filler file takes all but a few MiB; a producer (acks=all, no retries, so each error is the
+broker's own answer) writes until the broker refuses; the filler is deleted and the same broker
+must take writes again. Every acknowledged record must then be at its acknowledged offset with its
+exact value, offsets contiguous, and no refused record in the log — before and after a kill -9 and
+restart on the same disk. Needs root (mount); skipped with a message otherwise. The file system is
+unmounted whatever happens.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError
+
+from chronik_broker import Broker
+from kafka_helpers import DeliveryLog, create_topic, high_watermarks, make_producer, read_partition_confluent
+
+TOPIC = "disk-full"
+FS_BYTES = 64 << 20
+# Free space the filler leaves: what the producer fills before the broker must refuse.
+HEADROOM_BYTES = 3 << 20
+RECORD_BYTES = 1000
+ROUND_RECORDS = 500
+WARM_UP_RECORDS = 2_000
+FILL_TIMEOUT_S = 90.0
+RESUME_TIMEOUT_S = 60.0
+FLUSH_TIMEOUT_S = 60.0
+MOUNT_TIMEOUT_S = 30.0
+
+PRODUCER = {
+    "acks": "all",
+    "enable.idempotence": False,
+    "retries": 0,  # each delivery error is the broker's answer, not a client timeout
+    "message.timeout.ms": 30_000,
+    "linger.ms": 5,
+}
+
+
+def value_of(seq):
+    """A value whose every byte is determined by its sequence number, so corruption shows."""
+    head = f"r{seq:09d}-".encode()
+    return head + bytes((seq + i) % 251 for i in range(RECORD_BYTES - len(head)))
+
+
+def seq_of(value):
+    return int(value[1:10])
+
+
+def run(*args):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S)
+
+
+def unmount(mnt):
+    for args in (["umount", str(mnt)], ["umount", "-l", str(mnt)]):
+        if run(*args).returncode == 0:
+            return
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """(mount point, kind): a FS_BYTES file system, ext4 on a loop device or else a tmpfs."""
+    if os.geteuid() != 0:
+        pytest.skip("disk-full test needs root to mount a small file system")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    kind = None
+    if shutil.which("mkfs.ext4"):
+        img = tmp_path / "disk.img"
+        with open(img, "wb") as f:
+            f.truncate(FS_BYTES)
+        # -m 0: no blocks reserved for root (the broker runs as root here and would use them).
+        if run("mkfs.ext4", "-q", "-m", "0", str(img)).returncode == 0 and \
+                run("mount", "-o", "loop", str(img), str(mnt)).returncode == 0:
+            kind = "ext4 (loop)"
+    if kind is None:
+        r = run("mount", "-t", "tmpfs", "-o", f"size={FS_BYTES}", "tmpfs", str(mnt))
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a small file system here: {r.stderr.strip()}")
+        kind = "tmpfs"
+    try:
+        yield mnt, kind
+    finally:
+        unmount(mnt)
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(path, leave_bytes):
+    """Allocate a filler file so that about `leave_bytes` stay free."""
+    size = max(0, free_bytes(path.parent) - leave_bytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def produce_round(producer, log, first_seq, count):
+    for seq in range(first_seq, first_seq + count):
+        while True:
+            try:
+                producer.produce(TOPIC, value=value_of(seq), partition=0, on_delivery=log.callback)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(FLUSH_TIMEOUT_S)
+    assert remaining == 0, f"{remaining} records without a delivery report after {FLUSH_TIMEOUT_S}s"
+    return first_seq + count
+
+
+def check_log(bootstrap, log, refused, when):
+    """Every acked record at its offset with its exact value, offsets contiguous from 0, no refused
+    record present. Returns the high watermark."""
+    hw = high_watermarks(bootstrap, TOPIC, 1)[0]
+    records = read_partition_confluent(bootstrap, TOPIC, 0, hw) if hw else []
+    offsets = [o for o, _ in records]
+    assert offsets == list(range(hw)), f"{when}: offsets not contiguous from 0 to {hw}"
+    by_offset = dict(records)
+    for o, v in records:
+        assert v == value_of(seq_of(v)), f"{when}: corrupt value at offset {o}: {v[:20]!r}"
+    acked = dict(log.acked)
+    missing = [(v[:10], po) for v, po in acked.items() if by_offset.get(po[1]) != v]
+    assert not missing, f"{when}: {len(missing)} acked records not at their offset, e.g. {missing[:5]}"
+    present_refused = [seq_of(v) for _, v in records if v in refused]
+    assert not present_refused, \
+        f"{when}: records refused with KAFKA_STORAGE_ERROR are in the log, e.g. seq {present_refused[:5]}"
+    return hw
+
+
+def test_full_disk_refuses_with_storage_error_and_resumes_without_restart(small_fs, tmp_path):
+    mnt, kind = small_fs
+    broker = Broker(tmp_path / "broker", data_dir=mnt / "data")
+    filler = mnt / "filler"
+    broker.start()
+    try:
+        create_topic(broker.bootstrap, TOPIC, 1)
+        log = DeliveryLog()
+        producer = make_producer(broker.bootstrap, **PRODUCER)
+        seq = produce_round(producer, log, 0, WARM_UP_RECORDS)
+        assert not log.errors, f"errors before the disk filled: {log.errors[:3]}"
+
+        fill(filler, HEADROOM_BYTES)
+        started = time.monotonic()
+        while not log.errors:
+            assert time.monotonic() - started < FILL_TIMEOUT_S, \
+                f"no produce error after {FILL_TIMEOUT_S}s with {free_bytes(mnt)} bytes free"
+            seq = produce_round(producer, log, seq, ROUND_RECORDS)
+        codes = {err.code() for _, err in log.errors}
+        names = sorted(KafkaError(c).name() if c else str(c) for c in codes)
+        assert codes == {KafkaError.KAFKA_STORAGE_ERROR}, f"expected only KAFKA_STORAGE_ERROR, got {names}"
+        refused = {v for v, _ in log.errors}
+        acked_while_full = log.acked_count()
+        assert broker.is_running() and broker.starts == 1, "the broker stopped on a full disk\n" + broker.log_tail()
+
+        # What is stored stays readable while the disk is full.
+        check_log(broker.bootstrap, log, refused, "while full")
+
+        # Space returns: the same process takes writes again.
+        os.remove(filler)
+        resumed = time.monotonic()
+        errors_before = len(log.errors)
+        while True:
+            seq = produce_round(producer, log, seq, ROUND_RECORDS)
+            if len(log.errors) == errors_before:
+                break
+            assert time.monotonic() - resumed < RESUME_TIMEOUT_S, \
+                f"produce still failing {RESUME_TIMEOUT_S}s after space returned: {log.errors[-1][1]}"
+            refused |= {v for v, _ in log.errors[errors_before:]}
+            errors_before = len(log.errors)
+        resume_s = time.monotonic() - resumed
+        assert broker.is_running() and broker.starts == 1, "the broker restarted\n" + broker.log_tail()
+        hw = check_log(broker.bootstrap, log, refused, "after space returned")
+        print(f"[disk-full] fs={kind} acked={log.acked_count()} acked_while_filling={acked_while_full} "
+              f"refused={len(refused)} high_watermark={hw} resumed_in={resume_s:.1f}s")
+
+        # Nothing on the disk is corrupt: recovery after kill -9 keeps exactly the same log.
+        broker.restart_after_crash()
+        assert check_log(broker.bootstrap, log, refused, "after kill -9 and restart") == hw
+    finally:
+        broker.stop()
+        if filler.exists():
+            filler.unlink()
