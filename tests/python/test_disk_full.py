@@ -12,8 +12,6 @@ unmounted whatever happens.
 """
 
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -21,6 +19,7 @@ from confluent_kafka import KafkaError
 
 from chronik_broker import Broker
 from kafka_helpers import DeliveryLog, create_topic, high_watermarks, make_producer, read_partition_kafka_python
+from small_fs import MountError, fill, free_bytes, mount_small_fs, unmount
 
 TOPIC = "disk-full"
 FS_BYTES = 64 << 20
@@ -32,7 +31,6 @@ WARM_UP_RECORDS = 2_000
 FILL_TIMEOUT_S = 90.0
 RESUME_TIMEOUT_S = 60.0
 FLUSH_TIMEOUT_S = 60.0
-MOUNT_TIMEOUT_S = 30.0
 
 PRODUCER = {
     "acks": "all",
@@ -53,58 +51,19 @@ def seq_of(value):
     return int(value[1:10])
 
 
-def run(*args):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S)
-
-
-def unmount(mnt):
-    for args in (["umount", str(mnt)], ["umount", "-l", str(mnt)]):
-        if run(*args).returncode == 0:
-            return
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def small_fs(tmp_path):
     """(mount point, kind): a FS_BYTES file system, ext4 on a loop device or else a tmpfs."""
-    if os.geteuid() != 0:
-        pytest.skip("disk-full test needs root to mount a small file system")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    kind = None
-    if shutil.which("mkfs.ext4"):
-        img = tmp_path / "disk.img"
-        with open(img, "wb") as f:
-            f.truncate(FS_BYTES)
-        # -m 0: no blocks reserved for root (the broker runs as root here and would use them).
-        if run("mkfs.ext4", "-q", "-m", "0", str(img)).returncode == 0 and \
-                run("mount", "-o", "loop", str(img), str(mnt)).returncode == 0:
-            kind = "ext4 (loop)"
-    if kind is None:
-        r = run("mount", "-t", "tmpfs", "-o", f"size={FS_BYTES}", "tmpfs", str(mnt))
-        if r.returncode != 0:
-            pytest.skip(f"cannot mount a small file system here: {r.stderr.strip()}")
-        kind = "tmpfs"
+    try:
+        kind = mount_small_fs(mnt, FS_BYTES, image=tmp_path / "disk.img")
+    except MountError as e:
+        pytest.skip(f"disk-full test: {e}")
     try:
         yield mnt, kind
     finally:
         unmount(mnt)
-
-
-def free_bytes(path):
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
-
-
-def fill(path, leave_bytes):
-    """Allocate a filler file so that about `leave_bytes` stay free."""
-    size = max(0, free_bytes(path.parent) - leave_bytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.posix_fallocate(fd, 0, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def produce_round(producer, log, first_seq, count):
