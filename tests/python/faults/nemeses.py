@@ -6,7 +6,10 @@ once (what the cluster does about it is measured by campaign.py). `Combined` run
 the same time. Every nemesis names itself (`name`) for the one-line report.
 """
 
+import os
 import random
+
+from small_fs import fill, free_bytes
 
 
 def metadata_leader(ctx):
@@ -238,6 +241,26 @@ class RollingRestart(Nemesis):
 
     def heal(self, ctx):
         pass
+
+
+class DiskFull(Nemesis):
+    """The data disk of a node that leads partitions (not the metadata leader) fills up: a filler
+    file takes all but `leave_bytes`; healing deletes it. Needs a NetCluster with `disk_bytes`."""
+
+    def __init__(self, leave_bytes=1 << 20):
+        self.leave_bytes = leave_bytes
+        self.name = "disk-full-partition_leader"
+
+    def inject(self, ctx):
+        self.node = partition_leader(ctx)
+        self.filler = ctx.cluster.disk(self.node) / "filler"
+        fill(self.filler, self.leave_bytes)
+        print(f"[campaign] node {self.node}'s disk filled: {free_bytes(self.filler.parent)} bytes free")
+
+    def heal(self, ctx):
+        print(f"[campaign] node {self.node}'s disk at heal: {free_bytes(self.filler.parent)} bytes free")
+        if self.filler.exists():
+            os.remove(self.filler)
 
 
 class Combined(Nemesis):
