@@ -279,8 +279,9 @@ class Combined(Nemesis):
             p.heal(ctx)
 
 
-def random_nemesis(rng: random.Random, nodes):
-    """One nemesis drawn for the soak (scripts/faults): any fault a cluster of `nodes` survives."""
+def random_nemesis(rng: random.Random, nodes, disks=False):
+    """One nemesis drawn for the soak (scripts/faults): any fault a cluster of `nodes` survives
+    (with `disks`, the nodes' data on file systems of their own, a full disk too)."""
     choices = [
         lambda: Kill9("metadata_leader"), lambda: Kill9("partition_leader"),
         lambda: Pause("metadata_leader"), lambda: Pause("partition_leader"),
@@ -289,4 +290,6 @@ def random_nemesis(rng: random.Random, nodes):
     ]
     if nodes >= 5:
         choices += [lambda: Bridge(), lambda: KillMany(2)]
+    if disks:
+        choices.append(lambda: DiskFull())
     return rng.choice(choices)()

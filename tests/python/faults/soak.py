@@ -26,9 +26,12 @@ from campaign import run_scenario  # noqa: E402
 from netcluster import NetCluster  # noqa: E402
 from netns import missing_tools, network  # noqa: E402
 from nemeses import random_nemesis  # noqa: E402
+from small_fs import MountError  # noqa: E402
 
 # Long enough for a failover (broker session 6 s, then the controller's decision) in most rounds.
 HOLD_S_MIN, HOLD_S_MAX = 10.0, 20.0
+# Each node's data on a file system of this size, so a round can fill one (each round writes a few MB).
+SOAK_DISK_BYTES = 1 << 30
 
 
 def percentile(values, q):
@@ -73,13 +76,18 @@ def main():
     deadline = time.monotonic() + args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="chronik-soak-") as work, \
             network(range(1, args.nodes + 1)) as net, net.entered():
-        cluster = NetCluster(Path(work) / "cluster", net, nodes=args.nodes)
+        try:
+            cluster = NetCluster(Path(work) / "cluster", net, nodes=args.nodes, disk_bytes=SOAK_DISK_BYTES)
+            disks = True
+        except MountError as e:
+            print(f"soak: no small file systems ({e}): no disk-full rounds", flush=True)
+            cluster, disks = NetCluster(Path(work) / "cluster", net, nodes=args.nodes), False
         try:
             cluster.start()
             n = 0
             while time.monotonic() < deadline:
                 n += 1
-                nemesis = random_nemesis(rng, args.nodes)
+                nemesis = random_nemesis(rng, args.nodes, disks)
                 hold = rng.uniform(HOLD_S_MIN, HOLD_S_MAX)
                 outcome = run_scenario(cluster, net, f"soak-{n}", nemesis, hold, topic=f"soak-{n}")
                 outcomes.append(outcome)
