@@ -13,6 +13,9 @@ pub const DEFAULT_SEGMENT_MS: u64 = 7 * MS_PER_DAY;
 pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
 /// Default size of each index file: 10 MiB.
 pub const DEFAULT_INDEX_BYTES_MAX: u64 = 10 << 20;
+/// Default least time between two recovery point writes after group-commit fsyncs: 1 s. A crash
+/// makes the next open scan at most what was appended since (plus what came after the last sync).
+pub const DEFAULT_RECOVERY_POINT_INTERVAL_MS: u64 = 1000;
 /// Positions in the offset index are u32, so a segment can never exceed 4 GiB.
 pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
 
@@ -31,6 +34,9 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Age (by a segment's largest timestamp) after which a sealed segment is deleted; None = forever.
     pub retention_ms: Option<u64>,
+    /// Least time between two recovery point writes after syncs (rolls, opens and explicit writes
+    /// do not wait for it). 0: after every sync that moved the durable end.
+    pub recovery_point_interval_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -42,6 +48,7 @@ impl Default for LogConfig {
             index_bytes_max: DEFAULT_INDEX_BYTES_MAX,
             retention_bytes: None,
             retention_ms: Some(DEFAULT_SEGMENT_MS),
+            recovery_point_interval_ms: DEFAULT_RECOVERY_POINT_INTERVAL_MS,
         }
     }
 }

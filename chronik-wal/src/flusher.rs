@@ -14,31 +14,75 @@
 //! recovery re-reads the log from the disk, whatever the page cache claimed. A failed *write*
 //! (ENOSPC) is different and is not a flusher matter: the append is rolled back and nothing of it
 //! was ever handed to the flusher.
+//!
+//! The flusher also keeps the partition's **recovery point** (`recovery_point`): after a sync made a
+//! prefix durable, it asks the background writer (`checkpoint_writer`) to write that prefix's mark —
+//! at most once per `recovery_point_interval_ms`, or at once when the durable prefix reached a new
+//! segment; a roll and an open that recovered a tail ask for it too, and an explicit
+//! [`Flusher::write_recovery_point`] (clean shutdown) writes it in the caller's thread. A recovery
+//! point only ever names data that was fsynced before it was written, so it never makes anything look
+//! durable that is not: what a crash can lose is decided by the syncs alone (see
+//! `docs/WAL-FORMAT.md`); the recovery point only decides how much of the log the next open has to
+//! scan. Failing to write one is logged and otherwise ignored (the next open scans more).
 
 use std::fs::File;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::WalError;
+use crate::checkpoint_writer;
 use crate::histogram::SYNC_STATS;
+use crate::recovery_point::{self, RecoveryMark};
+
+/// The files of the active segment that durability concerns: the data group commit syncs, and the
+/// index files whose entries a recovery point vouches for.
+#[derive(Clone)]
+pub(crate) struct SegmentFiles {
+    pub base_offset: i64,
+    pub log: Arc<File>,
+    pub offset_index: Arc<File>,
+    pub time_index: Arc<File>,
+}
 
 /// Shared durability state of one partition log; obtained from `PartitionLog::flusher`.
 pub struct Flusher {
     state: Mutex<FlushState>,
     synced: Condvar,
-    /// For error messages: the partition directory.
-    dir: std::path::PathBuf,
+    /// The partition directory (where the recovery point lives; named in errors).
+    dir: PathBuf,
+    /// Held while a recovery point is written or removed: one writer at a time, and truncation waits
+    /// for a write in flight before it cuts anything.
+    checkpoint: Mutex<CheckpointState>,
+    /// Least time between two recovery point writes after syncs.
+    checkpoint_interval: Duration,
+    /// The write queued with the background writer: 0 none, else the `Due` as u8 (the strongest asked).
+    requested: AtomicU8,
+    /// This flusher, for the background writer's queue (which must not keep a dropped log alive).
+    me: Weak<Flusher>,
+}
+
+struct CheckpointState {
+    /// The recovery point on disk as far as this process knows (None: none, or unknown).
+    written: Option<RecoveryMark>,
+    written_at: Instant,
+    /// Recovery points written (observability and tests).
+    writes: u64,
 }
 
 struct FlushState {
-    /// The active segment's file; swapped by roll and truncation.
-    file: Arc<File>,
-    /// Log end offset as of the last append.
-    appended_end: i64,
-    /// Every offset below this is on stable storage.
-    durable_end: i64,
+    /// The active segment's files; swapped by roll and truncation.
+    files: SegmentFiles,
+    /// The log end as of the last append.
+    appended: RecoveryMark,
+    /// Every offset below `durable.offset` is on stable storage.
+    durable: RecoveryMark,
+    /// Set from the start of a truncation until its end: no recovery point may be written meanwhile
+    /// (the marks describe files being cut). Stays set after `retire`.
+    checkpoint_blocked: bool,
     /// A sync is in flight; others wait instead of issuing their own.
     syncing: bool,
     /// Bumped by truncation, so a sync that started before it cannot claim pre-truncation offsets.
@@ -50,12 +94,21 @@ struct FlushState {
 }
 
 impl Flusher {
-    pub(crate) fn new(dir: std::path::PathBuf, file: Arc<File>, durable_end: i64) -> Flusher {
-        Flusher {
+    /// A flusher for a log whose everything up to `durable` is on stable storage; `on_disk` is the
+    /// recovery point found at open (if it was valid).
+    pub(crate) fn new(
+        dir: PathBuf,
+        files: SegmentFiles,
+        durable: RecoveryMark,
+        on_disk: Option<RecoveryMark>,
+        checkpoint_interval: Duration,
+    ) -> Arc<Flusher> {
+        Arc::new_cyclic(|me| Flusher {
             state: Mutex::new(FlushState {
-                file,
-                appended_end: durable_end,
-                durable_end,
+                files,
+                appended: durable,
+                durable,
+                checkpoint_blocked: false,
                 syncing: false,
                 generation: 0,
                 sync_count: 0,
@@ -63,7 +116,11 @@ impl Flusher {
             }),
             synced: Condvar::new(),
             dir,
-        }
+            checkpoint: Mutex::new(CheckpointState { written: on_disk, written_at: Instant::now(), writes: 0 }),
+            checkpoint_interval,
+            requested: AtomicU8::new(0),
+            me: me.clone(),
+        })
     }
 
     /// Block until every offset < `end_offset` is durable (fdatasync). Concurrent callers share one
@@ -72,16 +129,16 @@ impl Flusher {
     pub fn sync_through(&self, end_offset: i64) -> Result<(), WalError> {
         let mut st = self.state.lock();
         loop {
-            if st.durable_end >= end_offset {
+            if st.durable.offset >= end_offset {
                 return Ok(());
             }
             if let Some(reason) = &st.failed {
                 return Err(WalError::SyncFailed { path: self.dir.clone(), reason: reason.clone() });
             }
-            if end_offset > st.appended_end {
+            if end_offset > st.appended.offset {
                 return Err(WalError::SyncBeyondEnd {
                     requested: end_offset,
-                    log_end: st.appended_end,
+                    log_end: st.appended.offset,
                 });
             }
             if st.syncing {
@@ -89,8 +146,8 @@ impl Flusher {
                 continue;
             }
             st.syncing = true;
-            let file = Arc::clone(&st.file);
-            let target = st.appended_end;
+            let file = Arc::clone(&st.files.log);
+            let target = st.appended;
             let generation = st.generation;
             drop(st);
             let started = Instant::now();
@@ -99,8 +156,8 @@ impl Flusher {
             st = self.state.lock();
             st.syncing = false;
             st.sync_count += 1;
-            if result.is_ok() && st.generation == generation {
-                st.durable_end = st.durable_end.max(target);
+            if result.is_ok() && st.generation == generation && target.is_after(&st.durable) {
+                st.durable = target;
             }
             self.synced.notify_all();
             if let Err(source) = result {
@@ -109,12 +166,145 @@ impl Flusher {
                 st.failed = Some(source.to_string());
                 return Err(WalError::SyncFailed { path: self.dir.clone(), reason: source.to_string() });
             }
+            drop(st);
+            self.request_checkpoint(Due::AfterSync);
+            st = self.state.lock();
         }
     }
 
     /// Every offset below this is durable.
     pub fn durable_end_offset(&self) -> i64 {
-        self.state.lock().durable_end
+        self.state.lock().durable.offset
+    }
+
+    /// Writes the recovery point now if the durable prefix moved past the one on disk (the broker's
+    /// clean shutdown calls this after its final sync, so the next start scans nothing). Waits for a
+    /// write in flight.
+    pub fn write_recovery_point(&self) -> Result<(), WalError> {
+        self.checkpoint(Due::Now)
+    }
+
+    /// Recovery points written by this flusher so far.
+    pub fn recovery_point_writes(&self) -> u64 {
+        self.checkpoint.lock().writes
+    }
+
+    /// Asks the background writer for a recovery point write (`AfterSync`: only if one is due). Never
+    /// blocks on I/O.
+    pub(crate) fn request_checkpoint(&self, due: Due) {
+        if due == Due::AfterSync && !self.after_sync_write_due() {
+            return;
+        }
+        let previous = self.requested.fetch_max(due as u8, Ordering::AcqRel);
+        if previous == 0 && !checkpoint_writer::request(self.me.clone()) {
+            self.requested.store(0, Ordering::Release);
+        }
+    }
+
+    /// Called by the background writer for a queued request.
+    pub(crate) fn write_requested_checkpoint(&self) {
+        let due = match self.requested.swap(0, Ordering::AcqRel) {
+            0 => return,
+            x if x == Due::Now as u8 => Due::Now,
+            _ => Due::AfterSync,
+        };
+        self.checkpoint_if(due);
+    }
+
+    /// Whether the durable prefix moved past the recovery point and the interval passed (or the
+    /// prefix reached a new segment). True while a write is in flight: the writer checks again once
+    /// that write is done (otherwise the last sync of a burst could go unrecorded).
+    fn after_sync_write_due(&self) -> bool {
+        let Some(ck) = self.checkpoint.try_lock() else { return true };
+        let durable = self.state.lock().durable;
+        ck.written.is_none_or(|w| {
+            durable.is_after(&w)
+                && (w.segment_base != durable.segment_base || ck.written_at.elapsed() >= self.checkpoint_interval)
+        })
+    }
+
+    /// `checkpoint` for callers that must not fail because of it: logs the error.
+    pub(crate) fn checkpoint_if(&self, due: Due) {
+        if let Err(e) = self.checkpoint(due) {
+            tracing::warn!(dir = %self.dir.display(), error = %e,
+                "could not write the recovery point; the next open scans more of the log");
+        }
+    }
+
+    /// Writes the durable mark as the recovery point when `due` says so. After syncs (`AfterSync`) a
+    /// writer already busy is not waited for, and the interval is respected.
+    fn checkpoint(&self, due: Due) -> Result<(), WalError> {
+        let mut ck = match due {
+            Due::AfterSync => match self.checkpoint.try_lock() {
+                Some(ck) => ck,
+                None => return Ok(()),
+            },
+            Due::Now => self.checkpoint.lock(),
+        };
+        // Read under the checkpoint lock: truncation blocks writes under the same lock, so the mark
+        // read here still describes the files until this write is done.
+        let (mark, files) = {
+            let st = self.state.lock();
+            if st.checkpoint_blocked || st.failed.is_some() {
+                return Ok(());
+            }
+            (st.durable, st.files.clone())
+        };
+        let moved = ck.written.is_none_or(|w| mark.is_after(&w));
+        let new_segment = ck.written.is_none_or(|w| w.segment_base != mark.segment_base);
+        let due_now = match due {
+            Due::Now => moved,
+            Due::AfterSync => moved && (new_segment || ck.written_at.elapsed() >= self.checkpoint_interval),
+        };
+        if !due_now || files.base_offset != mark.segment_base {
+            return Ok(());
+        }
+        // The index entries the mark vouches for were written (pwrite) but not synced: make them durable.
+        if mark.offset_entries > 0 {
+            files.offset_index.sync_data().map_err(crate::error::io_at(&self.dir))?;
+        }
+        if mark.time_entries > 0 {
+            files.time_index.sync_data().map_err(crate::error::io_at(&self.dir))?;
+        }
+        recovery_point::write(&self.dir, &mark)?;
+        ck.written = Some(mark);
+        ck.written_at = Instant::now();
+        ck.writes += 1;
+        Ok(())
+    }
+
+    /// Called before truncation cuts anything at `cut_offset`: stops recovery point writes until
+    /// [`Flusher::reset`], and makes sure the one on disk names nothing at or above the cut — it is
+    /// kept when it lies at or below it, else replaced by `lowered` (the start of the segment that
+    /// will hold the cut), or removed when `lowered` is None.
+    pub(crate) fn begin_truncation(&self, cut_offset: i64, lowered: Option<RecoveryMark>) -> Result<(), WalError> {
+        let mut ck = self.checkpoint.lock();
+        {
+            let mut st = self.state.lock();
+            st.checkpoint_blocked = true;
+            st.generation += 1;
+        }
+        let on_disk = recovery_point::read(&self.dir).ok().flatten();
+        let keep = [ck.written, on_disk].iter().flatten().all(|m| m.offset <= cut_offset);
+        if keep {
+            return Ok(());
+        }
+        ck.written = None;
+        match lowered {
+            Some(m) => {
+                recovery_point::write(&self.dir, &m)?;
+                ck.written = Some(m);
+            }
+            None => recovery_point::remove(&self.dir)?,
+        }
+        Ok(())
+    }
+
+    /// The log is closed or going away: no recovery point is written any more (waits for a write in
+    /// flight), so nothing writes into a directory the caller may now change or delete.
+    pub(crate) fn retire(&self) {
+        let _ck = self.checkpoint.lock();
+        self.state.lock().checkpoint_blocked = true;
     }
 
     /// Number of fdatasync calls made by group commit so far.
@@ -122,27 +312,46 @@ impl Flusher {
         self.state.lock().sync_count
     }
 
-    /// Records an append that extended the log to `end_offset` (exclusive).
-    pub(crate) fn note_append(&self, end_offset: i64) {
-        self.state.lock().appended_end = end_offset;
+    /// Records an append that extended the log to `end` (the active segment's mark after it).
+    pub(crate) fn note_append(&self, end: RecoveryMark) {
+        self.state.lock().appended = end;
     }
 
-    /// A roll sealed (and fsynced) everything below `durable_end`; later appends go to `file`.
-    pub(crate) fn switch_file(&self, file: Arc<File>, durable_end: i64) {
-        let mut st = self.state.lock();
-        st.file = file;
-        st.durable_end = st.durable_end.max(durable_end);
+    /// A roll sealed (and fsynced) everything before `start`, the start of the new active segment
+    /// whose files are `files`; writes the recovery point there.
+    pub(crate) fn switch_segment(&self, files: SegmentFiles, start: RecoveryMark) {
+        {
+            let mut st = self.state.lock();
+            st.files = files;
+            st.appended = start;
+            if start.is_after(&st.durable) {
+                st.durable = start;
+            }
+        }
+        self.request_checkpoint(Due::Now);
     }
 
-    /// The log was cut (and synced) to `end_offset`; forget everything above it.
-    pub(crate) fn reset(&self, file: Arc<File>, end_offset: i64) {
+    /// The log was cut (and synced) to `end`, now the end of the segment of `files`; forget
+    /// everything above it, and allow recovery point writes again.
+    pub(crate) fn reset(&self, files: SegmentFiles, end: RecoveryMark) {
         let mut st = self.state.lock();
-        st.file = file;
+        st.files = files;
         st.generation += 1;
-        st.appended_end = end_offset;
-        st.durable_end = end_offset;
+        st.appended = end;
+        st.durable = end;
+        st.checkpoint_blocked = false;
         self.synced.notify_all();
     }
+}
+
+/// When a recovery point write is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Due {
+    /// After a group-commit sync: if the interval passed or the durable prefix reached a new segment.
+    AfterSync = 1,
+    /// Now, if the durable prefix moved (roll, open, clean shutdown).
+    Now = 2,
 }
 
 #[cfg(test)]
@@ -152,14 +361,16 @@ mod tests {
     #[test]
     fn after_a_failed_fdatasync_nothing_more_becomes_durable() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let file = Arc::new(File::create(dir.path().join("seg"))?);
-        let f = Flusher::new(dir.path().to_path_buf(), file, 0);
-        f.note_append(10);
+        let file = |name: &str| File::create(dir.path().join(name)).map(Arc::new);
+        let files = SegmentFiles { base_offset: 0, log: file("seg")?, offset_index: file("i")?, time_index: file("t")? };
+        let at = |offset: i64| RecoveryMark { offset, position: offset as u64 * 100, last_batch_position: Some(0), ..RecoveryMark::segment_start(0, 4096) };
+        let f = Flusher::new(dir.path().to_path_buf(), files, at(0), None, Duration::ZERO);
+        f.note_append(at(10));
         f.sync_through(10)?;
         assert_eq!(f.durable_end_offset(), 10);
         // What a failing fdatasync leaves behind (the real one cannot be made to fail here).
         f.state.lock().failed = Some("EIO".into());
-        f.note_append(20);
+        f.note_append(at(20));
         assert!(matches!(f.sync_through(20), Err(WalError::SyncFailed { .. })));
         assert_eq!(f.durable_end_offset(), 10, "nothing beyond the failure is reported durable");
         f.sync_through(10)?;

@@ -12,6 +12,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -26,12 +27,14 @@ pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
 /// Decides which batches get index entries: one offset entry per `interval_bytes` of log data, one
 /// time entry when a batch raises the largest timestamp and `interval_bytes` passed since the last.
-#[derive(Debug, Clone, Copy)]
+/// Its state after a prefix of the segment is kept in the recovery point, so appends after a restart
+/// continue the rule exactly without reading the prefix again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IndexPolicy {
     interval_bytes: u64,
-    last_offset_entry_position: u64,
-    last_time_entry_position: u64,
-    max_timestamp: Option<i64>,
+    pub(crate) last_offset_entry_position: u64,
+    pub(crate) last_time_entry_position: u64,
+    pub(crate) max_timestamp: Option<i64>,
 }
 
 /// Entries one batch adds, already encoded.
@@ -49,6 +52,10 @@ impl IndexPolicy {
             last_time_entry_position: 0,
             max_timestamp: None,
         }
+    }
+
+    pub(crate) fn interval_bytes(&self) -> u32 {
+        u32::try_from(self.interval_bytes).unwrap_or(u32::MAX)
     }
 
     /// Feeds the next batch of the segment (in order) and returns the entries it earns. Offsets or
@@ -93,7 +100,9 @@ impl IndexPolicy {
 /// SIGBUS, killing the broker, where `pwrite` returns ENOSPC, which the append rolls back.
 pub(crate) struct IndexFile {
     path: PathBuf,
-    file: File,
+    /// Shared with the `Flusher` while the segment is active: it fsyncs the entries a recovery point
+    /// names before writing it.
+    file: Arc<File>,
     map: Mmap,
     entry_bytes: usize,
     entries: usize,
@@ -124,7 +133,7 @@ impl IndexFile {
         let map = map_index(&file, path)?;
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             map,
             entry_bytes,
             entries: initial.len() / entry_bytes,
@@ -146,7 +155,40 @@ impl IndexFile {
         }
         let map = map_index(&file, path)?;
         let entries = expected.len() / entry_bytes;
-        Ok(IndexFile { path: path.to_path_buf(), file, map, entry_bytes, entries, capacity: entries })
+        Ok(IndexFile { path: path.to_path_buf(), file: Arc::new(file), map, entry_bytes, entries, capacity: entries })
+    }
+
+    /// Opens a sealed index as it is on disk, without a log scan to compare it with (a segment below
+    /// the recovery point). None when it is missing or its length is not a whole number of entries;
+    /// the caller checks the entries ([`offset_entries_valid`], [`time_entries_valid`]).
+    pub(crate) fn open_sealed_trusted(path: &Path, entry_bytes: usize) -> Result<Option<IndexFile>, WalError> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        let len = file.metadata().map_err(io_at(path))?.len();
+        let Ok(len) = usize::try_from(len) else { return Ok(None) };
+        if len % entry_bytes != 0 {
+            return Ok(None);
+        }
+        let map = map_index(&file, path)?;
+        let entries = len / entry_bytes;
+        Ok(Some(IndexFile { path: path.to_path_buf(), file: Arc::new(file), map, entry_bytes, entries, capacity: entries }))
+    }
+
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// The bytes of every entry.
+    pub(crate) fn entries_bytes(&self) -> &[u8] {
+        &self.map[..self.entries * self.entry_bytes]
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -207,6 +249,57 @@ fn i64_le(b: &[u8]) -> i64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     i64::from_le_bytes(a)
+}
+
+/// Whether `bytes` are offset index entries a segment of `data_len` bytes holding relative offsets
+/// below `rel_end` can have: relative offsets and positions strictly increasing, positions inside the
+/// data. Cheap (no log read); a stale or garbage index fails it and is rebuilt from the log.
+pub(crate) fn offset_entries_valid(bytes: &[u8], rel_end: i64, data_len: u64) -> bool {
+    if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
+        return false;
+    }
+    let mut prev: Option<(u32, u32)> = None;
+    for e in bytes.chunks_exact(OFFSET_INDEX_ENTRY_BYTES) {
+        let (rel, pos) = (u32_le(&e[..4]), u32_le(&e[4..]));
+        let increasing = prev.is_none_or(|(r, p)| rel > r && pos > p);
+        if !increasing || i64::from(rel) >= rel_end || u64::from(pos) >= data_len {
+            return false;
+        }
+        prev = Some((rel, pos));
+    }
+    true
+}
+
+/// Whether `bytes` are time index entries of a segment holding relative offsets below `rel_end`:
+/// timestamps and relative offsets strictly increasing (an entry is added only when the largest
+/// timestamp grows).
+pub(crate) fn time_entries_valid(bytes: &[u8], rel_end: i64) -> bool {
+    if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
+        return false;
+    }
+    let mut prev: Option<(i64, u32)> = None;
+    for e in bytes.chunks_exact(TIME_INDEX_ENTRY_BYTES) {
+        let (ts, rel) = (i64_le(&e[..8]), u32_le(&e[8..]));
+        if !prev.is_none_or(|(t, r)| ts > t && rel > r) || i64::from(rel) >= rel_end {
+            return false;
+        }
+        prev = Some((ts, rel));
+    }
+    true
+}
+
+/// The last offset index entry: (relative offset, position).
+pub(crate) fn last_offset_entry(index: &IndexFile) -> Option<(u32, u64)> {
+    let i = index.entries.checked_sub(1)?;
+    let e = index.entry(i);
+    Some((u32_le(&e[..4]), u64::from(u32_le(&e[4..]))))
+}
+
+/// The last time index entry: (max timestamp, relative offset).
+pub(crate) fn last_time_entry(index: &IndexFile) -> Option<(i64, u32)> {
+    let i = index.entries.checked_sub(1)?;
+    let e = index.entry(i);
+    Some((i64_le(&e[..8]), u32_le(&e[8..])))
 }
 
 /// Byte position of the greatest indexed batch starting at or below `relative_offset` (0 if none).

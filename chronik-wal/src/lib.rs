@@ -11,10 +11,14 @@
 //! - `batch`: the one reading of the v2 batch header: `split_batches` checks a record set (length,
 //!   magic, CRC-32C, counts) into `BatchView`s the log appends as they are; offset stamping.
 //! - `scan`: walking a segment's batches to find its valid end (recovery, index rebuild).
+//! - `recovery_point`: the per-partition file saying how far the log is known fsynced and valid.
+//! - `recovery`: opening a partition's segments, trusting what lies below the recovery point.
+//! - `checkpoint_writer`: the background thread writing recovery points off the append/ack path.
 //! - `mmap`: the only `unsafe` — mapping files — with the argument why it is sound.
 //! - `config`, `error`, `fsutil` (file names, directory fsync).
 
 mod batch;
+mod checkpoint_writer;
 pub mod config;
 pub mod error;
 mod flusher;
@@ -23,6 +27,8 @@ mod histogram;
 mod index;
 mod mmap;
 mod partition_log;
+mod recovery;
+mod recovery_point;
 mod scan;
 mod segment;
 
@@ -33,6 +39,7 @@ pub use flusher::Flusher;
 pub use index::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 pub use histogram::{Histogram, HistogramSnapshot, SYNC_BUCKETS_US, SYNC_STATS};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, NO_LOG_APPEND_TIME};
+pub use recovery::RecoveryStats;
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it). The one wall clock of
 /// the workspace: record timestamps, retention, segment age and the broker's ISR lag all read it.

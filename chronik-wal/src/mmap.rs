@@ -28,7 +28,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use crate::error::{io_at, WalError};
 
@@ -46,6 +46,17 @@ pub(crate) fn map_index(file: &File, path: &Path) -> Result<Mmap, WalError> {
     // writes only past its entry count, shrinks the file only after its last write and never reads
     // past its entry count.
     unsafe { Mmap::map(file) }.map_err(io_at(path))
+}
+
+/// Runs `walk` with the kernel told that `map` is read at random (`MADV_RANDOM`: no readahead around
+/// page faults), then restores normal readahead. A hint (safe, and its failure is ignored): for walks
+/// that touch one batch header per batch over a possibly cold page cache. Readers of the same map
+/// meanwhile only lose readahead.
+pub(crate) fn with_random_access<T>(map: &Mmap, walk: impl FnOnce() -> T) -> T {
+    let _ = map.advise(Advice::Random);
+    let out = walk();
+    let _ = map.advise(Advice::Normal);
+    out
 }
 
 /// Owner behind a zero-copy `Bytes`: keeps the mapping alive for as long as the slice is used.

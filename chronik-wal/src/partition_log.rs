@@ -13,9 +13,11 @@ use bytes::Bytes;
 use crate::batch::{stamped_head, BatchHeader, BatchView, STAMPED_HEAD_BYTES};
 use crate::config::LogConfig;
 use crate::error::{io_at, WalError};
-use crate::flusher::Flusher;
+use crate::flusher::{Due, Flusher};
 use crate::fsutil::{parse_base, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
-use crate::segment::{remove_segment_files, Role, Segment};
+use crate::recovery::{recover, RecoveryStats};
+use crate::recovery_point::{self, RecoveryMark};
+use crate::segment::{remove_segment_files, Segment};
 
 /// Log append time reported for CreateTime batches (the broker does not rewrite timestamps).
 pub const NO_LOG_APPEND_TIME: i64 = -1;
@@ -49,6 +51,8 @@ pub struct PartitionLog {
     /// The newest segment: the only one appended to.
     active: Segment,
     flusher: Arc<Flusher>,
+    /// What the last open read and trusted.
+    recovery: RecoveryStats,
 }
 
 impl fmt::Debug for PartitionLog {
@@ -63,8 +67,10 @@ impl fmt::Debug for PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens (creating if missing) the partition directory and recovers it: every sealed segment is
-    /// verified (corruption is an error), the newest is cut at its torn tail, indexes are rebuilt.
+    /// Opens (creating if missing) the partition directory and recovers it. Segments wholly below a
+    /// valid recovery point are trusted (index loaded, a few headers checked); every other sealed
+    /// segment is verified (corruption is an error); the newest is scanned from the recovery point (or
+    /// its start) and cut at its torn tail; indexes are rebuilt where scanned. See `recovery`.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, WalError> {
         config.validate()?;
         let existed = dir.exists();
@@ -75,25 +81,33 @@ impl PartitionLog {
             }
         }
         let bases = scan_directory(dir)?;
-        let mut sealed = BTreeMap::new();
-        let active = match bases.split_last() {
-            None => Segment::create(dir, 0, &config)?,
-            Some((&newest, older)) => {
-                for (i, &base) in older.iter().enumerate() {
-                    let expected_next = bases[i + 1];
-                    sealed.insert(base, Segment::open(dir, base, &config, Role::Sealed { expected_next })?);
-                }
-                Segment::open(dir, newest, &config, Role::Active)?
-            }
-        };
+        let recovered = recover(dir, &config, &bases)?;
+        let (sealed, active, stats) = (recovered.sealed, recovered.active, recovered.stats);
         // What recovery kept may so far live only in the page cache (after a process crash).
         active.file().sync_all().map_err(io_at(active.log_path()))?;
         sync_dir(dir)?;
-        let flusher = Arc::new(Flusher::new(dir.to_path_buf(), Arc::clone(active.file()), active.next_offset()));
-        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, flusher };
+        let interval = std::time::Duration::from_millis(config.recovery_point_interval_ms);
+        let flusher = Flusher::new(dir.to_path_buf(), active.files(), active.mark(), recovered.on_disk, interval);
+        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, flusher, recovery: stats };
+        if log.log_start_offset() == log.log_end_offset() {
+            // Nothing to vouch for; a stale recovery point (e.g. of a log restarted empty) must go.
+            if recovered.on_disk.is_some() {
+                recovery_point::remove(dir)?;
+            }
+        } else {
+            // Recovery moved the durable end past the recovery point (or there was none): record it
+            // (in the background: a crash before it is written only scans this tail again).
+            log.flusher.request_checkpoint(Due::Now);
+        }
         tracing::info!(dir = %dir.display(), log_start = log.log_start_offset(), log_end = log.log_end_offset(),
-            segments = log.sealed.len() + 1, "opened partition log");
+            segments = log.sealed.len() + 1, recovery_point = ?stats.recovery_point, trusted_segments = stats.trusted_segments,
+            scanned_bytes = stats.scanned_bytes, "opened partition log");
         Ok(log)
+    }
+
+    /// What the open of this log read (CRC-checked) and what it trusted from the recovery point.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.recovery
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,7 +217,7 @@ impl PartitionLog {
             ..given
         };
         self.active.append(head, rest, &header, now)?;
-        self.flusher.note_append(last_offset + 1);
+        self.flusher.note_append(self.active.mark());
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -239,7 +253,7 @@ impl PartitionLog {
             let _ = fresh.remove_files(&self.dir);
             return Err(e);
         }
-        self.flusher.switch_file(Arc::clone(fresh.file()), next);
+        self.flusher.switch_segment(fresh.files(), fresh.mark());
         let old = std::mem::replace(&mut self.active, fresh);
         tracing::debug!(dir = %self.dir.display(), sealed_base = old.base_offset(), new_base = next, reason,
             "rolled segment");
@@ -311,7 +325,7 @@ impl PartitionLog {
             } else {
                 continue;
             };
-            seg.walk_from(from, |h| {
+            seg.walk_headers_from(from, |h| {
                 out.push(*h);
                 true
             })?;
@@ -329,10 +343,13 @@ impl PartitionLog {
         if offset <= self.log_start_offset() {
             return self.restart_at(offset);
         }
-        let (cut_base, cut_position) = match self.locate(offset)? {
-            Some((seg, h)) => (seg.base_offset(), h.position),
+        let (cut_base, cut_position, new_end) = match self.locate(offset)? {
+            Some((seg, h)) => (seg.base_offset(), h.position, h.base_offset),
             None => return Ok(()),
         };
+        // Before any file is cut: the recovery point must name nothing at or above the new end.
+        let lowered = RecoveryMark::segment_start(cut_base, self.config.index_interval_bytes);
+        self.flusher.begin_truncation(new_end, Some(lowered))?;
         for seg in self.sealed.split_off(&(cut_base + 1)).into_values() {
             seg.remove_files(&self.dir)?;
         }
@@ -346,7 +363,7 @@ impl PartitionLog {
         self.active.truncate_in_place(cut_position, &self.dir, &self.config)?;
         self.active.file().sync_all().map_err(io_at(self.active.log_path()))?;
         sync_dir(&self.dir)?;
-        self.flusher.reset(Arc::clone(self.active.file()), self.active.next_offset());
+        self.flusher.reset(self.active.files(), self.active.mark());
         tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), "truncated log");
         Ok(())
     }
@@ -355,6 +372,7 @@ impl PartitionLog {
     /// below the leader's log start, so nothing of it can be kept). Syncs.
     pub fn restart_at(&mut self, offset: i64) -> Result<(), WalError> {
         let restart = offset.max(0);
+        self.flusher.begin_truncation(i64::MIN, None)?;
         for seg in std::mem::take(&mut self.sealed).into_values() {
             seg.remove_files(&self.dir)?;
         }
@@ -364,7 +382,7 @@ impl PartitionLog {
         self.active = Segment::create(&self.dir, restart, &self.config)?;
         self.active.file().sync_all().map_err(io_at(self.active.log_path()))?;
         sync_dir(&self.dir)?;
-        self.flusher.reset(Arc::clone(self.active.file()), self.active.next_offset());
+        self.flusher.reset(self.active.files(), self.active.mark());
         tracing::info!(dir = %self.dir.display(), offset = restart, "log restarted empty");
         Ok(())
     }
@@ -435,6 +453,14 @@ impl PartitionLog {
             sync_dir(parent)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for PartitionLog {
+    /// No recovery point write may land after the log is closed (its directory may be changed or
+    /// deleted next, or opened again).
+    fn drop(&mut self) {
+        self.flusher.retire();
     }
 }
 

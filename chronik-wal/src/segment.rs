@@ -3,6 +3,11 @@
 //! The active segment's file is preallocated to `segment_bytes` and mapped once over that length;
 //! appends are positioned writes at `valid_len`, which Linux keeps coherent with the shared mapping.
 //! Sealing fsyncs it and trims the file to `valid_len`.
+//!
+//! Opening a segment found on disk either scans it (every batch CRC-checked, indexes rebuilt) from its
+//! start or from a trusted prefix (the recovery point), or — for a sealed segment wholly below the
+//! recovery point — trusts it: its index files are loaded and checked for shape, and only a few
+//! headers near its end are read ([`Segment::open_trusted`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -16,12 +21,24 @@ use memmap2::Mmap;
 use crate::batch::{check_batch, BatchFault, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{io_at, WalError};
+use crate::flusher::SegmentFiles;
 use crate::fsutil::{segment_file, sync_dir, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TMP_EXT};
 use crate::index::{
-    offset_lookup, time_lookup, IndexFile, IndexPolicy, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+    last_offset_entry, last_time_entry, offset_entries_valid, offset_lookup, time_entries_valid, time_lookup,
+    IndexFile, IndexPolicy, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
-use crate::mmap::{map_log, MappedSlice};
-use crate::scan::{is_all_zero, scan};
+use crate::mmap::{map_log, with_random_access, MappedSlice};
+use crate::recovery_point::RecoveryMark;
+use crate::scan::{is_all_zero, max_timestamp_after, scan_from, walk_to_end};
+
+/// The part of the newest segment that the recovery point vouches for: recovery scans only after it.
+pub(crate) struct Prefix {
+    pub mark: RecoveryMark,
+    /// The first `mark.offset_entries` entries of the old offset index file (already shape-checked).
+    pub offset_entries: Vec<u8>,
+    /// The first `mark.time_entries` entries of the old time index file (already shape-checked).
+    pub time_entries: Vec<u8>,
+}
 
 /// How a segment found on disk is to be treated by recovery.
 #[derive(Debug, Clone, Copy)]
@@ -46,9 +63,13 @@ pub(crate) struct Segment {
     max_timestamp: i64,
     /// Wall-clock time of the first append (or the first batch's timestamp after a restart).
     first_append_ms: Option<i64>,
+    /// Position of the last batch (None while empty): the recovery point checks this batch at open.
+    last_batch_position: Option<u64>,
     offset_index: IndexFile,
     time_index: IndexFile,
     policy: IndexPolicy,
+    /// Bytes CRC-checked when the segment was opened (0 when created, or trusted).
+    scanned_at_open: u64,
 }
 
 impl Segment {
@@ -85,15 +106,30 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             first_append_ms: None,
+            last_batch_position: None,
             offset_index,
             time_index,
             policy: IndexPolicy::new(config.index_interval_bytes),
+            scanned_at_open: 0,
         })
     }
 
     /// Opens a segment found on disk, validating every batch (CRC and offset continuity) and
     /// rebuilding its indexes; see [`Role`] for how an invalid batch is treated.
     pub(crate) fn open(dir: &Path, base_offset: i64, config: &LogConfig, role: Role) -> Result<Segment, WalError> {
+        Segment::open_from(dir, base_offset, config, role, None)
+    }
+
+    /// [`Segment::open`], but when `prefix` is given (the newest segment holds the recovery point) the
+    /// batches below it are not read: only its last batch is checked (CRC, size, offset), which ties the
+    /// recovery point to the file's contents; if that check fails the whole segment is scanned.
+    pub(crate) fn open_from(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        role: Role,
+        prefix: Option<Prefix>,
+    ) -> Result<Segment, WalError> {
         let log_path = segment_file(dir, base_offset, LOG_EXT);
         let file = OpenOptions::new()
             .read(true)
@@ -106,7 +142,22 @@ impl Segment {
             file.set_len(capacity).map_err(io_at(&log_path))?;
         }
         let mut map = map_log(&file, &log_path)?;
-        let found = scan(&map, base_offset, config.index_interval_bytes, true);
+        let prefix = prefix.filter(|p| {
+            let ok = prefix_matches(&map, &p.mark);
+            if !ok {
+                tracing::warn!(segment = %log_path.display(), offset = p.mark.offset, position = p.mark.position,
+                    "the recovery point does not match the segment's data; scanning the whole segment");
+            }
+            ok
+        });
+        let start = prefix
+            .as_ref()
+            .map_or_else(|| RecoveryMark::segment_start(base_offset, config.index_interval_bytes), |p| p.mark);
+        let mut found = scan_from(&map, &start, true);
+        if let Some(p) = &prefix {
+            found.offset_entries.splice(0..0, p.offset_entries.iter().copied());
+            found.time_entries.splice(0..0, p.time_entries.iter().copied());
+        }
         let corrupt = |position: u64, reason: String| WalError::Corrupt {
             segment: log_path.clone(),
             position,
@@ -176,8 +227,11 @@ impl Segment {
                 )?,
             ),
         };
-        let first_append_ms = (found.valid_len > 0)
-            .then(|| found.first_timestamp.filter(|ts| *ts >= 0).unwrap_or_else(crate::now_ms));
+        let first_append_ms = match &prefix {
+            Some(p) if p.mark.position > 0 => p.mark.first_append_ms,
+            _ => (found.valid_len > 0)
+                .then(|| found.first_timestamp.filter(|ts| *ts >= 0).unwrap_or_else(crate::now_ms)),
+        };
         Ok(Segment {
             base_offset,
             log_path,
@@ -187,10 +241,108 @@ impl Segment {
             next_offset: found.next_offset,
             max_timestamp: found.max_timestamp,
             first_append_ms,
+            last_batch_position: found.last_batch_position,
             offset_index,
             time_index,
             policy: found.policy,
+            scanned_at_open: found.scanned_bytes,
         })
+    }
+
+    /// Opens a sealed segment wholly below the recovery point without scanning it: its data was
+    /// fsynced and trimmed at roll before the recovery point moved past it. Its index files are used as
+    /// they are once their entries pass a shape check, and the batches after the last offset index
+    /// entry (at most about `index_interval_bytes`) are walked to check the segment ends exactly at its
+    /// file length and at `expected_next`, and to find its largest timestamp. Ok(None) when any of that
+    /// fails: the caller then scans the segment (and rebuilds its indexes) as without a recovery point.
+    pub(crate) fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        expected_next: i64,
+    ) -> Result<Option<Segment>, WalError> {
+        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_at(&log_path))?;
+        let file_len = file.metadata().map_err(io_at(&log_path))?.len();
+        let map = map_log(&file, &log_path)?;
+        let Some(offset_index) =
+            IndexFile::open_sealed_trusted(&segment_file(dir, base_offset, INDEX_EXT), OFFSET_INDEX_ENTRY_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let Some(time_index) =
+            IndexFile::open_sealed_trusted(&segment_file(dir, base_offset, TIME_INDEX_EXT), TIME_INDEX_ENTRY_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let rel_end = expected_next - base_offset;
+        if !offset_entries_valid(offset_index.entries_bytes(), rel_end, file_len)
+            || !time_entries_valid(time_index.entries_bytes(), rel_end)
+        {
+            return Ok(None);
+        }
+        let (tail_pos, tail_offset) = last_offset_entry(&offset_index)
+            .map_or((0, base_offset), |(rel, pos)| (pos, base_offset + i64::from(rel)));
+        let Some((next_offset, last_batch_position)) = walk_to_end(&map, tail_pos, tail_offset) else {
+            return Ok(None);
+        };
+        if next_offset != expected_next {
+            return Ok(None);
+        }
+        let time_entry = last_time_entry(&time_index);
+        let from = time_entry.map_or(0, |(_, rel)| offset_lookup(&offset_index, rel));
+        let interval = u64::from(config.index_interval_bytes);
+        let Some(max_timestamp) = max_timestamp_after(&map, base_offset, time_entry, from, interval) else {
+            return Ok(None);
+        };
+        Ok(Some(Segment {
+            base_offset,
+            log_path,
+            file: Arc::new(file),
+            map,
+            valid_len: file_len,
+            next_offset,
+            max_timestamp,
+            first_append_ms: None,
+            last_batch_position,
+            offset_index,
+            time_index,
+            policy: IndexPolicy::new(config.index_interval_bytes),
+            scanned_at_open: 0,
+        }))
+    }
+
+    /// This segment's state at its end, as a recovery point would record it.
+    pub(crate) fn mark(&self) -> RecoveryMark {
+        RecoveryMark {
+            offset: self.next_offset,
+            segment_base: self.base_offset,
+            position: self.valid_len,
+            last_batch_position: self.last_batch_position,
+            offset_entries: u32::try_from(self.offset_index.len()).unwrap_or(u32::MAX),
+            time_entries: u32::try_from(self.time_index.len()).unwrap_or(u32::MAX),
+            policy: self.policy,
+            max_timestamp: self.max_timestamp,
+            first_append_ms: self.first_append_ms,
+        }
+    }
+
+    /// The files group commit and the recovery point fsync while this segment is active.
+    pub(crate) fn files(&self) -> SegmentFiles {
+        SegmentFiles {
+            base_offset: self.base_offset,
+            log: Arc::clone(&self.file),
+            offset_index: Arc::clone(self.offset_index.file()),
+            time_index: Arc::clone(self.time_index.file()),
+        }
+    }
+
+    pub(crate) fn scanned_at_open(&self) -> u64 {
+        self.scanned_at_open
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -251,6 +403,7 @@ impl Segment {
             self.discard_tail();
             return Err(e);
         }
+        self.last_batch_position = Some(self.valid_len);
         self.valid_len = end;
         self.next_offset = header.last_offset + 1;
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
@@ -332,6 +485,15 @@ impl Segment {
             position += u64::from(h.size);
         }
         Ok(())
+    }
+
+    /// [`Segment::walk_from`] for long walks over the headers of data that is not read next (the
+    /// producer-state and leader-epoch rebuild when a partition opens): the kernel is told the map is
+    /// read at random meanwhile. On a cold page cache a mapped read otherwise faults in a whole
+    /// readahead window (128 KiB by default) around every header — with 1 MB batches that walk read an
+    /// eighth of the log; with the hint, one page per header. On a warm cache it changes nothing.
+    pub(crate) fn walk_headers_from(&self, position: u64, f: impl FnMut(&BatchHeader) -> bool) -> Result<(), WalError> {
+        with_random_access(&self.map, || self.walk_from(position, f))
     }
 
     /// The batch containing `offset`, if this segment holds it.
@@ -427,4 +589,21 @@ pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), W
         }
     }
     Ok(())
+}
+
+/// Whether the batch the recovery point names as the last of its prefix is in the file, whole and
+/// valid (CRC), ending exactly at the recovery point's position with the offset before its offset.
+fn prefix_matches(data: &[u8], mark: &RecoveryMark) -> bool {
+    let Ok(end) = usize::try_from(mark.position) else { return false };
+    if end > data.len() {
+        return false;
+    }
+    let Some(last) = mark.last_batch_position else {
+        return end == 0 && mark.offset == mark.segment_base;
+    };
+    let Ok(at) = usize::try_from(last) else { return false };
+    match check_batch(&data[at..end], last, true) {
+        Ok(h) => at + h.size as usize == end && h.last_offset + 1 == mark.offset && h.base_offset >= mark.segment_base,
+        Err(_) => false,
+    }
 }

@@ -82,7 +82,18 @@ fn fill(path: &Path) -> u64 {
 }
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig { segment_bytes, index_bytes_max: 4096, ..small_config() }
+    // Recovery points only at a new segment: the free-space checks count every page.
+    LogConfig { segment_bytes, index_bytes_max: 4096, recovery_point_interval_ms: u64::MAX, ..small_config() }
+}
+
+/// Waits (up to 10 s) for the background recovery point write the first sync asks for, so it does
+/// not land while the test counts free pages.
+fn wait_recovery_point(log: &PartitionLog) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.flusher().recovery_point_writes() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no recovery point written");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn read_all(log: &PartitionLog) -> Vec<u8> {
@@ -110,6 +121,7 @@ fn a_failed_append_changes_nothing_and_appends_resume_when_space_returns() {
     let mut log = open(&dir, &config(8 << 20));
     let mut stored = append_n(&mut log, 20, 2, 4000);
     log.flusher().sync_through(log.log_end_offset()).unwrap();
+    wait_recovery_point(&log);
 
     // Fill the disk, then give back exactly two pages: the next large batch gets partly written.
     let spare = fs.path("spare");
