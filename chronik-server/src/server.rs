@@ -28,9 +28,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = broker.meta.shutdown().await {
         warn!(error = %e, "metadata node shutdown");
     }
-    // Make everything appended durable before exit, whatever the fsync mode.
+    // Make everything appended durable before exit, whatever the fsync mode, and record it as each
+    // partition's recovery point so the next start scans nothing.
     for p in broker.partitions.all() {
-        if let Err(e) = p.sync_now() {
+        if let Err(e) = p.sync_now().and_then(|()| p.write_recovery_point()) {
             warn!(topic = %p.topic, partition = p.index, error = %e, "final fsync failed");
         }
     }

@@ -215,6 +215,12 @@ impl Partition {
         self.flusher.sync_through(self.log_end_offset()).map_err(|e| self.wal_error(e))
     }
 
+    /// Records how far the log is durable as its recovery point (clean shutdown, after `sync_now`), so
+    /// the next start reads none of it again.
+    pub fn write_recovery_point(&self) -> Result<(), PartitionError> {
+        self.flusher.write_recovery_point().map_err(|e| PartitionError::wal(&self.topic, self.index, e))
+    }
+
     /// Whole batches from `offset`, below the high watermark (zero-copy slices of the mapped log).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
         let hw = self.high_watermark();
