@@ -11,6 +11,7 @@ rdkafka_performance when it is available.
 import os
 
 import catchup
+import restart
 from stats import Repeated
 
 
@@ -206,4 +207,7 @@ def render(results):
     if results.get("catch_up"):
         out.append("")
         out += catchup.render(results["catch_up"], c)
+    if results.get("restart"):
+        out.append("")
+        out += restart.render(results["restart"])
     return "\n".join(out)

@@ -1,5 +1,6 @@
 """Chronik benchmark driver: machine ceilings, then produce, consume and latency runs, then the
-catch-up of replicas moved onto a fourth node (bench/catchup.py).
+catch-up of replicas moved onto a fourth node (bench/catchup.py), then the restart time after kill -9
+with a big log (bench/restart.py).
 
 Run through `scripts/bench` (which builds the release binary and the .venv first);
 see docs/BENCHMARKS.md for the method and how to read the table.
@@ -24,6 +25,7 @@ import diskquiet
 import procstat
 import rdkperf
 import report
+import restart
 from loadgen import LoadError, run_group, wait_writable
 from stats import percentile
 from targets import ClusterUnavailable, SingleNode, ThreeNodeCluster
@@ -397,6 +399,9 @@ def main():
     ap.add_argument("--catch-up-only", action="store_true",
                     help="only the ceilings and the catch-up rows (a fourth node joins three)")
     ap.add_argument("--no-catch-up", action="store_true", help="skip the catch-up rows")
+    ap.add_argument("--restart-only", action="store_true",
+                    help="only the ceilings and the restart-after-kill-9 rows (1 GiB; 5 GiB too without --quick)")
+    ap.add_argument("--no-restart", action="store_true", help="skip the restart rows")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -418,7 +423,8 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        if not args.catch_up_only:
+        only = args.catch_up_only or args.restart_only
+        if not only:
             if args.cluster_only:
                 results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
             else:
@@ -427,9 +433,12 @@ def main():
                 results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
             else:
                 results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
-        if not (args.no_catch_up or args.single_only):
+        if not (args.no_catch_up or args.single_only or args.restart_only):
             log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
+        if not (args.no_restart or args.catch_up_only):
+            log("restart: a single node with a big log, kill -9, timed restarts with and without recovery points")
+            results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep)
     finally:
         # Remove the data first: the JSON below may fail, e.g. on a full disk.
         if not args.keep and not args.workdir:
