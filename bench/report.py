@@ -11,6 +11,7 @@ rdkafka_performance when it is available.
 import os
 
 import catchup
+import manyparts
 from stats import Repeated
 
 
@@ -203,6 +204,8 @@ def render(results):
     if reasons:
         out.append("")
         out += [f"- {r}" for r in reasons]
+    if results.get("many_partitions"):
+        out += manyparts.render(results["many_partitions"])
     if results.get("catch_up"):
         out.append("")
         out += catchup.render(results["catch_up"], c)

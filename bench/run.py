@@ -21,6 +21,7 @@ import brokermetrics
 import catchup
 import ceilings
 import diskquiet
+import manyparts
 import procstat
 import rdkperf
 import report
@@ -397,6 +398,9 @@ def main():
     ap.add_argument("--catch-up-only", action="store_true",
                     help="only the ceilings and the catch-up rows (a fourth node joins three)")
     ap.add_argument("--no-catch-up", action="store_true", help="skip the catch-up rows")
+    ap.add_argument("--many-partitions-only", action="store_true",
+                    help="only the ceilings and the many-partitions row (10,000 partitions on one node)")
+    ap.add_argument("--no-many-partitions", action="store_true", help="skip the many-partitions row")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -418,7 +422,7 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        if not args.catch_up_only:
+        if not (args.catch_up_only or args.many_partitions_only):
             if args.cluster_only:
                 results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
             else:
@@ -427,7 +431,10 @@ def main():
                 results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
             else:
                 results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
-        if not (args.no_catch_up or args.single_only):
+        if not (args.no_many_partitions or args.cluster_only or args.catch_up_only):
+            log("many partitions: 10,000 partitions on one node")
+            results["many_partitions"] = manyparts.run(workdir / "many-partitions", mode.quick, log)
+        if not (args.no_catch_up or args.single_only or args.many_partitions_only):
             log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
     finally:
