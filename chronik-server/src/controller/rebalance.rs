@@ -321,7 +321,7 @@ mod tests {
         // earlier too (asking for its current placement marks it).
         let pin = MetaCommand::StartReassignment { topic: "t".into(), partition: 0, target: vec![1, 2, 3], expected_partition_epoch: 0, by_user: true };
         assert_eq!(s.apply(&pin), chronik_raft::MetaResponse::Ok);
-        let planned: Vec<i32> = plan(&s, PartitionSizes::unknown).iter().map(|m| m.topic_partition().1).collect();
+        let planned: Vec<i32> = plan(&s, &PartitionSizes::unknown()).iter().map(|m| m.topic_partition().1).collect();
         assert!(!planned.is_empty() && planned.iter().all(|p| *p <= 1), "the planner would move a user's partition: {planned:?}");
         assert!(r.tick(&s, PartitionSizes::unknown, t0 + Duration::from_secs(60), false).is_empty(), "no round: nothing moves");
         let mut fresh = Rebalancer::default();
@@ -367,7 +367,7 @@ mod tests {
             let per: Vec<u64> = (1..=4).map(|b| (0..6).filter(|i| placed[*i].contains(&b)).map(|i| big[i]).sum()).collect();
             per.iter().max().copied().unwrap_or(0) - per.iter().min().copied().unwrap_or(0)
         };
-        let by_count = plan(&s, PartitionSizes::unknown);
+        let by_count = plan(&s, &PartitionSizes::unknown());
         let by_bytes = plan(&s, &sizes);
         // Six large replicas on four brokers: at best two brokers hold two and two hold one.
         assert!(spread(&by_bytes) <= 10_000 + 400, "spread {} after {by_bytes:?}", spread(&by_bytes));
