@@ -12,6 +12,7 @@ import os
 
 import catchup
 import restart
+import manyparts
 from stats import Repeated
 
 
@@ -204,6 +205,8 @@ def render(results):
     if reasons:
         out.append("")
         out += [f"- {r}" for r in reasons]
+    if results.get("many_partitions"):
+        out += manyparts.render(results["many_partitions"])
     if results.get("catch_up"):
         out.append("")
         out += catchup.render(results["catch_up"], c)

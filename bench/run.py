@@ -22,6 +22,7 @@ import brokermetrics
 import catchup
 import ceilings
 import diskquiet
+import manyparts
 import procstat
 import rdkperf
 import report
@@ -402,6 +403,9 @@ def main():
     ap.add_argument("--restart-only", action="store_true",
                     help="only the ceilings and the restart-after-kill-9 rows (1 GiB; 5 GiB too without --quick)")
     ap.add_argument("--no-restart", action="store_true", help="skip the restart rows")
+    ap.add_argument("--many-partitions-only", action="store_true",
+                    help="only the ceilings and the many-partitions row (10,000 partitions on one node)")
+    ap.add_argument("--no-many-partitions", action="store_true", help="skip the many-partitions row")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -423,7 +427,7 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        only = args.catch_up_only or args.restart_only
+        only = args.catch_up_only or args.restart_only or args.many_partitions_only
         if not only:
             if args.cluster_only:
                 results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
@@ -433,10 +437,13 @@ def main():
                 results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
             else:
                 results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
-        if not (args.no_catch_up or args.single_only or args.restart_only):
+        if not (args.no_many_partitions or args.cluster_only or args.catch_up_only or args.restart_only):
+            log("many partitions: 10,000 partitions on one node")
+            results["many_partitions"] = manyparts.run(workdir / "many-partitions", mode.quick, log)
+        if not (args.no_catch_up or args.single_only or args.restart_only or args.many_partitions_only):
             log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
-        if not (args.no_restart or args.catch_up_only):
+        if not (args.no_restart or args.catch_up_only or args.many_partitions_only):
             log("restart: a single node with a big log, kill -9, timed restarts with and without recovery points")
             results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep)
     finally:

@@ -1,7 +1,7 @@
 //! Chronik broker: configuration, the Kafka listener and one handler per Kafka API, partitions with
 //! their logs and producer state, and the admin API.
 //!
-//! - [`config`] / [`cli`]: what the operator gives us; [`cluster_cli`]: the `cluster` subcommands.
+//! - [`config`] / [`cli`]: what the operator gives us; [`fd_limit`]: the open file limit and budget; [`cluster_cli`]: the `cluster` subcommands.
 //! - [`server`]: start-up and shutdown, wiring the parts together.
 //! - [`broker`]: the shared context every handler sees; [`reconcile`]: everything that follows the
 //!   applied metadata (logs, roles, fetchers, group ownership); [`topics`]: topic creation.
@@ -15,7 +15,7 @@
 //! - [`admin`]: axum admin API (health, status, membership changes) and Prometheus metrics.
 //!
 //! The modules form layers with every `use` pointing down (`tests/t05_layers.rs` checks it):
-//! config, metrics, wire → partition → broker → topics, replication, groups → reconcile → api →
+//! config, metrics, fd_limit, wire → partition → broker → topics, replication, groups → reconcile → api →
 //! kafka, controller → admin, join → server.
 
 pub mod admin;
@@ -25,6 +25,7 @@ pub mod cli;
 pub mod cluster_cli;
 pub mod config;
 pub mod controller;
+pub mod fd_limit;
 pub mod groups;
 pub mod join;
 pub mod kafka;

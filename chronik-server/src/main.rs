@@ -19,6 +19,8 @@ fn main() -> std::process::ExitCode {
         }
         Command::Cluster { command } => chronik_server::cluster_cli::run(&command),
         Command::Start { config, data_dir, node_id, join, bind, advertise } => {
+            // Before any thread or file exists: every partition holds descriptors (fd_limit).
+            chronik_server::fd_limit::raise_to_hard();
             let overrides = Overrides { data_dir, node_id, bind_host: bind, advertise_host: advertise, join };
             let config = match Config::load(config.as_deref(), &overrides) {
                 Ok(c) => c,

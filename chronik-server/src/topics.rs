@@ -60,6 +60,7 @@ pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: 
     };
     let partitions = replicas.len() as i32;
     let rf = replicas.first().map(|r| r.len() as i16).unwrap_or(0);
+    check_fd_budget(broker, &replicas)?;
     if validate_only {
         return Ok(([0; 16], partitions, rf));
     }
@@ -71,6 +72,17 @@ pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: 
         Ok(other) => Err((ResponseError::InvalidRequest, format!("{other:?}"))),
         Err(e) => Err(meta_refusal(e)),
     }
+}
+
+/// Refuses new partitions whose logs this broker could not open for lack of file descriptors
+/// (`fd_limit`), before anything is committed: the client hears POLICY_VIOLATION with the figures
+/// and the setting to raise, instead of a topic whose logs fail to open and a request that times
+/// out. POLICY_VIOLATION is Kafka's answer when a broker-side policy refuses a create; clients show
+/// its message and do not retry. Only this broker's budget is known here; other brokers log the
+/// failure to open (OPERATIONS.md).
+pub fn check_fd_budget(broker: &Broker, replicas: &[Vec<i32>]) -> Result<(), Refusal> {
+    let local = replicas.iter().filter(|r| r.contains(&broker.node_id)).count() as u64;
+    crate::fd_limit::check_budget(local).map_err(|m| (ResponseError::PolicyViolation, m))
 }
 
 /// Replica lists given by a client: non-empty, same length, no duplicates, known brokers.

@@ -45,7 +45,15 @@ pub(crate) fn map_index(file: &File, path: &Path) -> Result<Mmap, WalError> {
     // SAFETY: the index value that owns this map is the only reader and writer of the file; it
     // writes only past its entry count, shrinks the file only after its last write and never reads
     // past its entry count.
-    unsafe { Mmap::map(file) }.map_err(io_at(path))
+    let map = unsafe { Mmap::map(file) }.map_err(io_at(path))?;
+    // Index lookups read single entries: without this advice a page fault reads around the page (up
+    // to the device's read_ahead_kb, 8 MiB on the benchmark machine), zero-filling the holes of a
+    // sparse active index; with 1,000 partitions taking writes through the mapping that was 75 % of
+    // the broker's CPU. Advice only: a failure changes nothing but speed.
+    if let Err(e) = map.advise(Advice::Random) {
+        tracing::debug!(path = %path.display(), error = %e, "madvise(RANDOM) on an index map failed");
+    }
+    Ok(map)
 }
 
 /// Runs `walk` with the kernel told that `map` is read at random (`MADV_RANDOM`: no readahead around

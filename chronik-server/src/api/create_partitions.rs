@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use crate::topics::{meta_refusal, validate_assignments, Refusal, TOPIC_PARTITIONS_MAX};
+use crate::topics::{check_fd_budget, meta_refusal, validate_assignments, Refusal, TOPIC_PARTITIONS_MAX};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::wire::context::RequestContext;
@@ -44,6 +44,7 @@ async fn grow(broker: &Arc<Broker>, name: &str, count: i32, assignments: Option<
         None => place_new_partitions(&live, current, count - current, rf)
             .map_err(|e| (ResponseError::InvalidReplicationFactor, e.to_string()))?,
     };
+    check_fd_budget(broker, &new_replicas)?;
     if validate_only {
         return Ok(());
     }

@@ -105,8 +105,8 @@ async fn control_task(broker: Arc<Broker>) {
         // Moves wait for a tick without liveness or ISR decisions: those come first.
         let requested = broker.rebalance_requested.swap(false, std::sync::atomic::Ordering::Relaxed);
         let moves = if decisions.is_empty() {
-            let sizes = sizes::PartitionSizes::from_reports(&state, &broker.meta.size_reports().of_term(term));
-            rebalancer.tick(&state, &sizes, now, requested)
+            let sizes = || sizes::PartitionSizes::from_reports(&state, &broker.meta.size_reports().of_term(term));
+            rebalancer.tick(&state, sizes, now, requested)
         } else {
             Vec::new()
         };

@@ -4,7 +4,7 @@
 //! each with a `partition.metadata` file naming the topic id, so a topic re-created under the same name
 //! never reuses an old log.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +21,11 @@ use crate::config::{Config, FsyncMode};
 
 type Key = (String, i32);
 
+/// Threads one reconcile opens new partition logs on. Each open waits on fsyncs (the topic-id file,
+/// the directory, the new segment); concurrent fsyncs share journal commits, so creating thousands
+/// of partitions is several times faster than one at a time, and the bound keeps the burst small.
+const OPEN_THREADS_MAX: usize = 16;
+
 /// Names the topic id a partition directory belongs to.
 const TOPIC_ID_FILE: &str = "partition.metadata";
 
@@ -32,6 +37,9 @@ pub struct PartitionManager {
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
     reconcile_lock: parking_lot::Mutex<()>,
+    /// Set after the first reconcile swept directories of topics deleted while this broker was down;
+    /// later reconciles sweep only when they deleted something.
+    swept_once: std::sync::atomic::AtomicBool,
     data_changed: watch::Sender<u64>,
     /// Bumped on every append to any partition here; followers' long-polling fetches wait on it.
     appended: watch::Sender<u64>,
@@ -58,6 +66,7 @@ impl PartitionManager {
             fsync: config.fsync,
             partitions: RwLock::new(HashMap::new()),
             reconcile_lock: parking_lot::Mutex::new(()),
+            swept_once: std::sync::atomic::AtomicBool::new(false),
             data_changed,
             appended: watch::channel(0).0,
         })
@@ -109,23 +118,29 @@ impl PartitionManager {
     /// Opens what the metadata assigns here and drops what it no longer lists. Idempotent; called at
     /// start and after every metadata change. Blocking file I/O: call from a blocking context.
     /// `current` is read after taking the reconcile lock, so an older view can never undo a newer one.
+    ///
+    /// Cost with P partitions hosted here and N of them new: one O(P) pass over the metadata (the log
+    /// settings are worked out only for new partitions), N opens spread over [`OPEN_THREADS_MAX`] threads
+    /// (each open waits on a few fsyncs; concurrent fsyncs share journal commits), and the O(P)
+    /// directory sweep only when something was deleted or at the first reconcile.
     pub fn reconcile(&self, current: impl Fn() -> Arc<MetadataState>) -> Result<(), PartitionError> {
         let _one_at_a_time = self.reconcile_lock.lock();
         let state = current();
-        let mut wanted: HashMap<Key, ([u8; 16], LogConfig)> = HashMap::new();
-        for topic in state.topics.values() {
-            for (i, p) in topic.partitions.iter().enumerate() {
-                if p.replicas.contains(&self.node_id) {
-                    let mut cfg = self.defaults.clone();
-                    let ret_ms = topic_config_i64(&topic.configs, "retention.ms", cfg.retention_ms.map(|v| v as i64).unwrap_or(-1));
-                    cfg.retention_ms = u64::try_from(ret_ms).ok();
-                    let ret_b = topic_config_i64(&topic.configs, "retention.bytes", cfg.retention_bytes.map(|v| v as i64).unwrap_or(-1));
-                    cfg.retention_bytes = u64::try_from(ret_b).ok();
-                    let seg = topic_config_i64(&topic.configs, "segment.bytes", cfg.segment_bytes as i64);
-                    cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
-                    let seg_ms = topic_config_i64(&topic.configs, "segment.ms", i64::try_from(cfg.segment_ms).unwrap_or(i64::MAX));
-                    cfg.segment_ms = u64::try_from(seg_ms).unwrap_or(cfg.segment_ms);
-                    wanted.insert((topic.name.clone(), i as i32), (topic.topic_id, cfg));
+        let mut wanted: HashMap<(&str, i32), [u8; 16]> = HashMap::new();
+        let mut missing: Vec<(String, i32, [u8; 16], LogConfig)> = Vec::new();
+        {
+            let open = self.partitions.read();
+            for topic in state.topics.values() {
+                for (i, p) in topic.partitions.iter().enumerate() {
+                    if !p.replicas.contains(&self.node_id) {
+                        continue;
+                    }
+                    let index = i as i32;
+                    wanted.insert((topic.name.as_str(), index), topic.topic_id);
+                    let is_open = open.get(&(topic.name.clone(), index)).is_some_and(|p| p.topic_id == topic.topic_id);
+                    if !is_open {
+                        missing.push((topic.name.clone(), index, topic.topic_id, self.log_config(&topic.configs)));
+                    }
                 }
             }
         }
@@ -134,44 +149,80 @@ impl PartitionManager {
             let mut map = self.partitions.write();
             let keys: Vec<Key> = map
                 .iter()
-                .filter(|(k, p)| wanted.get(*k).map(|(id, _)| *id != p.topic_id).unwrap_or(true))
+                .filter(|((t, i), p)| wanted.get(&(t.as_str(), *i)).is_none_or(|id| *id != p.topic_id))
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.into_iter().filter_map(|k| map.remove(&k)).collect()
         };
+        let deleted_any = !stale.is_empty();
         for p in stale {
             info!(topic = %p.topic, partition = p.index, "deleting partition log");
             p.delete();
         }
-        // Open the missing ones. One partition that cannot open (disk error, corruption) is reported and
-        // does not keep the others from opening.
-        let mut first_error = None;
-        let wanted_dirs: std::collections::HashSet<PathBuf> = wanted.keys().map(|(t, i)| self.dir_for(t, *i)).collect();
-        for ((topic, index), (topic_id, cfg)) in wanted {
-            if self.get(&topic, index).is_some() {
-                continue;
-            }
-            let dir = self.dir_for(&topic, index);
-            let opened = Self::claim_dir(&dir, &topic_id)
-                .map_err(|source| PartitionError::wal(&topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))
-                .and_then(|()| Partition::open(&dir, &topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone()));
-            match opened {
-                Ok(p) => {
-                    self.partitions.write().insert((topic, index), Arc::new(p));
-                }
-                Err(e) => {
-                    tracing::error!(%topic, partition = index, error = %e, "cannot open partition log");
-                    first_error.get_or_insert(e);
-                }
-            }
+        // Open the missing ones. One partition that cannot open (disk error, corruption, no file
+        // descriptors) is reported and does not keep the others from opening.
+        let first_error = self.open_all(missing);
+        let first_sweep = !self.swept_once.swap(true, std::sync::atomic::Ordering::AcqRel);
+        if first_sweep || deleted_any {
+            let wanted_dirs: HashSet<PathBuf> = wanted.keys().map(|(t, i)| self.dir_for(t, *i)).collect();
+            self.remove_orphan_dirs(&wanted_dirs);
         }
-        self.remove_orphan_dirs(&wanted_dirs);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The log settings of a partition of a topic with `configs`: the broker's defaults overridden
+    /// by the topic's retention and segment configs.
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
+        let mut cfg = self.defaults.clone();
+        let ret_ms = topic_config_i64(configs, "retention.ms", cfg.retention_ms.map(|v| v as i64).unwrap_or(-1));
+        cfg.retention_ms = u64::try_from(ret_ms).ok();
+        let ret_b = topic_config_i64(configs, "retention.bytes", cfg.retention_bytes.map(|v| v as i64).unwrap_or(-1));
+        cfg.retention_bytes = u64::try_from(ret_b).ok();
+        let seg = topic_config_i64(configs, "segment.bytes", cfg.segment_bytes as i64);
+        cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
+        let seg_ms = topic_config_i64(configs, "segment.ms", i64::try_from(cfg.segment_ms).unwrap_or(i64::MAX));
+        cfg.segment_ms = u64::try_from(seg_ms).unwrap_or(cfg.segment_ms);
+        cfg
+    }
+
+    /// Opens `missing` partitions on up to [`OPEN_THREADS_MAX`] threads, each inserted as soon as it
+    /// is open. Returns the first error; the others are logged.
+    fn open_all(&self, missing: Vec<(String, i32, [u8; 16], LogConfig)>) -> Option<PartitionError> {
+        if missing.is_empty() {
+            return None;
+        }
+        let threads = missing.len().min(OPEN_THREADS_MAX);
+        let queue = parking_lot::Mutex::new(missing.into_iter());
+        let first_error = parking_lot::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let Some((topic, index, topic_id, cfg)) = queue.lock().next() else { break };
+                    match self.open_one(&topic, index, topic_id, cfg) {
+                        Ok(p) => {
+                            self.partitions.write().insert((topic, index), Arc::new(p));
+                        }
+                        Err(e) => {
+                            tracing::error!(%topic, partition = index, error = %e, "cannot open partition log");
+                            first_error.lock().get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        first_error.into_inner()
+    }
+
+    fn open_one(&self, topic: &str, index: i32, topic_id: [u8; 16], cfg: LogConfig) -> Result<Partition, PartitionError> {
+        let dir = self.dir_for(topic, index);
+        Self::claim_dir(&dir, &topic_id)
+            .map_err(|source| PartitionError::wal(topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))?;
+        Partition::open(&dir, topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone())
     }
 
     /// Log directories on disk that the metadata does not assign here: topics deleted while this broker
     /// was down. A partition that failed to open is still wanted, so its data is never removed here.
-    fn remove_orphan_dirs(&self, owned: &std::collections::HashSet<PathBuf>) {
+    fn remove_orphan_dirs(&self, owned: &HashSet<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(&self.logs_dir) else { return };
         for entry in entries.flatten() {
             let path = entry.path();
