@@ -141,7 +141,7 @@ part_suite() {
 part_harness() {
   begin harness "tests/python harness"
   need_binary
-  "$VENV/bin/python" -m pytest tests/python --ignore=tests/python/cluster -v -rA "${EXTRA_PYTEST[@]}"
+  "$VENV/bin/python" -m pytest tests/python --ignore=tests/python/cluster --ignore=tests/python/faults -v -rA "${EXTRA_PYTEST[@]}"
   end
 }
 
