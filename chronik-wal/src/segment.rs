@@ -130,13 +130,7 @@ impl Segment {
         role: Role,
         prefix: Option<Prefix>,
     ) -> Result<Segment, WalError> {
-        let log_path = segment_file(dir, base_offset, LOG_EXT);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_at(&log_path))?;
-        let file_len = file.metadata().map_err(io_at(&log_path))?.len();
+        let (log_path, file, file_len) = open_log_file(dir, base_offset)?;
         let capacity = file_len.max(config.segment_bytes);
         if matches!(role, Role::Active) && file_len < capacity {
             file.set_len(capacity).map_err(io_at(&log_path))?;
@@ -261,13 +255,7 @@ impl Segment {
         config: &LogConfig,
         expected_next: i64,
     ) -> Result<Option<Segment>, WalError> {
-        let log_path = segment_file(dir, base_offset, LOG_EXT);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_at(&log_path))?;
-        let file_len = file.metadata().map_err(io_at(&log_path))?.len();
+        let (log_path, file, file_len) = open_log_file(dir, base_offset)?;
         let map = map_log(&file, &log_path)?;
         let Some(offset_index) =
             IndexFile::open_sealed_trusted(&segment_file(dir, base_offset, INDEX_EXT), OFFSET_INDEX_ENTRY_BYTES)?
@@ -606,4 +594,12 @@ fn prefix_matches(data: &[u8], mark: &RecoveryMark) -> bool {
         Ok(h) => at + h.size as usize == end && h.last_offset + 1 == mark.offset && h.base_offset >= mark.segment_base,
         Err(_) => false,
     }
+}
+
+/// Opens an existing segment's log file for reading and writing; returns its path, the file and its length.
+fn open_log_file(dir: &Path, base_offset: i64) -> Result<(PathBuf, File, u64), WalError> {
+    let log_path = segment_file(dir, base_offset, LOG_EXT);
+    let file = OpenOptions::new().read(true).write(true).open(&log_path).map_err(io_at(&log_path))?;
+    let file_len = file.metadata().map_err(io_at(&log_path))?.len();
+    Ok((log_path, file, file_len))
 }
