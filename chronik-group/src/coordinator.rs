@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::fence::LeadershipFence;
 use crate::group::{Delivery, Group, JoinResult, Limits, MembershipRecord, SyncResult};
 use crate::offsets::log::OffsetsLog;
 use crate::offsets::{OffsetStore, Ownership};
@@ -109,6 +110,8 @@ pub struct GroupCoordinator {
     ticker_started: AtomicBool,
     /// Lets the timer task hold the coordinator weakly, so dropping the coordinator stops it.
     weak_self: Weak<GroupCoordinator>,
+    /// Set once by a broker ([`Self::set_fence`]); a standalone coordinator has none.
+    fence: OnceLock<LeadershipFence>,
 }
 
 impl GroupCoordinator {
@@ -141,6 +144,7 @@ impl GroupCoordinator {
             clock_base: Instant::now(),
             ticker_started: AtomicBool::new(false),
             weak_self: weak_self.clone(),
+            fence: OnceLock::new(),
         })
     }
 
@@ -154,11 +158,30 @@ impl GroupCoordinator {
         self.offsets.ownership(group)
     }
 
-    /// The error a request about `group` gets from a broker that does not serve it, if any.
-    pub(crate) fn not_serving(&self, group: &str) -> Option<kafka_protocol::error::ResponseError> {
+    /// Makes every group request confirm leadership of its offsets partition first (see
+    /// [`crate::fence`]). Set once, before the broker takes requests; a second call is ignored.
+    pub fn set_fence(&self, fence: LeadershipFence) {
+        if self.fence.set(fence).is_err() {
+            warn!("group coordinator fence already set; the second one is ignored");
+        }
+    }
+
+    /// The error a request about `group` gets from a broker that does not serve it, if any: one
+    /// that does not own the group's offsets partition, is still loading it, or owns it but cannot
+    /// confirm it still leads it (the fence).
+    pub(crate) async fn not_serving(&self, group: &str) -> Option<kafka_protocol::error::ResponseError> {
         use kafka_protocol::error::ResponseError;
         match self.offsets.ownership(group) {
-            Ownership::Owned => None,
+            Ownership::Owned => {
+                let fence = self.fence.get()?;
+                let index = self.offsets.partition_of(group);
+                if fence(index).await {
+                    None
+                } else {
+                    debug!(group = %group, partition = index, "leadership of the offsets partition not confirmed; NOT_COORDINATOR");
+                    Some(ResponseError::NotCoordinator)
+                }
+            }
             Ownership::Loading => Some(ResponseError::CoordinatorLoadInProgress),
             Ownership::NotOwned => Some(ResponseError::NotCoordinator),
         }

@@ -15,6 +15,8 @@
 //! - [`coordinator`]: the async facade the server calls (a timer task expires sessions); `api/`
 //!   holds one file per Kafka API mapping requests and versions onto the two above.
 //! - [`error`]: [`GroupError`], storage failures only (protocol errors are response codes).
+//! - [`fence`]: the broker's confirmation, before each group request, that it still leads the
+//!   group's offsets partition (a woken, deposed coordinator answers NOT_COORDINATOR).
 //!
 //! Group membership is stored next to the offsets (one record per completed rebalance, a tombstone
 //! when a group empties; [`offsets::membership`]) and loaded with them, so when a coordinator moves
@@ -27,11 +29,13 @@ mod api;
 pub mod config;
 pub mod coordinator;
 pub mod error;
+pub mod fence;
 pub mod group;
 pub mod offsets;
 
 pub use config::GroupConfig;
 pub use coordinator::{ClientInfo, GroupCoordinator, PartitionExists};
 pub use error::GroupError;
+pub use fence::LeadershipFence;
 pub use offsets::log::{CommitWait, LogFailure, OffsetsLog};
 pub use offsets::Ownership;

@@ -453,3 +453,42 @@ async fn a_new_coordinator_loads_the_group_with_its_members_and_generation() {
     let resp = next.heartbeat(heartbeat(&members[0].0, generation), 4).await;
     assert_eq!(resp.error_code, ResponseError::RebalanceInProgress.code(), "the silent member expired");
 }
+
+/// A coordinator whose broker cannot confirm it still leads an offsets partition answers every
+/// group request about its groups NOT_COORDINATOR — never its own (possibly stale) offsets — and
+/// serves again once the fence confirms.
+#[tokio::test]
+async fn an_unconfirmed_coordinator_answers_not_coordinator() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = open(dir.path());
+    coordinator.offset_commit(commit_req("fenced", -1, "", &[(0, 100)]), 8).await;
+    let confirmed = Arc::new(AtomicBool::new(false));
+    let asked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (c, a) = (confirmed.clone(), asked.clone());
+    coordinator.set_fence(Arc::new(move |_index| {
+        let (c, a) = (c.clone(), a.clone());
+        Box::pin(async move {
+            a.fetch_add(1, Ordering::SeqCst);
+            c.load(Ordering::SeqCst)
+        })
+    }));
+    let not_coordinator = ResponseError::NotCoordinator.code();
+    let fetched = coordinator.offset_fetch(fetch_v7("fenced", Some(vec![0])), 7).await;
+    assert_eq!(fetched.error_code, not_coordinator, "{fetched:?}");
+    assert!(fetched.topics.is_empty(), "no offsets from an unconfirmed coordinator: {fetched:?}");
+    let fetched_v1 = coordinator.offset_fetch(fetch_v7("fenced", Some(vec![0])), 1).await;
+    assert_eq!(fetched_v1.topics[0].partitions[0].error_code, not_coordinator, "{fetched_v1:?}");
+    let committed = coordinator.offset_commit(commit_req("fenced", -1, "", &[(0, 200)]), 8).await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, not_coordinator);
+    let joined = coordinator.join_group(join_req("fenced", ""), 3).await;
+    assert_eq!(joined.error_code, not_coordinator);
+    let beat = coordinator.heartbeat(heartbeat("m", 1), 3).await;
+    assert_eq!(beat.error_code, not_coordinator);
+    assert!(asked.load(Ordering::SeqCst) >= 5, "the fence is asked on every request");
+
+    confirmed.store(true, Ordering::SeqCst);
+    let fetched = coordinator.offset_fetch(fetch_v7("fenced", Some(vec![0])), 7).await;
+    assert_eq!(fetched.error_code, 0);
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 100, "the refused commit changed nothing");
+}

@@ -140,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
     }
 
     let broker = Arc::new(Broker::new(config, cluster_id, meta, partitions, groups, data_changed));
+    crate::groups::fence::install(&broker);
     register_self(&broker, node).await?;
     crate::reconcile::partitions(&broker).await;
 

@@ -25,7 +25,7 @@ impl GroupCoordinator {
         if id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
-        if let Some(error) = self.not_serving(id) {
+        if let Some(error) = self.not_serving(id).await {
             return Err(error);
         }
         let had_offsets = self.offsets.has_offsets(id);

@@ -17,11 +17,13 @@ const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 impl GroupCoordinator {
     pub async fn describe_groups(&self, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
         let mut resp = DescribeGroupsResponse::default();
-        resp.groups = req.groups.iter().map(|id| self.describe_one(&owned(id), req.include_authorized_operations, version)).collect();
+        for id in &req.groups {
+            resp.groups.push(self.describe_one(&owned(id), req.include_authorized_operations, version).await);
+        }
         resp
     }
 
-    fn describe_one(&self, id: &str, include_operations: bool, version: i16) -> DescribedGroup {
+    async fn describe_one(&self, id: &str, include_operations: bool, version: i16) -> DescribedGroup {
         let mut out = DescribedGroup::default();
         out.group_id = kafka_protocol::messages::GroupId(wire(id));
         if version >= AUTHORIZED_OPERATIONS_SINCE_VERSION && include_operations {
@@ -32,7 +34,7 @@ impl GroupCoordinator {
             out.group_state = wire(GroupState::Dead.name());
             return out;
         }
-        if let Some(error) = self.not_serving(id) {
+        if let Some(error) = self.not_serving(id).await {
             out.error_code = error.code();
             out.group_state = wire(GroupState::Dead.name());
             return out;

@@ -12,7 +12,7 @@ impl GroupCoordinator {
         let group_id = owned(&req.group_id);
         let result = if group_id.is_empty() {
             Err(ResponseError::InvalidGroupId)
-        } else if let Some(error) = self.not_serving(&group_id) {
+        } else if let Some(error) = self.not_serving(&group_id).await {
             Err(error)
         } else {
             let now_ms = self.now_ms();

@@ -26,7 +26,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return response(JoinResult::error(ResponseError::InvalidGroupId, &member_id), version);
         }
-        if let Some(error) = self.not_serving(&group_id) {
+        if let Some(error) = self.not_serving(&group_id).await {
             return response(JoinResult::error(error, &member_id), version);
         }
         let session_ms = req.session_timeout_ms;

@@ -18,7 +18,7 @@ impl GroupCoordinator {
             resp.error_code = ResponseError::InvalidGroupId.code();
             return resp;
         }
-        if let Some(error) = self.not_serving(&group_id) {
+        if let Some(error) = self.not_serving(&group_id).await {
             resp.error_code = error.code();
             return resp;
         }

@@ -20,7 +20,10 @@ impl GroupCoordinator {
         let group_error = if group_id.is_empty() {
             Some(ResponseError::InvalidGroupId)
         } else {
-            self.not_serving(&group_id).or_else(|| self.check_commit(&req))
+            match self.not_serving(&group_id).await {
+                Some(error) => Some(error),
+                None => self.check_commit(&req),
+            }
         };
         // Per partition: Some(error) is decided; None is to be committed.
         let mut decided: Vec<Vec<Option<ResponseError>>> = Vec::with_capacity(req.topics.len());

@@ -29,49 +29,21 @@ impl GroupCoordinator {
     pub async fn offset_fetch(&self, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
         let mut resp = OffsetFetchResponse::default();
         if version >= MULTI_GROUP_SINCE_VERSION {
-            resp.groups = req
-                .groups
-                .iter()
-                .map(|g| {
-                    let wanted = g
-                        .topics
-                        .as_ref()
-                        .map(|topics| topics.iter().map(|t| (owned(&t.name), t.partition_indexes.clone())).collect());
-                    let answer = self.group_offsets(g.group_id.as_str(), wanted);
-                    let mut group = OffsetFetchResponseGroup::default();
-                    group.group_id = g.group_id.clone();
-                    group.error_code = answer.error.map_or(0, |e| e.code());
-                    group.topics = answer
-                        .topics
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            let mut topic = OffsetFetchResponseTopics::default();
-                            topic.name = TopicName(wire(name));
-                            topic.partitions = partitions
-                                .into_iter()
-                                .map(|(index, committed)| {
-                                    let (offset, epoch, metadata) = fields(committed);
-                                    let mut p = OffsetFetchResponsePartitions::default();
-                                    p.partition_index = index;
-                                    p.committed_offset = offset;
-                                    p.committed_leader_epoch = epoch;
-                                    p.metadata = metadata;
-                                    p
-                                })
-                                .collect();
-                            topic
-                        })
-                        .collect();
-                    group
-                })
-                .collect();
+            for g in &req.groups {
+                let wanted = g
+                    .topics
+                    .as_ref()
+                    .map(|topics| topics.iter().map(|t| (owned(&t.name), t.partition_indexes.clone())).collect());
+                let answer = self.group_offsets(g.group_id.as_str(), wanted).await;
+                resp.groups.push(group_entry(g.group_id.clone(), answer));
+            }
             return resp;
         }
         let wanted = req
             .topics
             .as_ref()
             .map(|topics| topics.iter().map(|t| (owned(&t.name), t.partition_indexes.clone())).collect());
-        let answer = self.group_offsets(req.group_id.as_str(), wanted.clone());
+        let answer = self.group_offsets(req.group_id.as_str(), wanted.clone()).await;
         if version >= TOP_LEVEL_ERROR_SINCE_VERSION {
             resp.error_code = answer.error.map_or(0, |e| e.code());
         }
@@ -108,13 +80,17 @@ impl GroupCoordinator {
     }
 
     /// Offsets of `group` for `wanted` topics and partitions, or all of them when `None`.
-    fn group_offsets(&self, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> GroupOffsets {
+    async fn group_offsets(&self, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> GroupOffsets {
         let mut topics: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
         if group.is_empty() {
             return GroupOffsets { error: Some(ResponseError::InvalidGroupId), topics };
         }
-        // A broker that does not own the group's offsets answers NOT_COORDINATOR (or
-        // COORDINATOR_LOAD_IN_PROGRESS), never "nothing committed".
+        // A broker that does not own the group's offsets — or cannot confirm it still leads their
+        // partition — answers NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS), never "nothing
+        // committed".
+        if let Some(error) = self.not_serving(group).await {
+            return GroupOffsets { error: Some(error), topics };
+        }
         let answered = match wanted {
             Some(wanted) => wanted.into_iter().try_for_each(|(topic, partitions)| {
                 let keys: Vec<TopicPartition> =
@@ -134,6 +110,35 @@ impl GroupCoordinator {
             Err(e) => GroupOffsets { error: Some(e.response_error()), topics: BTreeMap::new() },
         }
     }
+}
+
+/// One group's entry of a v8+ response.
+fn group_entry(group_id: kafka_protocol::messages::GroupId, answer: GroupOffsets) -> OffsetFetchResponseGroup {
+    let mut group = OffsetFetchResponseGroup::default();
+    group.group_id = group_id;
+    group.error_code = answer.error.map_or(0, |e| e.code());
+    group.topics = answer
+        .topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let mut topic = OffsetFetchResponseTopics::default();
+            topic.name = TopicName(wire(name));
+            topic.partitions = partitions
+                .into_iter()
+                .map(|(index, committed)| {
+                    let (offset, epoch, metadata) = fields(committed);
+                    let mut p = OffsetFetchResponsePartitions::default();
+                    p.partition_index = index;
+                    p.committed_offset = offset;
+                    p.committed_leader_epoch = epoch;
+                    p.metadata = metadata;
+                    p
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    group
 }
 
 /// Offset, leader epoch and metadata as the wire wants them (-1, -1, "" when nothing is committed).

@@ -17,7 +17,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return response(SyncResult::error(ResponseError::InvalidGroupId), version);
         }
-        if let Some(error) = self.not_serving(&group_id) {
+        if let Some(error) = self.not_serving(&group_id).await {
             return response(SyncResult::error(error), version);
         }
         let with_protocol = version >= PROTOCOL_FIELDS_SINCE_VERSION;

@@ -17,6 +17,9 @@ use crate::wire::context::RequestContext;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    // Name the coordinator from metadata at least as new as the request (a woken, deposed broker
+    // that cannot get a read index answers from its own view; the fence then refuses it).
+    super::read_barrier(broker).await;
     let offsets_topic = if req.key_type == KEY_TYPE_TRANSACTION { Ok(()) } else { crate::groups::offsets_topic::ensure(broker).await };
     if let Err((code, message)) = &offsets_topic {
         tracing::debug!(?code, %message, "offsets topic not available");

@@ -11,9 +11,12 @@
 //! - [`offsets_log`]: `chronik_group::OffsetsLog` over a local partition this broker leads: a
 //!   commit (or membership record) is committed once it is fsynced and stored by every in-sync
 //!   replica.
+//! - [`fence`]: confirms, before each group request, that this broker still leads the group's
+//!   offsets partition (a read index on the metadata), so a deposed coordinator cannot serve.
 //! - [`ownership`]: loads and unloads offsets partitions in the group coordinator as this broker's
 //!   leadership changes, and clears the offsets of deleted topics.
 
+pub mod fence;
 pub mod offsets_log;
 pub mod offsets_topic;
 pub mod ownership;

@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::offsets_log::PartitionOffsetsLog;
 use super::OFFSETS_TOPIC;
 use crate::broker::Broker;
-use crate::partition::MinInsyncReplicas;
+use crate::partition::{MinInsyncReplicas, Partition};
+use chronik_raft::TopicRecord;
 
 /// Loads what this broker leads, unloads what it does not, cleans up after deleted topics. Cheap;
 /// called after every reconcile of the partitions.
@@ -32,11 +33,7 @@ pub fn sync(broker: &Arc<Broker>) {
         }
     }
     for index in 0..count {
-        let led = topic.and_then(|t| {
-            let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id)?;
-            let p = broker.partitions.get(OFFSETS_TOPIC, i32::try_from(index).ok()?)?;
-            (p.topic_id == t.topic_id && p.leading_epoch() == Some(pm.leader_epoch)).then_some((p, pm.leader_epoch, t))
-        });
+        let led = topic.and_then(|t| led_here(broker, t, index).map(|(p, epoch)| (p, epoch, t)));
         let Some((partition, epoch, t)) = led else {
             broker.groups.unload(index);
             continue;
@@ -59,6 +56,15 @@ pub fn sync(broker: &Arc<Broker>) {
         });
     }
     forget_deleted_topics(broker, state.topics.keys().cloned().collect());
+}
+
+/// Whether this broker leads offsets partition `index` of the offsets topic `t` as the metadata
+/// says and as its local log has taken on (same topic id, leading at the metadata's epoch): the
+/// local partition and that epoch.
+pub fn led_here(broker: &Broker, t: &TopicRecord, index: u32) -> Option<(Arc<Partition>, i32)> {
+    let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id)?;
+    let p = broker.partitions.get(OFFSETS_TOPIC, i32::try_from(index).ok()?)?;
+    (p.topic_id == t.topic_id && p.leading_epoch() == Some(pm.leader_epoch)).then_some((p, pm.leader_epoch))
 }
 
 fn forget_deleted_topics(broker: &Arc<Broker>, now: BTreeSet<String>) {

@@ -33,10 +33,6 @@ def test_t5_paused_partition_leader_rejoins(net_cluster):
     scenario(net_cluster, 3, "T5", Pause("partition_leader"), hold_s=15.0)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug, seen once in 5 runs: after the paused metadata leader (a group coordinator) wakes, a "
-    "group member re-read partition 3 from offset 0 although offset 200 was committed (OffsetFetch "
-    "during the coordinator move answered no offset?); docs/TESTING.md, bugs found, still open"))
 def test_paused_metadata_leader(net_cluster):
     scenario(net_cluster, 3, "T5", Pause("metadata_leader"), hold_s=15.0)
 
