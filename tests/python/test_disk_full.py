@@ -3,7 +3,7 @@ lost or corrupted, and the broker takes writes again once space returns, without
 
 The broker's data dir is a small file system of its own: a loop-mounted ext4 image (mkfs.ext4 with
 no root reserve, so "full" means full for the broker too) or, where that cannot be made, a tmpfs.
-A filler file takes all but a few MiB; a producer (acks=all, no retries, so each error is the
+A filler file takes all but a few MiB above the broker's free-space floor; a producer (acks=all, no retries, so each error is the
 broker's own answer) writes until the broker refuses; the filler is deleted and the same broker
 must take writes again. Every acknowledged record must then be at its acknowledged offset with its
 exact value, offsets contiguous, and no refused record in the log — before and after a kill -9 and
@@ -23,8 +23,10 @@ from small_fs import MountError, fill, free_bytes, mount_small_fs, unmount
 
 TOPIC = "disk-full"
 FS_BYTES = 64 << 20
-# Free space the filler leaves: what the producer fills before the broker must refuse.
-HEADROOM_BYTES = 3 << 20
+# The broker's free-space floor (partition/disk_floor.rs DATA_FREE_BYTES_MIN): appends stop there.
+BROKER_FLOOR_BYTES = 8 << 20
+# Free space the filler leaves: the floor plus what the producer fills before the broker must refuse.
+HEADROOM_BYTES = BROKER_FLOOR_BYTES + (3 << 20)
 RECORD_BYTES = 1000
 ROUND_RECORDS = 500
 WARM_UP_RECORDS = 2_000

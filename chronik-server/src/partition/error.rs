@@ -40,6 +40,8 @@ pub enum PartitionError {
     NotContiguous { expected: i64, got: i64 },
     #[error("no longer following broker {leader} at epoch {leader_epoch}")]
     StaleFetcher { leader: i32, leader_epoch: i32 },
+    #[error("{free} bytes free in the data directory, below the floor of {floor} kept for the metadata")]
+    BelowDiskFloor { free: u64, floor: u64 },
 }
 
 impl PartitionError {
@@ -62,7 +64,7 @@ impl PartitionError {
             PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             PartitionError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
             PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
-            PartitionError::SyncTask(_) => ResponseError::KafkaStorageError,
+            PartitionError::SyncTask(_) | PartitionError::BelowDiskFloor { .. } => ResponseError::KafkaStorageError,
             PartitionError::NotLeader | PartitionError::StaleFetcher { .. } => ResponseError::NotLeaderOrFollower,
             PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,

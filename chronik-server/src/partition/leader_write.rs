@@ -196,7 +196,7 @@ mod tests {
     fn leader_of_two(dir: &Path) -> Arc<Partition> {
         let (data_changed, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
-        let p = Partition::open(dir, "t", 0, [0; 16], 1, LogConfig::default(), FsyncMode::Never, data_changed, appended).expect("open");
+        let p = Partition::open(dir, "t", 0, [0; 16], 1, LogConfig::default(), FsyncMode::Never, data_changed, appended, Arc::new(crate::partition::disk_floor::DiskFloor::none())).expect("open");
         p.become_leader(EPOCH, vec![1, 2], vec![1, 2], 0);
         Arc::new(p)
     }

@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::disk_floor::{DiskFloor, DATA_FREE_BYTES_MIN};
 use super::error::PartitionError;
 use super::partition::Partition;
 use super::topic::topic_config_i64;
@@ -43,6 +44,8 @@ pub struct PartitionManager {
     data_changed: watch::Sender<u64>,
     /// Bumped on every append to any partition here; followers' long-polling fetches wait on it.
     appended: watch::Sender<u64>,
+    /// The data directory's free-space floor, shared by every partition.
+    floor: Arc<DiskFloor>,
 }
 
 fn hex(id: &[u8; 16]) -> String {
@@ -60,6 +63,7 @@ impl PartitionManager {
             ..LogConfig::default()
         };
         Ok(PartitionManager {
+            floor: Arc::new(DiskFloor::new(&logs_dir, DATA_FREE_BYTES_MIN)),
             logs_dir,
             node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
             defaults,
@@ -217,7 +221,7 @@ impl PartitionManager {
         let dir = self.dir_for(topic, index);
         Self::claim_dir(&dir, &topic_id)
             .map_err(|source| PartitionError::wal(topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))?;
-        Partition::open(&dir, topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone())
+        Partition::open(&dir, topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone(), self.floor.clone())
     }
 
     /// Log directories on disk that the metadata does not assign here: topics deleted while this broker

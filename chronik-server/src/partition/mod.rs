@@ -9,11 +9,14 @@
 //!   (durable here, then for acks=all below the high watermark), with one `min.insync.replicas` rule.
 //! - `replica_state`: the leader's pure rules — follower progress, HW, ISR shrink/expand.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers, truncation point.
+//! - `disk_floor`: appends stop while the data directory has less than a floor free, so the
+//!   metadata always has room (KAFKA_STORAGE_ERROR meanwhile, resumed when space returns).
 //! - `storage_fault`: what a disk failure does — a failed write is rolled back and answered
 //!   KAFKA_STORAGE_ERROR, a failed fdatasync halts the broker.
 //! - `producer_state`, `topic`, `error`, `manager`. Record sets arrive split and checked by
 //!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
+pub mod disk_floor;
 pub mod epoch_cache;
 pub mod error;
 pub mod high_watermark;

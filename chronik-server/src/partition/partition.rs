@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tracing::warn;
 
+use super::disk_floor::DiskFloor;
 use super::epoch_cache::EpochCache;
 use super::error::PartitionError;
 use super::role::Role;
@@ -64,6 +65,8 @@ pub struct Partition {
     /// The last append failed for want of space: logged once when it starts and once when an
     /// append succeeds again, not per refused request.
     pub(super) out_of_space: AtomicBool,
+    /// The data directory's free-space floor, shared by every partition of this broker.
+    pub(super) floor: Arc<DiskFloor>,
 }
 
 impl Partition {
@@ -81,6 +84,7 @@ impl Partition {
         fsync: FsyncMode,
         data_changed: watch::Sender<u64>,
         appended: watch::Sender<u64>,
+        floor: Arc<DiskFloor>,
     ) -> Result<Partition, PartitionError> {
         let wal = |e| PartitionError::wal(topic, index, e);
         let log = PartitionLog::open(dir, log_config).map_err(wal)?;
@@ -114,6 +118,7 @@ impl Partition {
             appended,
             leader_changed: watch::channel(()).0,
             out_of_space: AtomicBool::new(false),
+            floor,
         })
     }
 
@@ -137,6 +142,7 @@ impl Partition {
     /// unacknowledged data a retry may repeat (an idempotent producer's retry is answered as a
     /// duplicate), and the published log end covers exactly them.
     pub fn append(&self, batches: &[BatchView<'_>], leader_epoch: i32) -> Result<Vec<AppendResult>, PartitionError> {
+        self.admit(batches.iter().map(BatchView::len).sum())?;
         let mut inner = self.inner.lock();
         let Inner { log, producers, epochs } = &mut *inner;
         let log = log.as_mut().ok_or(PartitionError::Deleted)?;
@@ -190,6 +196,18 @@ impl Partition {
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+
+    /// Admits an append of `bytes` against the data directory's free-space floor (see `disk_floor`);
+    /// a refusal starts a spell without space like a failed write does.
+    pub(super) fn admit(&self, bytes: usize) -> Result<(), PartitionError> {
+        let refused = self.floor.admit(u64::try_from(bytes).unwrap_or(u64::MAX)).err();
+        let Some(below) = refused else { return Ok(()) };
+        if !self.out_of_space.swap(true, Ordering::AcqRel) {
+            warn!(topic = %self.topic, partition = self.index, free = below.free, floor = below.floor,
+                "partition log is out of space: the data directory is below its free-space floor; appends are refused (KAFKA_STORAGE_ERROR) until space returns; stored data stays readable");
+        }
+        Err(PartitionError::BelowDiskFloor { free: below.free, floor: below.floor })
     }
 
     /// The partition error for a log error; halts the broker first when it is a failed fdatasync
@@ -324,7 +342,7 @@ mod tests {
     fn leader(dir: &Path, fsync: FsyncMode) -> Arc<Partition> {
         let (data_changed, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
-        let p = Partition::open(dir, "t", 0, [0; 16], 1, LogConfig::default(), fsync, data_changed, appended).expect("open");
+        let p = Partition::open(dir, "t", 0, [0; 16], 1, LogConfig::default(), fsync, data_changed, appended, Arc::new(DiskFloor::none())).expect("open");
         p.become_leader(0, vec![1], vec![1], 0);
         Arc::new(p)
     }

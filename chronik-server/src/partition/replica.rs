@@ -175,6 +175,7 @@ impl Partition {
     pub fn append_replicated(&self, records: &[u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
+        self.admit(records.len())?;
         let views = split_batches(records)?;
         let mut appended = 0;
         let mut failure = None;
@@ -303,7 +304,7 @@ mod tests {
     fn open(dir: &Path, node: i32, fsync: FsyncMode) -> Partition {
         let (data_changed, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
-        Partition::open(dir, "t", 0, [0; 16], node, LogConfig::default(), fsync, data_changed, appended).expect("open")
+        Partition::open(dir, "t", 0, [0; 16], node, LogConfig::default(), fsync, data_changed, appended, std::sync::Arc::new(crate::partition::disk_floor::DiskFloor::none())).expect("open")
     }
 
     fn append_as(p: &Partition, count: i32, epoch: i32) {

@@ -183,8 +183,10 @@ def wait_recovered(ctx):
     return time.monotonic() - t0
 
 
-def run_scenario(cluster, net, scenario, nemesis, hold_s, topic=None):
-    """The whole scenario of the module docstring. Returns the Outcome (violations listed, not raised)."""
+def run_scenario(cluster, net, scenario, nemesis, hold_s, topic=None, during=None):
+    """The whole scenario of the module docstring. Returns the Outcome (violations listed, not raised).
+    `during(ctx)`, when given, runs while the fault holds (after the hold, before healing) and returns
+    violations of its own."""
     topic = topic or f"{scenario.lower()}-{nemesis.name}".replace(" ", "").replace("|", "-").replace(
         "[", "").replace("]", "").replace(",", "-").replace("%", "pct").replace("+", "-")
     ctx = Context(cluster, net, topic)
@@ -201,6 +203,8 @@ def run_scenario(cluster, net, scenario, nemesis, hold_s, topic=None):
             election, failover, want_election, want_failover = hold_and_time(ctx, nemesis, hold_s)
             if nemesis.clients_reach_victims:
                 stale += probe_stale_leaders(ctx, nemesis)
+            if during is not None:
+                stale += during(ctx)
         finally:
             if nemesis.hits_metadata_leader and nemesis.victims:
                 watch = StaleDecisionWatch(ctx.cluster, topic, nemesis.victims, survivors(ctx, nemesis)).start()

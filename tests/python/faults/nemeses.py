@@ -263,6 +263,29 @@ class DiskFull(Nemesis):
             os.remove(self.filler)
 
 
+class DiskFullFollowers(Nemesis):
+    """The data disks of the two followers of a partition fill up (RF 3): they cannot store what
+    they fetch, fall out of the ISR, and acks=all to the partitions only the third node can still
+    write gets NOT_ENOUGH_REPLICAS (min ISR 2). `leader` keeps its disk; healing deletes the fillers."""
+
+    def __init__(self, leave_bytes=1 << 20):
+        self.leave_bytes = leave_bytes
+        self.name = "disk-full-followers"
+
+    def inject(self, ctx):
+        self.leader = partition_leader(ctx)
+        self.nodes = [n for n in sorted(ctx.cluster.nodes) if n != self.leader]
+        self.fillers = [ctx.cluster.disk(n) / "filler" for n in self.nodes]
+        for f in self.fillers:
+            fill(f, self.leave_bytes)
+        print(f"[campaign] disks of nodes {self.nodes} filled; node {self.leader} keeps its disk")
+
+    def heal(self, ctx):
+        for f in self.fillers:
+            if f.exists():
+                os.remove(f)
+
+
 class Combined(Nemesis):
     def __init__(self, *parts):
         self.parts = parts
