@@ -78,6 +78,8 @@ pub struct ConfigFile {
     pub offsets_partitions: Option<u32>,
     pub offsets_commit_timeout_ms: Option<u64>,
     pub fetch_wait_ms_max: Option<u64>,
+    pub fetch_sessions_max: Option<usize>,
+    pub fetch_session_idle_ms: Option<u64>,
     pub replica_lag_time_max_ms: Option<u64>,
     pub replica_fetch_wait_ms_max: Option<u64>,
     pub broker_session_timeout_ms: Option<u64>,
@@ -122,6 +124,12 @@ pub struct Config {
     pub offsets_commit_timeout_ms: u64,
     /// Upper bound on a Fetch's `max_wait_ms`, so a client cannot park a request forever.
     pub fetch_wait_ms_max: u64,
+    /// Most incremental fetch sessions (KIP-227) this broker keeps at once (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`); 0 turns sessions off.
+    pub fetch_sessions_max: usize,
+    /// A fetch session unused for this long is dropped; a younger one cannot be evicted by a consumer's
+    /// new session (Kafka's `min.incremental.fetch.session.eviction.ms`).
+    pub fetch_session_idle_ms: u64,
     /// A follower that has not caught up with the leader's log end for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
     /// How long a follower's fetch may wait at the leader for new data.
@@ -278,6 +286,8 @@ impl Config {
             offsets_partitions: file.offsets_partitions.unwrap_or(8),
             offsets_commit_timeout_ms: file.offsets_commit_timeout_ms.unwrap_or(5_000),
             fetch_wait_ms_max: file.fetch_wait_ms_max.unwrap_or(30_000),
+            fetch_sessions_max: file.fetch_sessions_max.unwrap_or(crate::api::fetch_session_cache::FETCH_SESSIONS_MAX_DEFAULT),
+            fetch_session_idle_ms: file.fetch_session_idle_ms.unwrap_or(crate::api::fetch_session_cache::FETCH_SESSION_IDLE_MS_DEFAULT),
             replica_lag_time_max_ms: file.replica_lag_time_max_ms.unwrap_or(10_000),
             replica_fetch_wait_ms_max: file.replica_fetch_wait_ms_max.unwrap_or(500),
             broker_session_timeout_ms: file.broker_session_timeout_ms.unwrap_or(6_000),
@@ -322,6 +332,9 @@ impl Config {
         }
         if self.offsets_partitions == 0 || self.offsets_partitions > 1024 {
             return Err(invalid("offsets_partitions", "must be between 1 and 1024"));
+        }
+        if self.fetch_session_idle_ms < 1000 {
+            return Err(invalid("fetch_session_idle_ms", "must be at least 1000"));
         }
         if self.offsets_commit_timeout_ms == 0 {
             return Err(invalid("offsets_commit_timeout_ms", "must be at least 1"));

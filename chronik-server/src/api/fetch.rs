@@ -3,8 +3,13 @@
 //! arrives or `max_wait_ms` (capped by `fetch_wait_ms_max`) passes. `max_bytes` and each partition's
 //! `partition_max_bytes` are honoured except that the first batch of the response is always whole
 //! (KIP-74), so a consumer can never stall on a batch larger than its limits.
-//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the client to
-//! keep sending full requests.
+//!
+//! Fetch sessions (KIP-227, v7+): the request's session id and epoch are decided by
+//! [`super::fetch_session_cache`] — a sessionless full fetch, a full fetch that opens a session (its id
+//! goes back in the response), an incremental fetch, or a top-level FETCH_SESSION_ID_NOT_FOUND /
+//! INVALID_FETCH_SESSION_EPOCH. An incremental fetch reads (and long-polls, `min_bytes` counted) over
+//! all of the session's partitions, and answers only those with records, an error, or offsets the
+//! fetcher has not been told ([`super::fetch_session`]). The session lock is never held across the wait.
 //!
 //! The response is encoded by [`super::fetch_response`], which sends record data as slices of the
 //! mapped segments instead of copying it into the response buffer.
@@ -21,10 +26,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
+use super::fetch_session::NO_SESSION_ID;
+use super::fetch_session_cache::FetchPlan;
 use crate::broker::Broker;
 use crate::wire::context::{server_error_reply, DispatchError, Reply, RequestContext};
 
@@ -34,7 +42,8 @@ struct Collected {
     any_error: bool,
 }
 
-fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
+/// Reads `topics` (the request's, or a session's) with the limits of `req`.
+fn collect(broker: &Broker, req: &FetchRequest, topics_in: &[FetchTopic]) -> Collected {
     let replica = req.replica_id.0;
     let state = broker.meta.state();
     let now_ms = chronik_wal::now_ms();
@@ -42,8 +51,8 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
     let mut remaining = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut any_error = false;
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for t in &req.topics {
+    let mut topics = Vec::with_capacity(topics_in.len());
+    for t in topics_in {
         let name = t.topic.0.as_str();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for fp in &t.partitions {
@@ -114,30 +123,49 @@ fn collect(broker: &Broker, req: &FetchRequest) -> Collected {
         }
         topics.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id).with_partitions(partitions));
     }
-    Collected { response: FetchResponse::default().with_session_id(0).with_responses(topics), bytes: total, any_error }
+    Collected { response: FetchResponse::default().with_session_id(NO_SESSION_ID).with_responses(topics), bytes: total, any_error }
 }
 
 /// Answers one Fetch (after its long poll) as a chunked response frame.
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Result<Reply, DispatchError> {
-    let response = poll(broker, &req).await;
+    let sessions = &broker.fetch_sessions;
+    let (response, topics) = match sessions.begin(ctx.version, &req) {
+        FetchPlan::Sessionless => (poll(broker, &req, &req.topics).await, None),
+        FetchPlan::Open => {
+            let mut response = poll(broker, &req, &req.topics).await;
+            response.session_id = sessions.open(req.replica_id.0 >= 0, &req.topics, &response);
+            (response, None)
+        }
+        FetchPlan::Incremental { id, topics } => {
+            let mut response = poll(broker, &req, &topics).await;
+            sessions.answer(id, &mut response);
+            response.session_id = id;
+            (response, Some(topics))
+        }
+        FetchPlan::Refuse(e) => {
+            tracing::debug!(session_id = req.session_id, epoch = req.session_epoch, error = ?e, "fetch session refused");
+            (FetchResponse::default().with_error_code(e.code()).with_session_id(NO_SESSION_ID), None)
+        }
+    };
     match super::fetch_response::encode(ctx.version, ctx.header.correlation_id, response) {
         Ok(frame) => Ok(Reply::Frame(frame)),
-        // The encoder consumed the response: the error answer names the requested partitions.
-        Err(e) => Ok(Reply::Now(Some(server_error_reply(ctx, &requested(&req), e, &broker.metrics)?))),
+        // The encoder consumed the response: the error answer names the fetched partitions.
+        Err(e) => Ok(Reply::Now(Some(server_error_reply(ctx, &requested(topics.as_deref().unwrap_or(&req.topics)), e, &broker.metrics)?))),
     }
 }
 
-/// A response listing the partitions `req` asked for, with nothing else set.
-fn requested(req: &FetchRequest) -> FetchResponse {
-    let topics = req.topics.iter().map(|t| {
+/// A response listing the partitions of `topics`, with nothing else set.
+fn requested(topics: &[FetchTopic]) -> FetchResponse {
+    let topics = topics.iter().map(|t| {
         let partitions = t.partitions.iter().map(|p| PartitionData::default().with_partition_index(p.partition));
         FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(partitions.collect())
     });
     FetchResponse::default().with_responses(topics.collect())
 }
 
-/// Collects what `req` may read, waiting up to its `max_wait_ms` for `min_bytes`.
-async fn poll(broker: &Arc<Broker>, req: &FetchRequest) -> FetchResponse {
+/// Collects what `req` may read of `topics`, waiting up to its `max_wait_ms` for `min_bytes` over all
+/// of them.
+async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -> FetchResponse {
     let wait_max_ms = if req.replica_id.0 >= 0 { broker.config.replica_fetch_wait_ms_max } else { broker.config.fetch_wait_ms_max };
     let wait_ms = u64::try_from(req.max_wait_ms).unwrap_or(0).min(wait_max_ms);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
@@ -146,13 +174,13 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest) -> FetchResponse {
     let mut changes = if req.replica_id.0 >= 0 { broker.partitions.subscribe_appends() } else { broker.data_changed.subscribe() };
     loop {
         changes.borrow_and_update();
-        let c = collect(broker, req);
+        let c = collect(broker, req, topics);
         if c.bytes >= min_bytes || c.any_error || Instant::now() >= deadline {
             broker.metrics.fetched(c.bytes);
             return c.response;
         }
         if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            let c = collect(broker, req);
+            let c = collect(broker, req, topics);
             broker.metrics.fetched(c.bytes);
             return c.response;
         }

@@ -1,0 +1,163 @@
+//! Incremental fetch sessions (KIP-227) with raw Fetch v12 requests against three real
+//! `chronik-server` processes: a full fetch opens a session, incremental fetches answer only the
+//! partitions with news, epochs and unknown ids are refused, long polling covers the session's
+//! partitions, and a partition whose leader moved away comes back with NOT_LEADER_OR_FOLLOWER in the
+//! incremental response while the session goes on.
+
+mod common;
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse};
+
+use cluster::{TestCluster, PARTITION_FAILOVER_TIMEOUT};
+use common::{code, poll_until, record_batch, topic_name, KafkaClient};
+
+const TOPIC: &str = "sessions";
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+/// How long a restarted preferred leader may take to be in sync and lead again (ISR rejoin plus the
+/// 5 s preferred-leader check).
+const PREFERRED_BACK_TIMEOUT: Duration = Duration::from_secs(90);
+/// `max_wait_ms` of fetches expected to find nothing: short, the test waits it out each time.
+const QUIET_WAIT_MS: i32 = 100;
+
+fn ids_of(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array().into_iter().flatten().filter_map(serde_json::Value::as_u64).collect()
+}
+
+fn partition_request(partition: i32, offset: i64) -> FetchPartition {
+    FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)
+}
+
+/// A Fetch of session `id` at `epoch` naming `parts` (partition, offset) and forgetting `forget`.
+fn session_fetch(id: i32, epoch: i32, parts: &[(i32, i64)], forget: &[i32], max_wait_ms: i32) -> FetchRequest {
+    let topics = if parts.is_empty() {
+        vec![]
+    } else {
+        vec![FetchTopic::default().with_topic(topic_name(TOPIC)).with_partitions(parts.iter().map(|&(p, o)| partition_request(p, o)).collect())]
+    };
+    let forgotten = if forget.is_empty() { vec![] } else { vec![ForgottenTopic::default().with_topic(topic_name(TOPIC)).with_partitions(forget.to_vec())] };
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_session_id(id)
+        .with_session_epoch(epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten)
+}
+
+/// (partition, error, high watermark, record bytes) of every partition the response carries.
+fn answered(resp: &FetchResponse) -> Vec<(i32, i16, i64, usize)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len()))))
+        .collect()
+}
+
+fn produce(c: &mut KafkaClient, partition: i32, value: &str) -> Result<i64> {
+    let p = c.produce(9, TOPIC, partition, record_batch(&[value], common::now_ms(), None)?, -1)?;
+    ensure!(p.error_code == code::NONE, "produce to {TOPIC}-{partition}: error {}", p.error_code);
+    Ok(p.base_offset)
+}
+
+#[test]
+fn incremental_fetches_answer_only_news_and_follow_a_leader_move() -> Result<()> {
+    let mut cluster = TestCluster::start()?;
+    let (raft_leader, _) = cluster.wait_agreed_leader(&[1, 2, 3], Duration::from_secs(30))?;
+    // A: preferred leader of partition 0, not the metadata leader (its kill moves only partitions).
+    let a = cluster.ids().into_iter().find(|&id| id != raft_leader).context("no second node")?;
+    let others: Vec<u64> = cluster.ids().into_iter().filter(|&id| id != a).collect();
+    let (b, c) = (others[0], others[1]);
+    let assignment = [[a, b, c], [b, a, c], [c, a, b]];
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(TOPIC))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(
+            assignment
+                .iter()
+                .enumerate()
+                .map(|(p, r)| CreatableReplicaAssignment::default().with_partition_index(p as i32).with_broker_ids(r.iter().map(|&id| BrokerId(id as i32)).collect()))
+                .collect(),
+        );
+    let resp = cluster.node(raft_leader).client()?.call(7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000))?;
+    ensure!(resp.topics.first().map(|t| t.error_code) == Some(code::NONE), "CreateTopics: {resp:?}");
+    for p in 0..3u64 {
+        cluster.wait_partition(raft_leader, TOPIC, p, Duration::from_secs(30), "preferred leader and full ISR", |s| {
+            s["leader"].as_u64() == Some(assignment[p as usize][0]) && ids_of(&s["isr"]).len() == 3
+        })?;
+    }
+    produce(&mut cluster.node(a).client()?, 0, "p0-first")?;
+
+    // A dies: partition 0 moves to L, which also leads partition `own` (the one it prefers).
+    cluster.kill9(a)?;
+    let moved = cluster.wait_partition(b, TOPIC, 0, PARTITION_FAILOVER_TIMEOUT, "a new leader for partition 0", |s| {
+        s["leader"].as_u64().is_some_and(|l| l != a && l > 0)
+    })?;
+    let l = moved["leader"].as_u64().context("leader")?;
+    let own = assignment.iter().position(|r| r[0] == l).context("partition L prefers")? as i32;
+    let mut client = cluster.node(l).client()?;
+    let mut producer = cluster.node(l).client()?;
+    let own_end = produce(&mut producer, own, "own-first")? + 1;
+
+    // Full fetch, epoch 0: a session holding both partitions; both answered.
+    let full = poll_until(Duration::from_secs(15), "L serves partition 0", || {
+        let r = client.call(12, &session_fetch(0, 0, &[(0, 0), (own, own_end)], &[], 0))?;
+        let got = answered(&r);
+        // L may answer partition 0 before its high watermark covers the first record.
+        Ok((r.error_code == code::NONE && got.iter().all(|&(_, e, _, _)| e == code::NONE) && got.first().is_some_and(|g| g.3 > 0)).then_some(r))
+    })?;
+    let id = full.session_id;
+    ensure!(id != 0, "a full fetch at epoch 0 opened no session: {full:?}");
+    let got = answered(&full);
+    ensure!(got.len() == 2 && got[0].0 == 0 && got[0].3 > 0 && got[1].0 == own, "full answer {got:?}");
+    let p0_end = got[0].2;
+
+    // Epoch 1 moves partition 0 to its end: nothing has news, the answer is empty.
+    let r = client.call(12, &session_fetch(id, 1, &[(0, p0_end)], &[], QUIET_WAIT_MS))?;
+    ensure!((r.error_code, r.session_id) == (code::NONE, id) && answered(&r).is_empty(), "epoch 1: {:?} {:?}", r.error_code, answered(&r));
+
+    // A record on `own`: epoch 2 names no partition and gets only `own`, with the record.
+    produce(&mut producer, own, "own-second")?;
+    let r = client.call(12, &session_fetch(id, 2, &[], &[], 5_000))?;
+    ensure!(matches!(answered(&r)[..], [(p, code::NONE, hw, bytes)] if p == own && hw == own_end + 1 && bytes > 0), "epoch 2: {:?}", answered(&r));
+
+    // A replayed epoch and an unknown id are refused at the top level; the session goes on.
+    let r = client.call(12, &session_fetch(id, 2, &[], &[], 0))?;
+    ensure!((r.error_code, r.session_id) == (INVALID_FETCH_SESSION_EPOCH, 0), "replayed epoch: {} {}", r.error_code, r.session_id);
+    let r = client.call(12, &session_fetch(id.wrapping_add(1).max(1), 1, &[], &[], 0))?;
+    ensure!(r.error_code == FETCH_SESSION_ID_NOT_FOUND, "unknown session: {}", r.error_code);
+
+    // Long poll over the session: a fetch waiting with `own` at its end gets the next record on it.
+    let correlation = client.send(12, &session_fetch(id, 3, &[(own, own_end + 1)], &[], 10_000))?;
+    produce(&mut producer, own, "own-third")?;
+    let r: FetchResponse = client.receive(kafka_protocol::messages::ApiKey::Fetch, 12, correlation)?;
+    ensure!(matches!(answered(&r)[..], [(p, code::NONE, _, bytes)] if p == own && bytes > 0), "long poll: {:?}", answered(&r));
+
+    // A comes back and leads partition 0 again: L answers NOT_LEADER_OR_FOLLOWER for it, only it.
+    cluster.restart(a)?;
+    cluster.wait_partition(l, TOPIC, 0, PREFERRED_BACK_TIMEOUT, "partition 0 led by its preferred replica again", |s| {
+        s["leader"].as_u64() == Some(a)
+    })?;
+    let mut epoch = 4;
+    let r = poll_until(Duration::from_secs(10), "L refuses partition 0", || {
+        let r = client.call(12, &session_fetch(id, epoch, &[(own, own_end + 2)], &[], QUIET_WAIT_MS))?;
+        epoch += 1;
+        Ok((!answered(&r).is_empty()).then_some(r))
+    })?;
+    ensure!(r.session_id == id && matches!(answered(&r)[..], [(0, NOT_LEADER_OR_FOLLOWER, _, 0)]), "after the move: {:?}", answered(&r));
+
+    // Forgetting partition 0 keeps the session, now quiet.
+    let r = client.call(12, &session_fetch(id, epoch, &[], &[0], QUIET_WAIT_MS))?;
+    ensure!((r.error_code, r.session_id) == (code::NONE, id) && answered(&r).is_empty(), "after forgetting 0: {:?}", answered(&r));
+    Ok(())
+}
