@@ -8,7 +8,9 @@ before and after, sums the difference over the target's brokers, and reports the
 bucket bound that a quantile falls under ("p99 <= 2.5 ms"): a histogram gives
 bounds, not exact values. With the client's own latencies beside them the row
 says whether the time went in the broker, in its fsyncs, or outside the broker
-(client queueing, scheduling on a loaded machine).
+(client queueing, scheduling on a loaded machine). The produce time is also split by
+stage (`chronik_produce_stage_seconds`: append, durable, replicated, written — see
+chronik-server/src/metrics.rs), so a slow broker-side answer names the stage it was slow in.
 """
 
 import re
@@ -20,6 +22,7 @@ METRICS_TIMEOUT_S = 2.0
 BUCKET = re.compile(r'^(\w+)_bucket\{(.*?)le="([^"]+)"\} (\d+)$')
 PRODUCE = ("chronik_request_latency_seconds", 'api="Produce",')
 FSYNC = ("chronik_log_fsync_seconds", "")
+STAGES = ("append", "durable", "replicated", "written")
 
 
 def scrape(admin_addr):
@@ -66,7 +69,9 @@ def quantile_bound_ms(buckets, q):
 def summary(before, after):
     """{'produce': {...}, 'fsync': {...}} with count, p50 and p99 bounds (ms) over the run."""
     out = {}
-    for name, key in (("produce", PRODUCE), ("fsync", FSYNC)):
+    keys = [("produce", PRODUCE), ("fsync", FSYNC)]
+    keys += [(f"stage_{st}", ("chronik_produce_stage_seconds", f'stage="{st}",')) for st in STAGES]
+    for name, key in keys:
         buckets = _delta(before, after, key)
         out[name] = {"count": buckets.get("+Inf", 0),
                      "p50_le_ms": quantile_bound_ms(buckets, 0.50),
@@ -85,4 +90,8 @@ def describe(s):
     text = f"broker: produce p50 {ms(p['p50_le_ms'])}, p99 {ms(p['p99_le_ms'])} ({p['count']:,} requests)"
     if f["count"]:
         text += f"; fsync p50 {ms(f['p50_le_ms'])}, p99 {ms(f['p99_le_ms'])} ({f['count']:,} fsyncs)"
+    stages = [(st, s.get(f"stage_{st}")) for st in STAGES]
+    stages = [f"{st} {ms(v['p99_le_ms'])}" for st, v in stages if v and v["count"]]
+    if stages:
+        text += "; p99 by stage: " + ", ".join(stages)
     return text

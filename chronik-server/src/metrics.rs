@@ -1,5 +1,5 @@
 //! Broker metrics kept in atomics and rendered in Prometheus text format by the admin API: request
-//! counts and latency histograms per Kafka API, bytes in and out, records produced and fetched, and
+//! counts and latency histograms per Kafka API, produce time by stage, bytes in and out, records produced and fetched, and
 //! responses that could not be encoded (a broker bug, answered with UNKNOWN_SERVER_ERROR instead).
 
 use std::collections::BTreeMap;
@@ -16,9 +16,42 @@ const LATENCY_BUCKETS_US: [u64; 10] = [250, 1_000, 2_500, 5_000, 10_000, 25_000,
 /// API keys are small integers; one slot each.
 const API_KEY_SLOTS: usize = 128;
 
+/// The stages of a produce request the broker times apart, so a slow answer can be placed: where the
+/// time between reading a request and the client reading its answer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceStage {
+    /// From reading the request to its batches being appended to every partition's log (checks, the
+    /// partition locks, the writes into the page cache).
+    Append,
+    /// From the append to the partition's log being durable to the request's end offset (the
+    /// group-commit fdatasync with `fsync = "always"`; nothing otherwise).
+    Durable,
+    /// acks=all: from durable here to the high watermark passing the request's end (the followers'
+    /// fetch, their append and fsync, their next fetch reporting it).
+    Replicated,
+    /// From the response being ready to its last byte handed to the socket: the wait behind earlier
+    /// responses on the same connection (answered in request order) plus the write itself.
+    Written,
+}
+
+impl ProduceStage {
+    pub const ALL: [ProduceStage; 4] = [ProduceStage::Append, ProduceStage::Durable, ProduceStage::Replicated, ProduceStage::Written];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProduceStage::Append => "append",
+            ProduceStage::Durable => "durable",
+            ProduceStage::Replicated => "replicated",
+            ProduceStage::Written => "written",
+        }
+    }
+}
+
 pub struct Metrics {
     /// Request latency per API key (index = key).
     apis: Vec<Histogram<{ LATENCY_BUCKETS_US.len() }>>,
+    /// Produce stage durations, indexed like [`ProduceStage::ALL`].
+    produce_stages: Vec<Histogram<{ LATENCY_BUCKETS_US.len() }>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     produced_bytes: AtomicU64,
@@ -32,6 +65,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             apis: (0..API_KEY_SLOTS).map(|_| Histogram::new(LATENCY_BUCKETS_US)).collect(),
+            produce_stages: ProduceStage::ALL.iter().map(|_| Histogram::new(LATENCY_BUCKETS_US)).collect(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             produced_bytes: AtomicU64::new(0),
@@ -45,6 +79,13 @@ impl Metrics {
     pub fn observe(&self, api: ApiKey, latency: Duration) {
         if let Some(h) = usize::try_from(api as i16).ok().and_then(|i| self.apis.get(i)) {
             h.record(latency);
+        }
+    }
+    /// One produce request (or, for `Durable` and `Replicated`, one of its partitions) spent
+    /// `took` in `stage`.
+    pub fn produce_stage(&self, stage: ProduceStage, took: Duration) {
+        if let Some(h) = ProduceStage::ALL.iter().position(|s| *s == stage).and_then(|i| self.produce_stages.get(i)) {
+            h.record(took);
         }
     }
     pub fn bytes_in(&self, n: usize) {
@@ -84,6 +125,17 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE chronik_request_latency_seconds histogram");
         for (key, snap) in &apis {
             histogram(&mut out, "chronik_request_latency_seconds", &format!("api=\"{key:?}\""), snap);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP chronik_produce_stage_seconds Where produce time goes: append (request read to appended), durable (appended to fsynced, per partition), replicated (fsynced to the high watermark, acks=all, per partition), written (response ready to written to the socket, behind earlier responses of the connection)."
+        );
+        let _ = writeln!(out, "# TYPE chronik_produce_stage_seconds histogram");
+        for (stage, h) in ProduceStage::ALL.iter().zip(&self.produce_stages) {
+            let snap = h.snapshot();
+            if snap.count > 0 {
+                histogram(&mut out, "chronik_produce_stage_seconds", &format!("stage=\"{}\"", stage.name()), &snap);
+            }
         }
         let _ = writeln!(
             out,
@@ -147,6 +199,11 @@ mod tests {
         m.encode_error(ApiKey::ListOffsets, 3);
         let text = m.render(&[]);
         assert!(text.contains("chronik_response_encode_errors_total{api=\"ListOffsets\",version=\"3\"} 2"), "{text}");
+        m.produce_stage(ProduceStage::Replicated, Duration::from_millis(3));
+        let text = m.render(&[]);
+        assert!(text.contains("chronik_produce_stage_seconds_bucket{stage=\"replicated\",le=\"0.0025\"} 0"), "{text}");
+        assert!(text.contains("chronik_produce_stage_seconds_bucket{stage=\"replicated\",le=\"0.005\"} 1"), "{text}");
+        assert!(!text.contains("stage=\"append\""), "{text}");
         assert!(text.contains("# TYPE chronik_log_fsync_seconds histogram") && text.contains("chronik_log_fsync_seconds_bucket{le=\"+Inf\"}"), "{text}");
     }
 }

@@ -17,7 +17,8 @@ use tokio::sync::oneshot;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::wire::context::{DispatchError, Reply, RequestContext};
+use crate::metrics::ProduceStage;
+use crate::wire::context::{Deferred, DispatchError, Reply, RequestContext};
 use crate::partition::topic::topic_config_i64;
 use crate::partition::{Acks, LeaderWrite, MinInsyncReplicas, Partition, PartitionError};
 
@@ -108,6 +109,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
             }
         }
     }
+    let appended_at = tokio::time::Instant::now();
+    broker.metrics.produce_stage(ProduceStage::Append, ctx.started.elapsed());
     if acks == 0 {
         // No response. A failed partition closes the connection, as Kafka does, so the client notices
         // (refreshes metadata, reconnects) instead of losing records silently.
@@ -135,7 +138,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
     let waits: Vec<_> = pending
         .into_iter()
         .map(|p| {
-            let done = p.wait.map(|(partition, write)| tokio::spawn(async move { partition.commit(&write, deadline).await }));
+            let metrics = broker.clone();
+            let done = p.wait.map(|(partition, write)| {
+                tokio::spawn(async move {
+                    let committed = partition.commit(&write, deadline).await?;
+                    let m = &metrics.metrics;
+                    m.produce_stage(ProduceStage::Durable, committed.durable_at.saturating_duration_since(appended_at));
+                    if matches!(write.acks, Acks::All(_)) {
+                        m.produce_stage(ProduceStage::Replicated, committed.durable_at.elapsed());
+                    }
+                    Ok::<(), PartitionError>(())
+                })
+            });
             (p.topic_index, p.response, done)
         })
         .collect();
@@ -163,7 +177,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
         broker.metrics.observe(ApiKey::Produce, ctx.started.elapsed());
         // An encode failure is answered with UNKNOWN_SERVER_ERROR; `None` (no answer, the connection
         // closes) only if even that cannot be encoded, which `encode` has logged.
-        let encoded = ctx.encode(&body, &broker.metrics).ok();
+        let encoded = ctx.encode(&body, &broker.metrics).ok().map(|frame| Deferred { frame, ready: std::time::Instant::now() });
         let _ = tx.send(encoded);
     });
     Ok(Reply::Later(rx))

@@ -57,7 +57,7 @@ impl OffsetsLog for PartitionOffsetsLog {
         let partition = self.partition.clone();
         let write = LeaderWrite { results: Vec::new(), end_offset, leader_epoch: self.leader_epoch, acks: Acks::All(self.min_isr) };
         let timeout = self.commit_timeout;
-        Box::pin(async move { partition.commit(&write, tokio::time::Instant::now() + timeout).await.map_err(failure) })
+        Box::pin(async move { partition.commit(&write, tokio::time::Instant::now() + timeout).await.map(|_| ()).map_err(failure) })
     }
 
     fn replay(&self, visit: &mut dyn FnMut(Bytes) -> Result<(), GroupError>) -> Result<(), ReplayError> {

@@ -8,14 +8,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, Instrument};
 
 use super::dispatch;
-use crate::wire::context::Reply;
+use crate::metrics::ProduceStage;
+use crate::wire::context::{Deferred, Reply};
 use crate::wire::frame::read_frame;
 use crate::wire::response::ResponseFrame;
 use crate::broker::Broker;
@@ -25,7 +25,7 @@ const PENDING_RESPONSES_MAX: usize = 64;
 
 enum Outgoing {
     Ready(ResponseFrame),
-    Later(oneshot::Receiver<Option<Bytes>>),
+    Later(oneshot::Receiver<Option<Deferred>>),
 }
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
@@ -37,10 +37,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         let metrics = broker.clone();
         let writer_task = tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
-                let mut frame = match out {
-                    Outgoing::Ready(f) => f,
+                let (mut frame, ready) = match out {
+                    Outgoing::Ready(f) => (f, None),
                     Outgoing::Later(waiter) => match waiter.await {
-                        Ok(Some(b)) => ResponseFrame::from(b),
+                        Ok(Some(d)) => (ResponseFrame::from(d.frame), Some(d.ready)),
                         Ok(None) => continue,
                         Err(_) => break,
                     },
@@ -48,6 +48,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 metrics.metrics.bytes_out(frame.len());
                 if writer.write_all_buf(&mut frame).await.is_err() {
                     break;
+                }
+                // Only produce answers later; its wait to be written is one of its stages.
+                if let Some(ready) = ready {
+                    metrics.metrics.produce_stage(ProduceStage::Written, ready.elapsed());
                 }
             }
             let _ = writer.shutdown().await;

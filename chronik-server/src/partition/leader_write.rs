@@ -66,6 +66,13 @@ pub struct LeaderWrite {
     pub acks: Acks,
 }
 
+/// A committed write: when it became durable on this broker (what came after, for acks=all, was the
+/// wait for the followers), for the produce stage metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub durable_at: Instant,
+}
+
 impl LeaderWrite {
     /// Base offset to answer with: the first batch's (new or original) base offset.
     pub fn base_offset(&self) -> Option<i64> {
@@ -118,13 +125,14 @@ impl Partition {
 
     /// Step 2 of the leader write path: resolves once `write` is committed as its `acks` asks, or fails
     /// with [`PartitionError::TimedOut`] at `deadline`.
-    pub async fn commit(self: &Arc<Self>, write: &LeaderWrite, deadline: Instant) -> Result<(), PartitionError> {
+    pub async fn commit(self: &Arc<Self>, write: &LeaderWrite, deadline: Instant) -> Result<Committed, PartitionError> {
         let committed = async {
             self.make_durable(write.end_offset).await?;
-            match write.acks {
-                Acks::Leader => Ok(()),
-                Acks::All(min_isr) => self.wait_replicated(write.end_offset, write.leader_epoch, min_isr).await,
+            let durable_at = Instant::now();
+            if let Acks::All(min_isr) = write.acks {
+                self.wait_replicated(write.end_offset, write.leader_epoch, min_isr).await?;
             }
+            Ok(Committed { durable_at })
         };
         let started = Instant::now();
         match tokio::time::timeout_at(deadline, committed).await {

@@ -21,9 +21,15 @@ pub enum Reply {
     /// The encoded response frame, or `None` for requests that get no response (produce with acks=0).
     Now(Option<Bytes>),
     /// A response that completes later; the connection keeps request order while it waits.
-    Later(oneshot::Receiver<Option<Bytes>>),
+    Later(oneshot::Receiver<Option<Deferred>>),
     /// A response frame in chunks (Fetch: record data stays in the mapped segments).
     Frame(ResponseFrame),
+}
+
+/// A later response, encoded, and when it became ready (the connection times its wait to be written).
+pub struct Deferred {
+    pub frame: Bytes,
+    pub ready: std::time::Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
