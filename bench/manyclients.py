@@ -29,6 +29,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import brokermetrics
 import procstat
 import rawclients
 from loadgen import run_group, wait_writable
@@ -126,17 +127,19 @@ def still_answering(socks):
 
 
 class RssSampler(threading.Thread):
-    """Largest RssAnon of the broker seen while the load runs."""
+    """Largest RssAnon and descriptor count of the broker seen while the load runs."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid = pid
         self.max_kib = 0
+        self.max_fds = 0
         self.done = threading.Event()
 
     def run(self):
         while not self.done.wait(RSS_SAMPLE_S):
             self.max_kib = max(self.max_kib, rss_anon_kib(self.pid) or 0)
+            self.max_fds = max(self.max_fds, open_fds(self.pid))
 
 
 def latency_summary(samples):
@@ -165,7 +168,7 @@ def probe_alone(bootstrap, seconds, log_dir):
     return latency_summary(res["latencies_ms"])
 
 
-def under_load(pid, bootstrap, probe_s, log_dir):
+def under_load(pid, bootstrap, admin_addr, probe_s, log_dir):
     """Producers and the probe together; returns the figures of both and of the broker."""
     load_s = probe_s + 2 * PROBE_MARGIN_S
     specs = [probe_spec(bootstrap, probe_s, PROBE_MARGIN_S)] + producer_specs(bootstrap, load_s)
@@ -176,9 +179,11 @@ def under_load(pid, bootstrap, probe_s, log_dir):
         mark["cpu0"], mark["t0"] = procstat.cpu_seconds(pid), start_at
         sampler.start()
 
+    before = brokermetrics.snapshot([admin_addr])
     results = run_group(specs, load_s, log_dir, on_started=started, worker=rawclients.__file__)
     sampler.done.set()
     sampler.join()
+    after = brokermetrics.snapshot([admin_addr])
     probe, prods = results[0], results[1:]
     wall = max(r.get("t_end", 0) for r in prods) - mark["t0"]
     out = {"probe": latency_summary(probe.get("latencies_ms", [])), "probe_error": probe.get("error"),
@@ -191,7 +196,9 @@ def under_load(pid, bootstrap, probe_s, log_dir):
            "load_s": load_s,
            "broker_cores": (procstat.cpu_seconds(pid) - mark["cpu0"]) / wall,
            "clients_cores": sum(r.get("cpu_s", 0) for r in results) / wall,
-           "rss_anon_max_kib": sampler.max_kib}
+           "rss_anon_max_kib": sampler.max_kib, "fds_max": sampler.max_fds,
+           # The broker's own histograms (request read to response ready): bucket bounds, not values.
+           "broker_view": {api: brokermetrics.api_summary(before, after, api) for api in ("Metadata", "Produce")}}
     out["produce_rate"] = out["produce"]["n"] / load_s
     return out
 
@@ -225,12 +232,13 @@ def run(workdir, quick, log):
         res.update(rss_idle_kib=rss_anon_kib(pid), fds_idle=open_fds(pid))
         log(f"many clients: {IDLE_CONNECTIONS} idle connections in {res['idle_open_s']:.1f} s; RssAnon "
             f"{res['rss_idle_kib'] / 1024:.1f} MiB, {res['fds_idle']} fds, idle CPU {res['idle_cpu_pct']:.2f} %")
-        res["load"] = under_load(pid, broker.bootstrap, PROBE_S[key], log_dir)
+        res["load"] = under_load(pid, broker.bootstrap, broker.admin_addr, PROBE_S[key], log_dir)
         res.update(rss_after_kib=rss_anon_kib(pid), idle_alive=still_answering(socks))
         load = res["load"]
         log(f"many clients: Metadata under load p50/p99/max {_ms(load['probe'])} ms; produce p50/p99/max "
             f"{_ms(load['produce'])} ms at {load['produce_rate']:,.0f} rec/s, {load['produce_errors']} errors; "
             f"broker {load['broker_cores']:.2f} cores, clients {load['clients_cores']:.2f}; "
+            f"broker-side p99: {_broker_p99(load)}; "
             f"{res['idle_alive']} of {IDLE_CONNECTIONS} idle connections answer")
     finally:
         for s in socks:
@@ -246,6 +254,15 @@ def _f(v, digits=1):
 
 def _ms(s):
     return "/".join(_f(s[k], 2) for k in ("p50_ms", "p99_ms", "max_ms"))
+
+
+def _broker_p99(load):
+    """'Metadata ≤ 0.25 ms, Produce ≤ 25 ms' from the broker's histograms over the load window."""
+    parts = []
+    for api, v in load.get("broker_view", {}).items():
+        b = v["p99_le_ms"]
+        parts.append(f"{api} " + ("n/a" if b is None else "> 5 s" if b == float("inf") else f"≤ {b:g} ms"))
+    return ", ".join(parts) or "n/a"
 
 
 def per_connection_kib(after, before, count):
@@ -282,11 +299,13 @@ def render(r):
         f"| memory per idle connection (RssAnon difference / {r['idle_connections']:,}) | {_f(idle_kib)} KiB | documented |",
         f"| memory per producer connection (max under load − idle) / {r['producers']} | {_f(prod_kib)} KiB | — |",
         f"| broker CPU with the idle connections ({IDLE_WINDOW_S} s) | {_f(r.get('idle_cpu_pct'), 2)} % of a core | ~0 |",
-        f"| broker descriptors: before / with idle connections | {r.get('fds_before')} / {r.get('fds_idle')} "
+        f"| broker descriptors: before / with idle connections / max under load | {r.get('fds_before')} / "
+        f"{r.get('fds_idle')} / {load.get('fds_max', 'n/a')} "
         f"(soft limit {r.get('broker_fd_limit')}) | within the limit |",
         f"| **Metadata probe under load**, p50 / p99 / max ({probe.get('n', 0)} requests, every "
         f"{PROBE_INTERVAL_MS} ms, {load.get('probe_late_sends', 'n/a')} sent late) | "
         f"{_ms(probe) if probe else 'n/a'} ms{met} | p99 ≤ {METADATA_P99_TARGET_MS:g} ms |",
+        f"| broker-side p99 under load (its histograms, request read to response ready) | {_broker_p99(load)} | — |",
         f"| produce latency, 1 KiB acks=all, p50 / p99 / max ({r['producers']} × {r['rate_per_producer']} rec/s "
         f"= {total_rate:,}/s asked) | {_ms(prod) if prod else 'n/a'} ms at {_f(load.get('produce_rate'), 0)} rec/s; "
         f"{load.get('produce_errors', 'n/a')} errors | — |",
