@@ -12,9 +12,10 @@ connection each, the way a client does it: ApiVersions, Metadata, then requests.
       number % P, one request outstanding at a time, as a client at a low rate does (one record per
       batch). The sends are spread over the period by producer number so M producers do not send in
       step. Reports every acknowledged request's latency (send to response read).
-  rawclients.py probe --bootstrap B --interval-ms T --duration D --delay W
+  rawclients.py probe --bootstrap B --interval-ms T --duration D --delay W [--api versions]
       One connection sending Metadata (v1, all topics) every T ms for D seconds, starting W seconds
-      after the common start; reports each request's latency.
+      after the common start; reports each request's latency. `--api versions` sends ApiVersions
+      instead: a request that reads no broker state, to tell a slow Metadata from a slow machine.
 
 Both print {"ready": true} once connected, wait for the start time on stdin (bench/loadgen.py) and
 print one JSON result. The record batch of a producer is built once (its CRC32C computed once) and sent
@@ -198,7 +199,7 @@ async def run_probe(args):
             else:
                 late += 1
             correlation += 1
-            frame = metadata_request(correlation)
+            frame = metadata_request(correlation) if args.api == "metadata" else api_versions_request(correlation)
             t = time.perf_counter()
             await asyncio.wait_for(call(reader, writer, frame, correlation), RESPONSE_TIMEOUT_S)
             latencies.append(round((time.perf_counter() - t) * 1000, 3))
@@ -225,6 +226,7 @@ def main():
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--interval-ms", type=float, default=10.0)
     ap.add_argument("--delay", type=float, default=0.0, help="probe: seconds after the start time")
+    ap.add_argument("--api", choices=["metadata", "versions"], default="metadata", help="probe: what to send")
     args = ap.parse_args()
     try:
         result = asyncio.run(run_producers(args) if args.mode == "producers" else run_probe(args))
