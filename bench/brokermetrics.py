@@ -79,6 +79,13 @@ def summary(before, after):
     return out
 
 
+def api_summary(before, after, api):
+    """Count and p50 / p99 bounds (ms) of one API's request latency histogram between two snapshots."""
+    buckets = _delta(before, after, ("chronik_request_latency_seconds", f'api="{api}",'))
+    return {"count": buckets.get("+Inf", 0), "p50_le_ms": quantile_bound_ms(buckets, 0.50),
+            "p99_le_ms": quantile_bound_ms(buckets, 0.99)}
+
+
 def describe(s):
     """'broker: produce p50 ≤ 1 ms, p99 ≤ 2.5 ms (7,300 requests); fsync p50 ≤ 0.5 ms, p99 ≤ 1 ms (7,290 fsyncs)'."""
     if not s or not s["produce"]["count"]:

@@ -56,8 +56,9 @@ def _tail(path):
         return "(no worker log)"
 
 
-def run_group(specs, duration_s, log_dir, on_started=None):
-    """Run workers together. `specs` is a list of argument lists for workers.py.
+def run_group(specs, duration_s, log_dir, on_started=None, worker=WORKER):
+    """Run workers together. `specs` is a list of argument lists for `worker` (workers.py, or another
+    script that follows its ready / start-time / one-JSON-result protocol, e.g. rawclients.py).
 
     Returns their result dicts in the order of `specs`. `on_started(start_at)`
     is called once the start time is sent (the driver samples broker CPU there).
@@ -69,7 +70,7 @@ def run_group(specs, duration_s, log_dir, on_started=None):
         for i, args in enumerate(specs):
             log_path = log_dir / f"worker-{int(time.time() * 1000)}-{i}.log"
             log = open(log_path, "ab")
-            p = subprocess.Popen([sys.executable, str(WORKER), *args],
+            p = subprocess.Popen([sys.executable, str(worker), *args],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
             log.close()
             procs.append((p, log_path))

@@ -11,8 +11,9 @@ rdkafka_performance when it is available.
 import os
 
 import catchup
-import restart
+import manyclients
 import manyparts
+import restart
 from stats import Repeated
 
 
@@ -207,6 +208,8 @@ def render(results):
         out += [f"- {r}" for r in reasons]
     if results.get("many_partitions"):
         out += manyparts.render(results["many_partitions"])
+    if results.get("many_clients"):
+        out += manyclients.render(results["many_clients"])
     if results.get("catch_up"):
         out.append("")
         out += catchup.render(results["catch_up"], c)

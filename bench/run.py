@@ -1,6 +1,7 @@
 """Chronik benchmark driver: machine ceilings, then produce, consume and latency runs, then the
-catch-up of replicas moved onto a fourth node (bench/catchup.py), then the restart time after kill -9
-with a big log (bench/restart.py).
+many-partitions and many-clients rows (bench/manyparts.py, bench/manyclients.py), then the catch-up of
+replicas moved onto a fourth node (bench/catchup.py), then the restart time after kill -9 with a big log
+(bench/restart.py).
 
 Run through `scripts/bench` (which builds the release binary and the .venv first);
 see docs/BENCHMARKS.md for the method and how to read the table.
@@ -22,6 +23,7 @@ import brokermetrics
 import catchup
 import ceilings
 import diskquiet
+import manyclients
 import manyparts
 import procstat
 import rdkperf
@@ -406,6 +408,9 @@ def main():
     ap.add_argument("--many-partitions-only", action="store_true",
                     help="only the ceilings and the many-partitions row (10,000 partitions on one node)")
     ap.add_argument("--no-many-partitions", action="store_true", help="skip the many-partitions row")
+    ap.add_argument("--many-clients-only", action="store_true",
+                    help="only the ceilings and the many-clients row (1,000 idle connections, 200 producers)")
+    ap.add_argument("--no-many-clients", action="store_true", help="skip the many-clients row")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -427,7 +432,7 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        only = args.catch_up_only or args.restart_only or args.many_partitions_only
+        only = args.catch_up_only or args.restart_only or args.many_partitions_only or args.many_clients_only
         if not only:
             if args.cluster_only:
                 results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
@@ -437,13 +442,20 @@ def main():
                 results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
             else:
                 results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
-        if not (args.no_many_partitions or args.cluster_only or args.catch_up_only or args.restart_only):
+        if not (args.no_many_partitions or args.cluster_only or args.catch_up_only or args.restart_only
+                or args.many_clients_only):
             log("many partitions: 10,000 partitions on one node")
             results["many_partitions"] = manyparts.run(workdir / "many-partitions", mode.quick, log)
-        if not (args.no_catch_up or args.single_only or args.restart_only or args.many_partitions_only):
+        if not (args.no_many_clients or args.cluster_only or args.catch_up_only or args.restart_only
+                or args.many_partitions_only):
+            log(f"many clients: {manyclients.IDLE_CONNECTIONS:,} idle connections and "
+                f"{manyclients.PRODUCERS} producers on one node")
+            results["many_clients"] = manyclients.run(workdir / "many-clients", mode.quick, log)
+        if not (args.no_catch_up or args.single_only or args.restart_only or args.many_partitions_only
+                or args.many_clients_only):
             log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
-        if not (args.no_restart or args.catch_up_only or args.many_partitions_only):
+        if not (args.no_restart or args.catch_up_only or args.many_partitions_only or args.many_clients_only):
             log("restart: a single node with a big log, kill -9, timed restarts with and without recovery points")
             results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep)
     finally:
