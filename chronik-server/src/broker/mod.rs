@@ -1,12 +1,14 @@
 //! The context every request handler sees: config, metadata, partitions, groups, metrics, and the
 //! shared state of the parts above it that must live as long as the broker: the replica fetcher
 //! registry ([`fetchers`]), the catch-up throttle ([`catch_up`]), the group coordinator's view of
-//! the topics ([`group_ownership`]) and the fetch sessions (`api::fetch_session_cache`). What follows the metadata (logs, roles, fetchers, group
-//! ownership) is `reconcile`.
+//! the topics ([`group_ownership`]) and the fetch sessions (`api::fetch_session_cache`); and the sizes
+//! of the replicas it hosts ([`replica_sizes`]). What follows the metadata (logs, roles, fetchers,
+//! group ownership) is `reconcile`.
 
 pub mod catch_up;
 pub mod fetchers;
 pub mod group_ownership;
+pub mod replica_sizes;
 
 use std::sync::Arc;
 
