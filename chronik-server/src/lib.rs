@@ -5,6 +5,7 @@
 //! - [`server`]: start-up and shutdown, wiring the parts together; the identity file; background tasks.
 //! - [`broker`]: the shared context every handler sees; [`reconcile`]: everything that follows the
 //!   applied metadata (logs, roles, fetchers, group ownership); [`topics`]: topic creation.
+//! - [`fetch_session`]: incremental fetch sessions (KIP-227), pure.
 //! - [`wire`]: framing, request context, response encoding, supported versions; [`api`]: one file per
 //!   Kafka API; [`kafka`]: the listener and the routing of requests to `api`.
 //! - [`partition`]: partition logs, high watermark, idempotent-producer state, topic rules.
@@ -16,8 +17,8 @@
 //! - [`admin`]: axum admin API (health, status, membership changes) and Prometheus metrics.
 //!
 //! The modules form layers with every `use` pointing down (`tests/t05_layers.rs` checks it):
-//! config, metrics, fd_limit, wire → partition → broker → topics, replication, groups → reconcile → api →
-//! kafka, controller → admin, join → server.
+//! config, metrics, fd_limit, fetch_session, wire → partition → broker → topics, replication, groups →
+//! reconcile → api → kafka, controller → admin, join → server.
 
 pub mod admin;
 pub mod api;
@@ -27,6 +28,7 @@ pub mod cluster_cli;
 pub mod config;
 pub mod controller;
 pub mod fd_limit;
+pub mod fetch_session;
 pub mod groups;
 pub mod join;
 pub mod kafka;
