@@ -159,6 +159,18 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<BatchView<'_>>, BatchError> {
     Ok(out)
 }
 
+/// Headers of the whole batches at the start of `records`, bytes this log handed out (checked when
+/// they were appended, so their CRC is not computed again). Stops at the first incomplete or malformed
+/// batch: a read may end inside one.
+pub fn stored_headers(records: &[u8]) -> impl Iterator<Item = BatchHeader> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let header = check_batch(records.get(at..)?, at as u64, false).ok()?;
+        at += header.size as usize;
+        Some(header)
+    })
+}
+
 /// Why bytes at some position are not a valid batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchFault {

@@ -10,7 +10,7 @@
 //! and marked them clean, so a later sync that succeeds would prove nothing about them. The flusher
 //! remembers the failure and refuses every later sync of offsets beyond what was durable before it;
 //! nothing appended since is ever reported durable, so nothing is acknowledged that a crash could
-//! take back. The broker halts on such an error (`chronik-server`, `partition/halt.rs`): a restart's
+//! take back. The broker halts on such an error (`chronik-server`, `partition/storage_fault.rs`): a restart's
 //! recovery re-reads the log from the disk, whatever the page cache claimed. A failed *write*
 //! (ENOSPC) is different and is not a flusher matter: the append is rolled back and nothing of it
 //! was ever handed to the flusher.

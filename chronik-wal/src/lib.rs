@@ -9,7 +9,8 @@
 //! - `segment`: one `.log` file mapped read-only, appended by positioned writes, plus its indexes.
 //! - `index`: sparse offset and time indexes (memory-mapped) and the rule that places entries.
 //! - `batch`: the one reading of the v2 batch header: `split_batches` checks a record set (length,
-//!   magic, CRC-32C, counts) into `BatchView`s the log appends as they are; offset stamping.
+//!   magic, CRC-32C, counts) into `BatchView`s the log appends as they are; `stored_headers` reads
+//!   the headers of bytes the log handed out (the group coordinator's offsets replay); offset stamping.
 //! - `scan`: walking a segment's batches to find its valid end (recovery, index rebuild).
 //! - `recovery_point`: the per-partition file saying how far the log is known fsynced and valid.
 //! - `recovery`: opening a partition's segments, trusting what lies below the recovery point.
@@ -32,7 +33,7 @@ mod recovery_point;
 mod scan;
 mod segment;
 
-pub use batch::{split_batches, BatchError, BatchFault, BatchHeader, BatchView, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+pub use batch::{split_batches, stored_headers, BatchError, BatchFault, BatchHeader, BatchView, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 pub use config::LogConfig;
 pub use error::WalError;
 pub use flusher::Flusher;

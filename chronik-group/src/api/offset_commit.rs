@@ -8,7 +8,7 @@ use tracing::warn;
 use super::owned;
 use crate::config::OFFSET_METADATA_BYTES_MAX;
 use crate::coordinator::GroupCoordinator;
-use crate::offsets::{unix_ms, CommittedOffset, TopicPartition};
+use crate::offsets::{CommittedOffset, TopicPartition};
 
 /// The committed leader epoch is sent from v6 on.
 const LEADER_EPOCH_SINCE_VERSION: i16 = 6;
@@ -28,7 +28,7 @@ impl GroupCoordinator {
         // Per partition: Some(error) is decided; None is to be committed.
         let mut decided: Vec<Vec<Option<ResponseError>>> = Vec::with_capacity(req.topics.len());
         let mut to_commit = Vec::new();
-        let commit_time_ms = unix_ms();
+        let commit_time_ms = chronik_wal::now_ms();
         for topic in &req.topics {
             let mut errors = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {

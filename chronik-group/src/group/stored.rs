@@ -28,7 +28,7 @@ impl Group {
             return None;
         }
         Some(match self.state {
-            GroupState::Stable => MembershipRecord::Store(self.stored(crate::offsets::unix_ms())),
+            GroupState::Stable => MembershipRecord::Store(self.stored(chronik_wal::now_ms())),
             _ if self.members.is_empty() => MembershipRecord::Clear,
             // A rebalance began before the shell took the record: the next completed one is stored.
             _ => return None,

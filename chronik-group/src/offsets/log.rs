@@ -51,12 +51,6 @@ pub enum ReplayError {
     Visit(crate::GroupError),
 }
 
-/// Position of lastOffsetDelta in a v2 batch header, and of the batch length.
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const BATCH_LENGTH_AT: usize = 8;
-/// baseOffset + batchLength precede the bytes the batch length counts.
-const BATCH_PREFIX_BYTES: usize = 12;
-
 /// Replays `[start, end)` of a log whose `read(offset)` returns whole batches from `offset`: the
 /// loop both bindings share.
 pub fn replay_chunks(
@@ -77,23 +71,9 @@ pub fn replay_chunks(
     Ok(())
 }
 
-/// The offset after the last whole batch in `records`.
+/// The offset after the last whole batch in `records` (the header layout is chronik-wal's).
 fn offset_after(records: &[u8]) -> Option<i64> {
-    let mut position = 0usize;
-    let mut next = None;
-    while records.len() >= position + LAST_OFFSET_DELTA_AT + 4 {
-        let field = |at: usize, n: usize| &records[position + at..position + at + n];
-        let base = i64::from_be_bytes(field(0, 8).try_into().ok()?);
-        let length = i32::from_be_bytes(field(BATCH_LENGTH_AT, 4).try_into().ok()?);
-        let delta = i32::from_be_bytes(field(LAST_OFFSET_DELTA_AT, 4).try_into().ok()?);
-        let size = usize::try_from(length).ok()? + BATCH_PREFIX_BYTES;
-        if position + size > records.len() {
-            break;
-        }
-        next = Some(base + i64::from(delta) + 1);
-        position += size;
-    }
-    next
+    chronik_wal::stored_headers(records).last().map(|h| h.last_offset + 1)
 }
 
 #[cfg(test)]
@@ -153,5 +133,49 @@ pub mod memory {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offsets::record::{encode_batch, OffsetRecord};
+
+    /// A batch of `n` records at base offset `base`, as the log stores it.
+    fn batch(base: i64, n: usize) -> Vec<u8> {
+        let records: Vec<OffsetRecord> = (0..n).map(|i| OffsetRecord::DeleteGroup { group: format!("g{i}") }).collect();
+        let mut b = encode_batch(&records, 1_000).expect("encode").to_vec();
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn the_offset_after_is_that_of_the_last_whole_batch() {
+        let (first, second) = (batch(10, 3), batch(13, 2));
+        let mut chunk = [first.clone(), second.clone()].concat();
+        assert_eq!(offset_after(&chunk), Some(15));
+        // A read that ends inside a batch: the whole ones before it count.
+        chunk.extend_from_slice(&batch(15, 4)[..40]);
+        assert_eq!(offset_after(&chunk), Some(15));
+        assert_eq!(offset_after(&first[..first.len() - 1]), None);
+        assert_eq!(offset_after(&[]), None);
+    }
+
+    #[test]
+    fn replay_reads_from_one_chunk_end_to_the_next_and_refuses_a_gap() {
+        let log = [batch(0, 2), batch(2, 1), batch(3, 5)];
+        let read = |offset: i64| -> Result<Bytes, LogError> {
+            let at = log.iter().position(|b| i64::from_be_bytes(b[..8].try_into().expect("8 bytes")) == offset).ok_or("no batch there")?;
+            Ok(Bytes::from(log[at].clone()))
+        };
+        let mut seen = 0;
+        replay_chunks(0, 8, read, &mut |_| {
+            seen += 1;
+            Ok(())
+        })
+        .expect("replay");
+        assert_eq!(seen, 3);
+        let empty = |_: i64| -> Result<Bytes, LogError> { Ok(Bytes::new()) };
+        assert!(matches!(replay_chunks(0, 8, empty, &mut |_| Ok(())), Err(ReplayError::Log(_))));
     }
 }

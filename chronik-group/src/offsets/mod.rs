@@ -351,7 +351,7 @@ async fn write(loaded: &Loaded, records: Vec<OffsetRecord>) -> Result<(), GroupE
 /// to wait for.
 fn append(loaded: &Loaded, records: Vec<OffsetRecord>) -> Result<i64, GroupError> {
     let index = loaded.index;
-    let mut batch = record::encode_batch(&records, unix_ms()).map_err(|reason| GroupError::Encode { partition: index, reason })?;
+    let mut batch = record::encode_batch(&records, chronik_wal::now_ms()).map_err(|reason| GroupError::Encode { partition: index, reason })?;
     // Appending under the map's lock keeps `pending` in log order.
     let mut offsets = loaded.offsets.lock();
     let end_offset = loaded.log.append(&mut batch).map_err(|source| GroupError::Log { partition: index, verb: "append", source })?;
@@ -375,13 +375,6 @@ async fn settle(loaded: &Loaded, end_offset: i64) -> Result<(), GroupError> {
     }
     debug!(partition = index, end_offset, "offsets committed");
     Ok(())
-}
-
-pub(crate) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn apply(groups: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {

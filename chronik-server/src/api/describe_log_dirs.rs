@@ -4,7 +4,8 @@
 //! current replica: high watermark minus log end offset, never below 0 (0 on a leader; on a follower
 //! how far its log is behind what it knows to be committed). v3 adds a top-level error code (none).
 //!
-//! [`replica_sizes`] is the same per-replica size list, for whoever needs placement weights.
+//! The per-replica sizes come from [`crate::broker::replica_sizes`], which the controller's heartbeat
+//! reports too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,34 +14,9 @@ use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartit
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 use super::str_bytes;
+use crate::broker::replica_sizes::{replica_sizes, ReplicaSize};
 use crate::broker::Broker;
 use crate::wire::context::RequestContext;
-
-/// One hosted replica as DescribeLogDirs reports it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReplicaSize {
-    pub topic: String,
-    pub partition: i32,
-    pub size_bytes: u64,
-    pub offset_lag: i64,
-}
-
-/// Every replica this broker hosts, by topic and partition.
-pub fn replica_sizes(broker: &Broker) -> Vec<ReplicaSize> {
-    let mut out: Vec<ReplicaSize> = broker
-        .partitions
-        .all()
-        .iter()
-        .map(|p| ReplicaSize {
-            topic: p.topic.clone(),
-            partition: p.index,
-            size_bytes: p.size_bytes(),
-            offset_lag: (p.high_watermark() - p.log_end_offset()).max(0),
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    out
-}
 
 /// (total, usable) bytes of the file system holding `dir`, or (-1, -1) if it cannot be asked.
 pub fn disk_bytes(dir: &Path) -> (i64, i64) {

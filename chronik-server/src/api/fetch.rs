@@ -5,11 +5,11 @@
 //! (KIP-74), so a consumer can never stall on a batch larger than its limits.
 //!
 //! Fetch sessions (KIP-227, v7+): the request's session id and epoch are decided by
-//! [`super::fetch_session_cache`] — a sessionless full fetch, a full fetch that opens a session (its id
+//! [`crate::fetch_session::cache`] — a sessionless full fetch, a full fetch that opens a session (its id
 //! goes back in the response), an incremental fetch, or a top-level FETCH_SESSION_ID_NOT_FOUND /
 //! INVALID_FETCH_SESSION_EPOCH. An incremental fetch reads (and long-polls, `min_bytes` counted) over
 //! all of the session's partitions, and answers only those with records, an error, or offsets the
-//! fetcher has not been told ([`super::fetch_session`]). The session lock is never held across the wait.
+//! fetcher has not been told ([`crate::fetch_session::session`]). The session lock is never held across the wait.
 //!
 //! The response is encoded by [`super::fetch_response`], which sends record data as slices of the
 //! mapped segments instead of copying it into the response buffer.
@@ -31,8 +31,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
-use super::fetch_session::NO_SESSION_ID;
-use super::fetch_session_cache::FetchPlan;
+use crate::fetch_session::cache::FetchPlan;
+use crate::fetch_session::session::NO_SESSION_ID;
 use crate::broker::Broker;
 use crate::wire::context::{server_error_reply, DispatchError, Reply, RequestContext};
 

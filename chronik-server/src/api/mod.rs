@@ -13,8 +13,6 @@ pub mod describe_log_dirs;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_response;
-pub mod fetch_session;
-pub mod fetch_session_cache;
 pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;

@@ -1,12 +1,14 @@
 //! The context every request handler sees: config, metadata, partitions, groups, metrics, and the
 //! shared state of the parts above it that must live as long as the broker: the replica fetcher
 //! registry ([`fetchers`]), the catch-up throttle ([`catch_up`]), the group coordinator's view of
-//! the topics ([`group_ownership`]) and the fetch sessions (`api::fetch_session_cache`). What follows the metadata (logs, roles, fetchers, group
-//! ownership) is `reconcile`.
+//! the topics ([`group_ownership`]) and the fetch sessions (`fetch_session::cache`); and the sizes
+//! of the replicas it hosts ([`replica_sizes`]). What follows the metadata (logs, roles, fetchers,
+//! group ownership) is `reconcile`.
 
 pub mod catch_up;
 pub mod fetchers;
 pub mod group_ownership;
+pub mod replica_sizes;
 
 use std::sync::Arc;
 
@@ -44,8 +46,8 @@ pub struct Broker {
     pub catch_up: catch_up::CatchUp,
     /// Which offsets partitions the group coordinator serves (see `groups::ownership`).
     pub group_ownership: group_ownership::GroupOwnership,
-    /// Incremental fetch sessions (KIP-227) opened with this broker (`api::fetch_session_cache`).
-    pub fetch_sessions: crate::api::fetch_session_cache::FetchSessionCache,
+    /// Incremental fetch sessions (KIP-227) opened with this broker (`fetch_session::cache`).
+    pub fetch_sessions: crate::fetch_session::cache::FetchSessionCache,
     started: Mutex<std::time::Instant>,
 }
 
@@ -61,7 +63,7 @@ impl Broker {
         Broker {
             node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
             catch_up: catch_up::CatchUp::new(config.reassignment_throttle_bytes_per_s),
-            fetch_sessions: crate::api::fetch_session_cache::FetchSessionCache::new(config.fetch_sessions_max, config.fetch_session_idle_ms),
+            fetch_sessions: crate::fetch_session::cache::FetchSessionCache::new(config.fetch_sessions_max, config.fetch_session_idle_ms),
             config,
             cluster_id,
             meta,

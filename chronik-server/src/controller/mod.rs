@@ -53,7 +53,7 @@ async fn heartbeat_task(broker: Arc<Broker>) {
         tick.tick().await;
         let status = broker.meta.status();
         let Some(leader) = status.leader_id else { continue };
-        let hosted = crate::api::describe_log_dirs::replica_sizes(&broker).into_iter().map(|r| (r.topic, r.partition, r.size_bytes)).collect();
+        let hosted = crate::broker::replica_sizes::replica_sizes(&broker).into_iter().map(|r| (r.topic, r.partition, r.size_bytes)).collect();
         let report = reporter.due(leader, status.term, hosted);
         let accepted = match broker.meta.heartbeat_with_sizes(interval, report.clone()).await {
             Ok(accepted) => accepted,

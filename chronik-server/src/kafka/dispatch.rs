@@ -8,19 +8,21 @@
 //! counted (`chronik_response_encode_errors_total`), and answered with UNKNOWN_SERVER_ERROR in the shape
 //! `wire::error_response` builds, so the client sees an error instead of a closed connection it would
 //! retry forever. Only if that answer cannot be encoded either is the connection closed.
+//!
+//! The request header is read by `wire::request_header`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
 use chronik_group::ClientInfo;
 
 use crate::api;
 use crate::broker::Broker;
 use crate::wire::context::{DispatchError, Reply, RequestContext};
+use crate::wire::request_header::parse_request_header;
 use crate::wire::versions;
 
 fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, DispatchError> {
@@ -33,13 +35,8 @@ fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, Dis
 
 pub async fn handle(broker: &Arc<Broker>, frame: Bytes, peer: &SocketAddr) -> Result<Reply, DispatchError> {
     let mut body = frame;
-    let key_raw = (&body[0..2]).get_i16();
-    let version = (&body[2..4]).get_i16();
-    let api = ApiKey::try_from(key_raw).map_err(|_| DispatchError::UnknownApiKey(key_raw))?;
-    let header = RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
-        DispatchError::Malformed { api, version, reason: e.to_string() }
-    })?;
-    let ctx = RequestContext { api, version, header, started: Instant::now() };
+    let ctx = parse_request_header(&mut body)?;
+    let (api, version) = (ctx.api, ctx.version);
     if !versions::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
             return Ok(Reply::Now(Some(api::api_versions::unsupported_version(&ctx)?)));

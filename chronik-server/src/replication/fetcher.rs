@@ -11,13 +11,13 @@
 //! end, only claims durable data.
 //! The follower's high watermark becomes min(leader's HW, own durable end). Connection errors are
 //! retried with exponential backoff; the assignment arrives over a `watch`, so it is bounded (the
-//! latest wins).
+//! latest wins). The decisions (when to truncate, what an answer or a failed write leads to) are
+//! plain code in `fetch_rules`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{
@@ -31,6 +31,7 @@ use crate::broker::catch_up::catching_up;
 use crate::broker::fetchers::Assignment;
 use super::client::PeerClient;
 use super::error::ReplicationError;
+use super::fetch_rules::{after_write, on_answer, partition_max_bytes, AfterWrite, OnAnswer, ReplicaWriteError, TruncationMarks};
 use crate::broker::Broker;
 use crate::partition::epoch_cache::truncation_offset;
 use crate::partition::Partition;
@@ -58,14 +59,6 @@ pub const STORAGE_RETRY_MS: u64 = 1_000;
 /// Rounds of OffsetForLeaderEpoch per truncation (each round moves to an older epoch; see KIP-279).
 pub const TRUNCATION_ROUNDS_MAX: usize = 16;
 
-/// Why a partition's replicated write did not complete.
-enum ReplicaWriteError {
-    /// The append was refused (stale role, gap): truncate again before fetching more.
-    Append(crate::partition::PartitionError),
-    /// The data is in the log but not known durable; the next fetch asks from the durable end again.
-    Sync(crate::partition::PartitionError),
-}
-
 /// The blocking task appending and fsyncing one partition's share of a fetch.
 type ReplicaWrite = tokio::task::JoinHandle<Result<(), ReplicaWriteError>>;
 
@@ -75,12 +68,12 @@ struct Fetcher {
     leader: i32,
     conn: Option<PeerClient>,
     /// The epoch each partition was last truncated for; absent or different means truncate first.
-    truncated_at: HashMap<(String, i32), i32>,
+    marks: TruncationMarks,
 }
 
 /// Runs until the assignment sender is dropped (this broker follows nothing from `leader` any more).
 pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiver<Assignment>) {
-    let mut f = Fetcher { broker, leader, conn: None, truncated_at: HashMap::new() };
+    let mut f = Fetcher { broker, leader, conn: None, marks: TruncationMarks::default() };
     let mut backoff_ms = BACKOFF_MIN_MS;
     info!(leader, "replica fetcher started");
     loop {
@@ -91,7 +84,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiv
             }
             continue;
         }
-        f.truncated_at.retain(|k, e| current.get(k) == Some(e));
+        f.marks.keep_assigned(&current);
         match f.step(&current, &mut assignment).await {
             Ok(progress) => {
                 backoff_ms = BACKOFF_MIN_MS;
@@ -142,11 +135,11 @@ impl Fetcher {
         for ((topic, index), epoch) in assignment {
             let Some(p) = self.broker.partitions.get(topic, *index) else { continue };
             let key = (topic.clone(), *index);
-            if self.truncated_at.get(&key) != Some(epoch) {
+            if self.marks.needed(&key, *epoch) {
                 if !self.truncate(&p, *epoch).await? {
                     continue;
                 }
-                self.truncated_at.insert(key, *epoch);
+                self.marks.done(key, *epoch);
             }
             ready.push((topic.clone(), *index, *epoch, p));
         }
@@ -192,10 +185,7 @@ impl Fetcher {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
         for (topic, index, epoch, p) in ready {
             let is_throttled = throttled.iter().any(|(t, i)| t == topic && i == index);
-            let max_bytes = match allowance {
-                Some(a) if is_throttled => i32::try_from(a).unwrap_or(i32::MAX).clamp(1, FETCH_PARTITION_BYTES_MAX),
-                _ => FETCH_PARTITION_BYTES_MAX,
-            };
+            let max_bytes = partition_max_bytes(is_throttled, allowance);
             topics.entry(topic.as_str()).or_default().push(
                 FetchPartition::default()
                     .with_partition(*index)
@@ -235,30 +225,28 @@ impl Fetcher {
                     continue;
                 };
                 let (index, epoch) = (*index, *epoch);
-                match ResponseError::try_from_code(pd.error_code) {
-                    None => {}
-                    Some(ResponseError::OffsetOutOfRange) if p.log_end_offset() < pd.log_start_offset => {
-                        // Everything this replica holds is below what the leader keeps: start over at
-                        // the leader's log start (Kafka's truncate-fully-and-start-at).
-                        let (p2, leader, start) = (p.clone(), self.leader, pd.log_start_offset);
+                match on_answer(pd.error_code, p.log_end_offset(), pd.log_start_offset) {
+                    OnAnswer::Append => {}
+                    OnAnswer::RestartAt(start) => {
+                        let (p2, leader) = (p.clone(), self.leader);
                         let restarted = tokio::task::spawn_blocking(move || p2.restart_at(start, leader, epoch))
                             .await
                             .map_err(|e| ReplicationError::Task(e.to_string()))?;
                         if let Err(source) = restarted {
                             // A stale fetcher (role changed) or a disk error: truncate again first.
                             warn!(leader, topic, partition = index, error = %source, "restarting the log at the leader's log start failed");
-                            self.truncated_at.remove(&(topic.to_string(), index));
+                            self.marks.redo(topic, index);
                         }
                         continue;
                     }
-                    Some(ResponseError::OffsetOutOfRange) => {
+                    OnAnswer::Truncate => {
                         warn!(leader = self.leader, topic, partition = index, log_end = p.log_end_offset(),
                             leader_log_start = pd.log_start_offset, "fetch offset out of range on the leader; truncating again");
-                        self.truncated_at.remove(&(topic.to_string(), index));
+                        self.marks.redo(topic, index);
                         continue;
                     }
-                    Some(e) => {
-                        debug!(leader = self.leader, topic, partition = index, error = ?e, "leader refused replica fetch");
+                    OnAnswer::Wait => {
+                        debug!(leader = self.leader, topic, partition = index, code = pd.error_code, "leader refused replica fetch");
                         continue;
                     }
                 }
@@ -277,26 +265,34 @@ impl Fetcher {
         }
         let mut storage_failed = false;
         for (p, hw, write) in learned {
-            if let Some(write) = write {
-                match write.await.map_err(|e| ReplicationError::Task(e.to_string()))? {
-                    Ok(()) => {}
-                    Err(ReplicaWriteError::Append(source)) if source.kafka_error() == ResponseError::KafkaStorageError => {
+            let result = match write {
+                Some(write) => write.await.map_err(|e| ReplicationError::Task(e.to_string()))?,
+                None => Ok(()),
+            };
+            let outcome = after_write(&result);
+            if let Err(source) = &result {
+                match outcome {
+                    AfterWrite::PauseAndRetry => {
                         // Nothing of the failed batch was stored (the partition logs the start and
-                        // the end of a spell without space): fetch the same offset again after a
-                        // pause; the truncation point still holds.
+                        // the end of a spell without space).
                         debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append failed on storage");
-                        storage_failed = true;
                     }
-                    Err(ReplicaWriteError::Append(source)) => {
-                        // A stale fetcher (role changed) or a gap: truncate again before the next fetch.
+                    AfterWrite::Truncate => {
                         debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append refused");
-                        self.truncated_at.remove(&(p.topic.clone(), p.index));
-                        continue;
                     }
-                    Err(ReplicaWriteError::Sync(source)) => {
+                    AfterWrite::NotDurable => {
                         warn!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
                     }
+                    AfterWrite::Stored => {}
                 }
+            }
+            match outcome {
+                AfterWrite::PauseAndRetry => storage_failed = true,
+                AfterWrite::Truncate => self.marks.redo(&p.topic, p.index),
+                AfterWrite::Stored | AfterWrite::NotDurable => {}
+            }
+            if !outcome.learns_high_watermark() {
+                continue;
             }
             // The follower's high watermark is capped at its durable end, and its next fetch offset
             // follows the durable end too.

@@ -4,6 +4,8 @@
 //!   whom, at which leader epoch — and starts/stops one fetcher per leader broker.
 //! - `fetcher`: a follower's task per leader: truncation by leader epoch, then Fetch v12 as a replica,
 //!   verbatim appends, fsync before the next fetch, high watermark from the leader.
+//! - `fetch_rules`: the fetcher's decisions as plain code — when to truncate, what an error answer or
+//!   a failed write leads to, how much a throttled partition asks for.
 //! - `isr`: the leader's periodic ISR check — shrink laggards, expand caught-up replicas — committed
 //!   through the metadata Raft group.
 //! - `client`: the small Kafka-protocol client the fetcher speaks; `error`.
@@ -16,6 +18,7 @@
 
 pub mod client;
 pub mod error;
+pub mod fetch_rules;
 pub mod fetcher;
 pub mod isr;
 pub mod roles;

@@ -34,6 +34,8 @@ pub struct Deferred {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
+    #[error("request of {size} bytes is too short for an api key and version")]
+    HeaderTooShort { size: usize },
     #[error("unknown api key {0}")]
     UnknownApiKey(i16),
     #[error("{api:?} v{version} is not supported")]

@@ -86,4 +86,52 @@ mod tests {
         let frame = read_frame(&mut input, 1024).await.unwrap().unwrap();
         assert_eq!(frame.len(), 10);
     }
+
+    /// Random cases per property (each drawn from its seed, printed on failure).
+    const CASES: u64 = 2_000;
+    const MAX: usize = 512;
+
+    #[tokio::test]
+    async fn arbitrary_bytes_never_panic_and_frames_respect_the_limits() {
+        for seed in 0..CASES {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut bytes = vec![0u8; rng.usize(0..700)];
+            rng.fill(&mut bytes);
+            if bytes.len() >= 4 && rng.bool() {
+                // A plausible size, so the body is read too.
+                let size = rng.i32(-1..(MAX as i32 + 2));
+                bytes[..4].copy_from_slice(&size.to_be_bytes());
+            }
+            let mut input: &[u8] = &bytes;
+            while let Ok(Some(frame)) = read_frame(&mut input, MAX).await {
+                assert!((REQUEST_HEADER_BYTES_MIN as usize..=MAX).contains(&frame.len()), "seed {seed}: {} bytes", frame.len());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn valid_frames_round_trip() {
+        for seed in 0..CASES {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let bodies: Vec<Vec<u8>> = (0..rng.usize(1..5))
+                .map(|_| {
+                    let mut body = vec![0u8; rng.usize(REQUEST_HEADER_BYTES_MIN as usize..=MAX)];
+                    rng.fill(&mut body);
+                    body
+                })
+                .collect();
+            let mut stream = Vec::new();
+            for body in &bodies {
+                let mut out = response_buffer(body.len());
+                out.extend_from_slice(body);
+                stream.extend_from_slice(&finish(out));
+            }
+            let mut input: &[u8] = &stream;
+            for body in &bodies {
+                let frame = read_frame(&mut input, MAX).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                assert_eq!(frame.as_deref(), Some(body.as_slice()), "seed {seed}");
+            }
+            assert!(read_frame(&mut input, MAX).await.unwrap().is_none(), "seed {seed}");
+        }
+    }
 }

@@ -1,8 +1,12 @@
-//! Start-up and shutdown: identity on disk, the metadata Raft node, partition logs, the group
-//! coordinator, the Kafka and admin listeners, and the background tasks (metadata follow-up,
-//! retention, interval fsync).
+//! Start-up and shutdown: the identity on disk ([`identity`]), the metadata Raft node, partition logs,
+//! the group coordinator, the Kafka and admin listeners, registration, and the background tasks
+//! ([`tasks`]: metadata follow-up, halt when the metadata stops, retention, interval fsync); the
+//! broker runs until a shutdown signal ([`signals`]).
 
-use std::path::Path;
+mod identity;
+mod signals;
+mod tasks;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +19,10 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::{Config, FsyncMode};
-
 use crate::partition::PartitionManager;
-
-/// Identity file: the cluster id and node id this data directory belongs to.
-const IDENTITY_FILE: &str = "meta.properties";
+use identity::{agree_cluster_id, load_identity};
+use signals::shutdown_signal;
+use tasks::{follow_metadata, halt_when_metadata_stops, interval_fsync_task, retention_task};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let broker = start(config).await?;
@@ -215,178 +218,3 @@ const JOIN_REPORT_INTERVAL_MS: u64 = 10_000;
 /// How long a starting broker waits to apply its own committed registration (normally milliseconds:
 /// the next AppendEntries from the leader carries the commit).
 const REGISTRATION_APPLY_WAIT_MS: u64 = 10_000;
-
-/// The cluster id every broker reports: the first one written to the metadata wins (the first broker
-/// to start proposes the id of its identity file). The agreed id is taken from the answer to the write,
-/// not from this node's state: a write forwarded to the leader is answered once the leader applied it,
-/// possibly before this node has. A node whose identity file holds another id (it proposed one while
-/// the cluster formed) rewrites it to the agreed one.
-async fn agree_cluster_id(meta: &MetaNode, data_dir: &Path, node_id: u64, proposed: String) -> anyhow::Result<String> {
-    let agreed = match meta.state().cluster_id.clone() {
-        Some(known) => known,
-        None => match meta
-            .write(MetaCommand::InitClusterId { cluster_id: proposed.clone() })
-            .await
-            .context("cannot record the cluster id in the metadata")?
-        {
-            MetaResponse::ClusterId(agreed) => agreed,
-            other => anyhow::bail!("the metadata refused the cluster id {proposed}: {other:?}"),
-        },
-    };
-    if agreed != proposed {
-        write_identity(data_dir, &agreed, node_id)?;
-    }
-    Ok(agreed)
-}
-
-fn write_identity(data_dir: &Path, cluster: &str, node_id: u64) -> anyhow::Result<()> {
-    let path = data_dir.join(IDENTITY_FILE);
-    let tmp = data_dir.join(format!("{IDENTITY_FILE}.tmp"));
-    std::fs::write(&tmp, format!("cluster.id={cluster}\nnode.id={node_id}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).context("fsync identity file")?;
-    std::fs::rename(&tmp, &path).context("install identity file")?;
-    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).context("fsync data dir")?;
-    Ok(())
-}
-
-/// The cluster id this data dir belongs to; created on first start. A data dir of another node is refused.
-fn load_identity(data_dir: &Path, node_id: u64) -> anyhow::Result<String> {
-    let path = data_dir.join(IDENTITY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut cluster = None;
-            let mut node = None;
-            for line in text.lines() {
-                if let Some(v) = line.strip_prefix("cluster.id=") {
-                    cluster = Some(v.trim().to_string());
-                }
-                if let Some(v) = line.strip_prefix("node.id=") {
-                    node = v.trim().parse::<u64>().ok();
-                }
-            }
-            let cluster = cluster.with_context(|| format!("{} has no cluster.id", path.display()))?;
-            if node != Some(node_id) {
-                anyhow::bail!(
-                    "data dir {} belongs to node {:?}, not node {node_id}; node ids are never reused for a data dir",
-                    data_dir.display(),
-                    node
-                );
-            }
-            Ok(cluster)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster = new_cluster_id();
-            write_identity(data_dir, &cluster, node_id)?;
-            Ok(cluster)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Kafka cluster ids are 22-character URL-safe base64 of a random UUID.
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut bits: u128 = u128::from_be_bytes(bytes);
-    let mut out = String::with_capacity(22);
-    for _ in 0..22 {
-        out.push(ALPHABET[(bits & 63) as usize] as char);
-        bits >>= 6;
-    }
-    out
-}
-
-/// Exit status of a broker halted because its metadata Raft core stopped on an error.
-const METADATA_STOPPED_EXIT_CODE: i32 = 75;
-
-/// Halts the broker when its metadata Raft core stops on an error (a metadata write failed, e.g. on
-/// a full disk): such a node no longer votes or applies metadata, so it would go on serving stale
-/// leaderships and topics. Halting makes it visible and lets the controller fence it and move its
-/// partitions; a restart recovers the metadata from the disk (docs/OPERATIONS.md, "Disk full").
-async fn halt_when_metadata_stops(broker: Arc<Broker>) {
-    let reason = broker.meta.stopped_on_error().await;
-    let line = format!("halting the broker: the metadata Raft core stopped ({reason}); restart it once the data dir is writable");
-    tracing::error!("{line}");
-    eprintln!("chronik-server: {line}");
-    std::process::exit(METADATA_STOPPED_EXIT_CODE);
-}
-
-/// Pause before trying again to open partition logs that could not be opened (a full disk): the
-/// metadata may not change again for a long time, and the partition must come up once space returns.
-const REOPEN_RETRY_MS: u64 = 5_000;
-
-/// Reacts to applied metadata: opens new partitions, deletes logs of deleted topics; retries every
-/// `REOPEN_RETRY_MS` while some log could not be opened.
-async fn follow_metadata(broker: Arc<Broker>) {
-    let mut applied = broker.meta.subscribe();
-    let mut retry = false;
-    loop {
-        if retry {
-            tokio::select! {
-                changed = applied.changed() => if changed.is_err() { break },
-                () = tokio::time::sleep(Duration::from_millis(REOPEN_RETRY_MS)) => {}
-            }
-        } else if applied.changed().await.is_err() {
-            break;
-        }
-        retry = !crate::reconcile::partitions(&broker).await;
-    }
-}
-
-async fn retention_task(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.retention_check_interval_ms.max(1000)));
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let now_ms = chronik_wal::now_ms();
-            for p in b.partitions.all() {
-                match p.apply_retention(now_ms) {
-                    Ok(0) => {}
-                    Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
-                    Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
-                }
-            }
-        })
-        .await;
-    }
-}
-
-async fn interval_fsync_task(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.fsync_interval_ms));
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for p in b.partitions.all() {
-                if let Err(e) = p.sync_now() {
-                    warn!(topic = %p.topic, partition = p.index, error = %e, "interval fsync failed");
-                }
-            }
-        })
-        .await;
-    }
-}
-
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}

@@ -6,8 +6,8 @@
 //! next epoch: each names only the partitions that are new or whose request changed (their fetch offset
 //! after a read, mostly) and the partitions to forget; the broker fetches over all of the session's
 //! partitions and answers only those with something to say ([`FetchSession::must_answer`]). The cache
-//! of sessions, their ids and their eviction are [`super::fetch_session_cache`]; the I/O is
-//! [`super::fetch`]. Pure code: no clock, no locks.
+//! of sessions, their ids and their eviction are [`super::cache`]; the I/O is
+//! `api::fetch`. Pure code: no clock, no locks.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -25,7 +25,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
-use super::fetch_session::{FetchSession, FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION_ID};
+use super::session::{FetchSession, FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION_ID};
 
 /// Default `fetch_sessions_max`: Kafka's default number of session slots per broker.
 pub const FETCH_SESSIONS_MAX_DEFAULT: usize = 1000;
@@ -107,7 +107,7 @@ impl FetchCache {
             self.remove(req.session_id);
             return FetchPlan::Sessionless;
         }
-        session.next_epoch = super::fetch_session::next_epoch(session.next_epoch);
+        session.next_epoch = super::session::next_epoch(session.next_epoch);
         let topics = session.fetch_topics();
         self.touch(req.session_id, now_ms);
         FetchPlan::Incremental { id: req.session_id, topics }
@@ -233,7 +233,7 @@ impl FetchSessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::fetch_session::tests::{answer, fetch_topic, forget, listed, response};
+    use crate::fetch_session::session::tests::{answer, fetch_topic, forget, listed, response};
 
     const IDLE_MS: u64 = 120_000;
 
