@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::ids::BrokerId;
+
 /// Default Kafka listener of a broker started without a config file.
 pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
 /// Default wal (replication) listener.
@@ -96,7 +98,10 @@ pub struct ConfigFile {
 /// The resolved configuration the broker runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// This node's Raft node id (`node_id` in the file).
     pub node_id: u64,
+    /// The same id as a broker id (Kafka's `broker.id`); validation refuses a `node_id` that does not fit.
+    pub broker_id: BrokerId,
     pub data_dir: PathBuf,
     pub replication_factor: i16,
     pub min_insync_replicas: i32,
@@ -219,9 +224,9 @@ impl Config {
 
     pub fn resolve(file: ConfigFile, o: &Overrides) -> Result<Config, ConfigError> {
         let node_id = o.node_id.or(file.node_id).unwrap_or(1);
-        if node_id > i32::MAX as u64 {
+        let Some(broker_id) = BrokerId::from_node_id(node_id) else {
             return Err(invalid("node_id", "must be between 0 and 2147483647"));
-        }
+        };
         let admin_port = ADMIN_PORT_BASE
             .checked_add(u16::try_from(node_id).unwrap_or(u16::MAX))
             .ok_or_else(|| invalid("node_id", "too large for the default admin port; set [bind] admin"))?;
@@ -258,6 +263,7 @@ impl Config {
         };
         let cfg = Config {
             node_id,
+            broker_id,
             data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
             replication_factor: file.replication_factor.unwrap_or(1),
             min_insync_replicas: file.min_insync_replicas.unwrap_or(1),

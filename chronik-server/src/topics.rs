@@ -81,7 +81,7 @@ pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: 
 /// its message and do not retry. Only this broker's budget is known here; other brokers log the
 /// failure to open (OPERATIONS.md).
 pub fn check_fd_budget(broker: &Broker, replicas: &[Vec<i32>]) -> Result<(), Refusal> {
-    let local = replicas.iter().filter(|r| r.contains(&broker.node_id)).count() as u64;
+    let local = replicas.iter().filter(|r| r.contains(&broker.node_id.0)).count() as u64;
     crate::fd_limit::check_budget(local).map_err(|m| (ResponseError::PolicyViolation, m))
 }
 

@@ -70,7 +70,7 @@ pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DescribeConfigsR
                         .collect()
                 }
                 RESOURCE_BROKER => {
-                    if name.parse::<i32>().ok() != Some(broker.node_id) && !name.is_empty() {
+                    if name.parse::<i32>().ok() != Some(broker.node_id.0) && !name.is_empty() {
                         return base.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(str_bytes("not this broker")));
                     }
                     let c = &broker.config;

@@ -68,7 +68,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::UnknownTopicOrPartition, "no such partition".into()));
                 continue;
             };
-            if pm.leader != broker.node_id {
+            if pm.leader != broker.node_id.0 {
                 pending.push(fail(ResponseError::NotLeaderOrFollower, format!("leader is broker {}", pm.leader)));
                 continue;
             }

@@ -62,7 +62,7 @@ pub fn sync(broker: &Arc<Broker>) {
 /// says and as its local log has taken on (same topic id, leading at the metadata's epoch): the
 /// local partition and that epoch.
 pub fn led_here(broker: &Broker, t: &TopicRecord, index: u32) -> Option<(Arc<Partition>, i32)> {
-    let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id)?;
+    let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id.0)?;
     let p = broker.partitions.get(OFFSETS_TOPIC, i32::try_from(index).ok()?)?;
     (p.topic_id == t.topic_id && p.leading_epoch() == Some(pm.leader_epoch)).then_some((p, pm.leader_epoch))
 }

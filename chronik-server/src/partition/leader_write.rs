@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(p.log_end_offset(), 0);
         // acks=1 does not ask for the ISR.
         assert_eq!(write(&p, Acks::Leader, LAG_MS + 1).expect("acks=1").end_offset, 3);
-        p.become_follower(2, EPOCH + 1);
+        p.become_follower(crate::ids::BrokerId(2), crate::ids::LeaderEpoch(EPOCH + 1));
         assert!(matches!(write(&p, Acks::Leader, 0), Err(PartitionError::NotLeader)));
     }
 
@@ -264,7 +264,7 @@ mod tests {
             async move { p.commit(&w, Instant::now() + Duration::from_secs(30)).await }
         });
         tokio::task::yield_now().await;
-        p.become_follower(2, EPOCH + 1);
+        p.become_follower(crate::ids::BrokerId(2), crate::ids::LeaderEpoch(EPOCH + 1));
         assert!(matches!(waiter.await.expect("join"), Err(PartitionError::NotLeader)));
         assert!(started.elapsed() < Duration::from_secs(5), "the role change did not wake the waiter");
 
