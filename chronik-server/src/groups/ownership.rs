@@ -44,7 +44,7 @@ pub fn sync(broker: &Arc<Broker>) {
         let log = Arc::new(PartitionOffsetsLog {
             partition,
             leader_epoch: epoch,
-            min_isr: MinInsyncReplicas::of_topic(&t.configs, broker.config.min_insync_replicas),
+            min_isr: MinInsyncReplicas::of_topic(&broker.partitions.topic_config(&t.configs)),
             replica_lag_time_max_ms: i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX),
             commit_timeout: Duration::from_millis(broker.config.offsets_commit_timeout_ms),
         });

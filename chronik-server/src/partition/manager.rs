@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::error::PartitionError;
 use super::partition::Partition;
-use super::topic::topic_config_i64;
+use super::topic_config::TopicConfig;
 use crate::config::{Config, FsyncMode};
 use crate::ids::{BrokerId, TopicPartition};
 
@@ -31,7 +31,10 @@ const TOPIC_ID_FILE: &str = "partition.metadata";
 pub struct PartitionManager {
     logs_dir: PathBuf,
     node_id: BrokerId,
+    /// The log settings of this broker; a topic's configs override some of them.
     defaults: LogConfig,
+    /// The configs of a topic that sets none, parsed once from the broker's config.
+    topic_defaults: TopicConfig,
     fsync: FsyncMode,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
@@ -69,6 +72,7 @@ impl PartitionManager {
             logs_dir,
             node_id: config.broker_id,
             defaults,
+            topic_defaults: TopicConfig::defaults(config),
             fsync: config.fsync,
             partitions: RwLock::new(HashMap::new()),
             reconcile_lock: parking_lot::Mutex::new(()),
@@ -177,19 +181,16 @@ impl PartitionManager {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The typed configs of a topic whose own configs are `configs` (the metadata's), over this
+    /// broker's defaults.
+    pub fn topic_config(&self, configs: &BTreeMap<String, String>) -> TopicConfig {
+        self.topic_defaults.with_own(configs)
+    }
+
     /// The log settings of a partition of a topic with `configs`: the broker's defaults overridden
     /// by the topic's retention and segment configs.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        let mut cfg = self.defaults.clone();
-        let ret_ms = topic_config_i64(configs, "retention.ms", cfg.retention_ms.map(|v| v as i64).unwrap_or(-1));
-        cfg.retention_ms = u64::try_from(ret_ms).ok();
-        let ret_b = topic_config_i64(configs, "retention.bytes", cfg.retention_bytes.map(|v| v as i64).unwrap_or(-1));
-        cfg.retention_bytes = u64::try_from(ret_b).ok();
-        let seg = topic_config_i64(configs, "segment.bytes", cfg.segment_bytes as i64);
-        cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
-        let seg_ms = topic_config_i64(configs, "segment.ms", i64::try_from(cfg.segment_ms).unwrap_or(i64::MAX));
-        cfg.segment_ms = u64::try_from(seg_ms).unwrap_or(cfg.segment_ms);
-        cfg
+        self.topic_config(configs).log_config(&self.defaults)
     }
 
     /// Opens `missing` partitions on up to [`OPEN_THREADS_MAX`] threads, each inserted as soon as it
