@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn topic_partition_orders_by_topic_then_partition() {
-        let mut v = vec![TopicPartition::new("b", 0), TopicPartition::new("a", 2), TopicPartition::new("a", 1)];
+        let mut v = [TopicPartition::new("b", 0), TopicPartition::new("a", 2), TopicPartition::new("a", 1)];
         v.sort();
         assert_eq!(v.iter().map(ToString::to_string).collect::<Vec<_>>(), ["a-1", "a-2", "b-0"]);
         assert!(v[0].is("a", 1) && !v[0].is("a", 2));

@@ -21,7 +21,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
@@ -213,7 +214,7 @@ impl Fetcher {
         }
         let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
         FetchRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(self.broker.node_id.0))
+            .with_replica_id(WireBrokerId(self.broker.node_id.0))
             .with_max_wait_ms(wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
@@ -323,7 +324,7 @@ impl Fetcher {
             let Some(latest) = cache.latest_epoch() else {
                 return Ok(true);
             };
-            let req = OffsetForLeaderEpochRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(self.broker.node_id.0)).with_topics(vec![
+            let req = OffsetForLeaderEpochRequest::default().with_replica_id(WireBrokerId(self.broker.node_id.0)).with_topics(vec![
                 OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(p.topic.clone()))).with_partitions(vec![
                     OffsetForLeaderPartition::default()
                         .with_partition(p.index)
