@@ -1,12 +1,15 @@
 //! Broker configuration: the TOML file of docs/CONFIG.md, embedded defaults, and validation.
 //!
-//! Unknown keys and invalid values are refused at start with the key named (serde's
-//! `deny_unknown_fields` names the key; `validate` names the key of a bad value).
+//! [`Config`] is declared once: the file's keys with their defaults ([`Config::default`]), and what
+//! `resolve` works out from them. Unknown keys and invalid values are refused at start with the key
+//! named (serde's `deny_unknown_fields` names the key; `validate` names the key of a bad value).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::ids::BrokerId;
 
 /// Default Kafka listener of a broker started without a config file.
 pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
@@ -53,51 +56,14 @@ pub struct Peer {
     pub admin: Option<String>,
 }
 
-/// The config file as written by an operator; every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    pub node_id: Option<u64>,
-    pub data_dir: Option<PathBuf>,
-    pub replication_factor: Option<i16>,
-    pub min_insync_replicas: Option<i32>,
-    pub num_partitions: Option<i32>,
-    pub auto_create_topics: Option<bool>,
-    pub fsync: Option<FsyncMode>,
-    pub fsync_interval_ms: Option<u64>,
-    pub frame_bytes_max: Option<usize>,
-    pub message_bytes_max: Option<i32>,
-    pub segment_bytes: Option<u64>,
-    pub retention_ms: Option<i64>,
-    pub retention_bytes: Option<i64>,
-    pub retention_check_interval_ms: Option<u64>,
-    pub connections_max: Option<usize>,
-    pub group_initial_rebalance_delay_ms: Option<u64>,
-    pub group_session_timeout_ms_min: Option<i32>,
-    pub group_session_timeout_ms_max: Option<i32>,
-    pub offsets_partitions: Option<u32>,
-    pub offsets_commit_timeout_ms: Option<u64>,
-    pub fetch_wait_ms_max: Option<u64>,
-    pub fetch_sessions_max: Option<usize>,
-    pub fetch_session_idle_ms: Option<u64>,
-    pub replica_lag_time_max_ms: Option<u64>,
-    pub replica_fetch_wait_ms_max: Option<u64>,
-    pub broker_session_timeout_ms: Option<u64>,
-    pub broker_heartbeat_interval_ms: Option<u64>,
-    pub leader_rebalance_interval_ms: Option<u64>,
-    pub reassignment_throttle_bytes_per_s: Option<u64>,
-    pub admin_token: Option<String>,
-    pub join: Option<bool>,
-    pub initial_cluster: Option<Vec<u64>>,
-    pub voters_max: Option<usize>,
-    pub bind: Option<Addresses>,
-    pub advertise: Option<Addresses>,
-    pub peers: Option<Vec<Peer>>,
-}
-
-/// The resolved configuration the broker runs with.
-#[derive(Debug, Clone)]
+/// The configuration the broker runs with, declared once: the TOML file of docs/CONFIG.md (every key
+/// optional; a key the file leaves out keeps its value from [`Config::default`]), then the command-line
+/// overrides and what follows from them ([`Config::resolve`]: the broker id, the addresses, the
+/// founding nodes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// This node's Raft node id.
     pub node_id: u64,
     pub data_dir: PathBuf,
     pub replication_factor: i16,
@@ -146,17 +112,84 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// A fresh node asks the cluster (through its peers' admin addresses) to add it.
     pub join: bool,
-    /// Ids that may found the cluster when all are fresh (default: every `[[peers]]` entry); any
-    /// other fresh node waits to be added.
-    pub initial_cluster: Vec<u64>,
+    /// `initial_cluster` as the file gives it; [`Config::initial_cluster`] is what the broker uses.
+    #[serde(rename = "initial_cluster")]
+    pub initial_cluster_given: Option<Vec<u64>>,
     /// Most metadata voters the odd-voter policy promotes to (1, 3, 5, …).
     pub voters_max: usize,
-    pub bind: ResolvedAddresses,
-    pub advertise: ResolvedAddresses,
+    /// `[bind]` as the file gives it; [`Config::bind`] is what the broker uses.
+    #[serde(rename = "bind")]
+    pub bind_given: Addresses,
+    /// `[advertise]` as the file gives it; [`Config::advertise`] is what the broker uses.
+    #[serde(rename = "advertise")]
+    pub advertise_given: Addresses,
     pub peers: Vec<Peer>,
+
+    // Worked out by `resolve`, not keys of the file.
+    /// The node id as a broker id (Kafka's `broker.id`); `resolve` refuses a `node_id` that does not fit.
+    #[serde(skip)]
+    pub broker_id: BrokerId,
+    /// Ids that may found the cluster when all are fresh (default: every `[[peers]]` entry); any
+    /// other fresh node waits to be added.
+    #[serde(skip)]
+    pub initial_cluster: Vec<u64>,
+    /// Listen addresses: `[bind]`, else this node's `[[peers]]` entry, else the defaults.
+    #[serde(skip)]
+    pub bind: ResolvedAddresses,
+    /// Addresses given to clients and peers: `[advertise]`, else the bind addresses.
+    #[serde(skip)]
+    pub advertise: ResolvedAddresses,
 }
 
-#[derive(Debug, Clone)]
+/// The value of every key a config file leaves out (docs/CONFIG.md lists them).
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            num_partitions: 1,
+            auto_create_topics: true,
+            fsync: FsyncMode::Always,
+            fsync_interval_ms: 1000,
+            frame_bytes_max: 100 * 1024 * 1024,
+            message_bytes_max: 1_048_588,
+            segment_bytes: 1024 * 1024 * 1024,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
+            connections_max: 10_000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_session_timeout_ms_min: 6000,
+            group_session_timeout_ms_max: 1_800_000,
+            offsets_partitions: 8,
+            offsets_commit_timeout_ms: 5_000,
+            fetch_wait_ms_max: 30_000,
+            fetch_sessions_max: crate::fetch_session::cache::FETCH_SESSIONS_MAX_DEFAULT,
+            fetch_session_idle_ms: crate::fetch_session::cache::FETCH_SESSION_IDLE_MS_DEFAULT,
+            replica_lag_time_max_ms: 10_000,
+            replica_fetch_wait_ms_max: 500,
+            broker_session_timeout_ms: 6_000,
+            broker_heartbeat_interval_ms: 1_000,
+            leader_rebalance_interval_ms: 5_000,
+            reassignment_throttle_bytes_per_s: REASSIGNMENT_THROTTLE_BYTES_PER_S_DEFAULT,
+            admin_token: None,
+            join: false,
+            initial_cluster_given: None,
+            voters_max: chronik_raft::VOTERS_MAX_DEFAULT,
+            bind_given: Addresses::default(),
+            advertise_given: Addresses::default(),
+            peers: Vec::new(),
+            broker_id: BrokerId(1),
+            initial_cluster: Vec::new(),
+            bind: ResolvedAddresses::default(),
+            advertise: ResolvedAddresses::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct ResolvedAddresses {
     // Addresses of one node: Kafka clients, partition replication, metadata Raft, admin API.
     pub kafka: String,
@@ -215,27 +248,31 @@ impl Config {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str::<ConfigFile>(&text).map_err(|e| ConfigError::Parse {
+                toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: e.message().to_string() + &span_hint(&text, e.span()),
                 })?
             }
-            None => ConfigFile::default(),
+            None => Config::default(),
         };
         Self::resolve(file, overrides)
     }
 
-    pub fn resolve(file: ConfigFile, o: &Overrides) -> Result<Config, ConfigError> {
-        let node_id = o.node_id.or(file.node_id).unwrap_or(1);
-        if node_id > i32::MAX as u64 {
-            return Err(invalid("node_id", "must be between 0 and 2147483647"));
+    /// Applies the command-line overrides to `cfg` as read from the file, works out the broker id,
+    /// the addresses and the founding nodes, and validates.
+    pub fn resolve(mut cfg: Config, o: &Overrides) -> Result<Config, ConfigError> {
+        if let Some(node_id) = o.node_id {
+            cfg.node_id = node_id;
         }
+        let node_id = cfg.node_id;
+        let Some(broker_id) = BrokerId::from_node_id(node_id) else {
+            return Err(invalid("node_id", "must be between 0 and 2147483647"));
+        };
         let admin_port = ADMIN_PORT_BASE
             .checked_add(u16::try_from(node_id).unwrap_or(u16::MAX))
             .ok_or_else(|| invalid("node_id", "too large for the default admin port; set [bind] admin"))?;
-        let me = file.peers.as_ref().and_then(|ps| ps.iter().find(|p| p.id == node_id));
-        let bind = file.bind.clone().unwrap_or_default();
-        let adv = file.advertise.clone().unwrap_or_default();
+        let me = cfg.peers.iter().find(|p| p.id == node_id);
+        let (bind, adv) = (&cfg.bind_given, &cfg.advertise_given);
         let bind_host = o.bind_host.clone();
         let pick = |b: &Option<String>, peer: Option<&str>, default: String| -> String {
             let base = b.clone().or(peer.map(str::to_string)).unwrap_or(default);
@@ -264,46 +301,15 @@ impl Config {
             raft: adv_of(&adv.raft, &bind.raft),
             admin: adv_of(&adv.admin, &bind.admin),
         };
-        let cfg = Config {
-            node_id,
-            data_dir: o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
-            replication_factor: file.replication_factor.unwrap_or(1),
-            min_insync_replicas: file.min_insync_replicas.unwrap_or(1),
-            num_partitions: file.num_partitions.unwrap_or(1),
-            auto_create_topics: file.auto_create_topics.unwrap_or(true),
-            fsync: file.fsync.unwrap_or(FsyncMode::Always),
-            fsync_interval_ms: file.fsync_interval_ms.unwrap_or(1000),
-            frame_bytes_max: file.frame_bytes_max.unwrap_or(100 * 1024 * 1024),
-            message_bytes_max: file.message_bytes_max.unwrap_or(1_048_588),
-            segment_bytes: file.segment_bytes.unwrap_or(1024 * 1024 * 1024),
-            retention_ms: file.retention_ms.unwrap_or(7 * 24 * 3600 * 1000),
-            retention_bytes: file.retention_bytes.unwrap_or(-1),
-            retention_check_interval_ms: file.retention_check_interval_ms.unwrap_or(300_000),
-            connections_max: file.connections_max.unwrap_or(10_000),
-            group_initial_rebalance_delay_ms: file.group_initial_rebalance_delay_ms.unwrap_or(3000),
-            group_session_timeout_ms_min: file.group_session_timeout_ms_min.unwrap_or(6000),
-            group_session_timeout_ms_max: file.group_session_timeout_ms_max.unwrap_or(1_800_000),
-            offsets_partitions: file.offsets_partitions.unwrap_or(8),
-            offsets_commit_timeout_ms: file.offsets_commit_timeout_ms.unwrap_or(5_000),
-            fetch_wait_ms_max: file.fetch_wait_ms_max.unwrap_or(30_000),
-            fetch_sessions_max: file.fetch_sessions_max.unwrap_or(crate::fetch_session::cache::FETCH_SESSIONS_MAX_DEFAULT),
-            fetch_session_idle_ms: file.fetch_session_idle_ms.unwrap_or(crate::fetch_session::cache::FETCH_SESSION_IDLE_MS_DEFAULT),
-            replica_lag_time_max_ms: file.replica_lag_time_max_ms.unwrap_or(10_000),
-            replica_fetch_wait_ms_max: file.replica_fetch_wait_ms_max.unwrap_or(500),
-            broker_session_timeout_ms: file.broker_session_timeout_ms.unwrap_or(6_000),
-            broker_heartbeat_interval_ms: file.broker_heartbeat_interval_ms.unwrap_or(1_000),
-            leader_rebalance_interval_ms: file.leader_rebalance_interval_ms.unwrap_or(5_000),
-            reassignment_throttle_bytes_per_s: file.reassignment_throttle_bytes_per_s.unwrap_or(REASSIGNMENT_THROTTLE_BYTES_PER_S_DEFAULT),
-            admin_token: file.admin_token.or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()).filter(|t| !t.is_empty()),
-            join: o.join || file.join.unwrap_or(false),
-            initial_cluster: file
-                .initial_cluster
-                .unwrap_or_else(|| file.peers.as_ref().map(|ps| ps.iter().map(|p| p.id).collect()).unwrap_or_default()),
-            voters_max: file.voters_max.unwrap_or(chronik_raft::VOTERS_MAX_DEFAULT),
-            bind,
-            advertise,
-            peers: file.peers.unwrap_or_default(),
-        };
+        cfg.broker_id = broker_id;
+        cfg.bind = bind;
+        cfg.advertise = advertise;
+        if let Some(dir) = &o.data_dir {
+            cfg.data_dir = dir.clone();
+        }
+        cfg.admin_token = cfg.admin_token.take().or_else(|| std::env::var("CHRONIK_ADMIN_TOKEN").ok()).filter(|t| !t.is_empty());
+        cfg.join |= o.join;
+        cfg.initial_cluster = cfg.initial_cluster_given.clone().unwrap_or_else(|| cfg.peers.iter().map(|p| p.id).collect());
         cfg.validate()?;
         Ok(cfg)
     }
@@ -435,7 +441,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let file: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "t.toml".into(),
             message: e.message().to_string(),
         })?;
@@ -477,5 +483,64 @@ mod tests {
         assert_eq!(c.bind.kafka, "127.0.0.1:9093");
         assert_eq!(c.bind.admin, "127.0.0.1:10002");
         assert_eq!(c.advertise.raft, "127.0.0.1:5002");
+    }
+
+    #[test]
+    fn keys_left_out_take_their_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!((c.replication_factor, c.min_insync_replicas, c.num_partitions), (1, 1, 1));
+        assert_eq!((c.segment_bytes, c.retention_ms, c.retention_bytes), (1 << 30, 604_800_000, -1));
+        assert_eq!((c.message_bytes_max, c.frame_bytes_max), (1_048_588, 100 * 1024 * 1024));
+        assert_eq!((c.replica_lag_time_max_ms, c.replica_fetch_wait_ms_max), (10_000, 500));
+        assert_eq!(c.reassignment_throttle_bytes_per_s, REASSIGNMENT_THROTTLE_BYTES_PER_S_DEFAULT);
+        assert_eq!(c.voters_max, chronik_raft::VOTERS_MAX_DEFAULT);
+        assert!(c.auto_create_topics && !c.join && c.peers.is_empty() && c.initial_cluster.is_empty());
+        assert_eq!(c.broker_id, BrokerId(1));
+        let c = parse("segment_bytes = 2097152\nfsync = \"never\"\n").unwrap();
+        assert_eq!((c.segment_bytes, c.fsync, c.retention_bytes), (2_097_152, FsyncMode::Never, -1));
+    }
+
+    #[test]
+    fn only_file_keys_are_accepted() {
+        // Fields `resolve` works out are not keys of the file.
+        for key in ["broker_id = 1", "bind_given = 1", "initial_cluster_given = [1]", "advertise_given = 1"] {
+            let err = parse(key).unwrap_err().to_string();
+            assert!(err.contains("unknown field"), "{key}: {err}");
+        }
+        let err = parse("node_id = 2147483648\n").unwrap_err().to_string();
+        assert!(err.contains("node_id") && err.contains("2147483647"), "{err}");
+    }
+
+    #[test]
+    fn overrides_and_founding_nodes() {
+        let peers = "[[peers]]\nid = 1\nkafka = \"127.0.0.1:1\"\nwal = \"127.0.0.1:2\"\nraft = \"127.0.0.1:3\"\n\
+                     [[peers]]\nid = 2\nkafka = \"127.0.0.1:4\"\nwal = \"127.0.0.1:5\"\nraft = \"127.0.0.1:6\"\n";
+        assert_eq!(parse(peers).unwrap().initial_cluster, vec![1, 2]);
+        let given = format!("initial_cluster = []\n{peers}");
+        assert!(parse(&given).unwrap().initial_cluster.is_empty(), "an empty list given stays empty");
+        let file: Config = toml::from_str(&format!("node_id = 1\ndata_dir = \"/a\"\n{peers}")).unwrap();
+        let o = Overrides { node_id: Some(2), data_dir: Some("/b".into()), join: true, ..Overrides::default() };
+        let c = Config::resolve(file, &o).unwrap();
+        assert_eq!((c.node_id, c.broker_id, c.data_dir.clone(), c.join), (2, BrokerId(2), PathBuf::from("/b"), true));
+        assert_eq!(c.bind.kafka, "127.0.0.1:4");
+    }
+
+    #[test]
+    fn example_files_load() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut files = Vec::new();
+        for dir in [examples.clone(), examples.join("single-node-expansion")] {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "toml") {
+                    files.push(entry.path());
+                }
+            }
+        }
+        assert!(files.len() >= 4, "{files:?}");
+        for f in files {
+            if let Err(e) = Config::load(Some(&f), &Overrides::default()) {
+                panic!("{}: {e}", f.display());
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Chronik broker: configuration, the Kafka listener and one handler per Kafka API, partitions with
 //! their logs and producer state, and the admin API.
 //!
+//! - [`ids`]: typed ids (broker, topic-partition, leader epoch) and the one Raft node id ↔ broker id
+//!   conversion.
 //! - [`config`] / [`cli`]: what the operator gives us; [`fd_limit`]: the open file limit and budget; [`cluster_cli`]: the `cluster` subcommands.
 //! - [`server`]: start-up and shutdown, wiring the parts together; the identity file; background tasks.
 //! - [`broker`]: the shared context every handler sees; [`reconcile`]: everything that follows the
@@ -17,7 +19,7 @@
 //! - [`admin`]: axum admin API (health, status, membership changes) and Prometheus metrics.
 //!
 //! The modules form layers with every `use` pointing down (`tests/t05_layers.rs` checks it):
-//! config, metrics, fd_limit, fetch_session, wire → partition → broker → topics, replication, groups →
+//! ids → config, metrics, fd_limit, fetch_session, wire → partition → broker → topics, replication, groups →
 //! reconcile → api → kafka, controller → admin, join → server.
 
 pub mod admin;
@@ -30,6 +32,7 @@ pub mod controller;
 pub mod fd_limit;
 pub mod fetch_session;
 pub mod groups;
+pub mod ids;
 pub mod join;
 pub mod kafka;
 pub mod metrics;

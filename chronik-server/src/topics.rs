@@ -13,7 +13,8 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::partition::topic::{validate_topic_configs, validate_topic_name};
+use crate::partition::topic::validate_topic_name;
+use crate::partition::topic_config::TopicConfig;
 
 /// Partitions a topic may have; bounds the work one CreateTopics can ask for.
 pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
@@ -32,7 +33,7 @@ pub struct TopicSpec {
 /// Validates and (unless `validate_only`) creates a topic. Returns (topic id, partitions, replication factor).
 pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: bool) -> Result<([u8; 16], i32, i16), Refusal> {
     validate_topic_name(&spec.name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
-    validate_topic_configs(&spec.configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
+    TopicConfig::validate(&spec.configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
     let state = broker.meta.state();
     if state.topics.contains_key(&spec.name) {
         return Err((ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", spec.name)));
@@ -81,7 +82,7 @@ pub async fn create_topic(broker: &Arc<Broker>, spec: TopicSpec, validate_only: 
 /// its message and do not retry. Only this broker's budget is known here; other brokers log the
 /// failure to open (OPERATIONS.md).
 pub fn check_fd_budget(broker: &Broker, replicas: &[Vec<i32>]) -> Result<(), Refusal> {
-    let local = replicas.iter().filter(|r| r.contains(&broker.node_id)).count() as u64;
+    let local = replicas.iter().filter(|r| r.contains(&broker.node_id.0)).count() as u64;
     crate::fd_limit::check_budget(local).map_err(|m| (ResponseError::PolicyViolation, m))
 }
 

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::broker::Broker;
 use crate::config::{split_host_port, ADMIN_PORT_BASE};
+use crate::ids::BrokerId;
 
 type Answer = (StatusCode, Json<Value>);
 
@@ -102,20 +103,21 @@ fn failed(node_id: i64, e: MembershipError) -> Answer {
     (status, Json(body))
 }
 
-/// Auth, body and node id checks every mutation starts with: the request and the node id it names.
-fn admit<T: NamesNode>(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, body: Result<Json<T>, JsonRejection>) -> Result<(T, u64), Answer> {
+/// Auth, body and node id checks every mutation starts with: the request and the node it names, by
+/// its Raft node id and by its broker id (the same number, checked to fit both).
+fn admit<T: NamesNode>(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, body: Result<Json<T>, JsonRejection>) -> Result<(T, u64, BrokerId), Answer> {
     super::auth::check(broker.config.admin_token.as_deref(), headers, peer).map_err(|(status, m)| refuse(status, None, m))?;
     let req = body.map(|Json(b)| b).map_err(|e| refuse(StatusCode::BAD_REQUEST, None, format!("invalid request body: {}", e.body_text())))?;
-    let id = node_id_of(req.node_id())?;
-    Ok((req, id))
+    let (id, broker_id) = node_id_of(req.node_id())?;
+    Ok((req, id, broker_id))
 }
 
-fn node_id_of(id: i64) -> Result<u64, Answer> {
-    if (0..=i64::from(i32::MAX)).contains(&id) {
-        Ok(id as u64)
-    } else {
-        Err(refuse(StatusCode::BAD_REQUEST, Some(id), format!("node id {id} is outside 0..={}", i32::MAX)))
-    }
+/// A node id from a request: a Raft node id that is also a broker id (0..=i32::MAX).
+fn node_id_of(id: i64) -> Result<(u64, BrokerId), Answer> {
+    u64::try_from(id)
+        .ok()
+        .and_then(|node| BrokerId::from_node_id(node).map(|b| (node, b)))
+        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, Some(id), format!("node id {id} is outside 0..={}", i32::MAX)))
 }
 
 /// The new node's endpoints, each a valid `host:port`; the admin address defaults to the raft host
@@ -149,7 +151,7 @@ pub async fn add_node(
     headers: HeaderMap,
     body: Result<Json<AddNode>, JsonRejection>,
 ) -> Answer {
-    let (req, id) = match admit(&broker, &headers, peer, body) {
+    let (req, id, _) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
         Err(a) => return a,
     };
@@ -172,21 +174,21 @@ pub async fn remove_node(
     headers: HeaderMap,
     body: Result<Json<RemoveNode>, JsonRejection>,
 ) -> Answer {
-    let (req, id) = match admit(&broker, &headers, peer, body) {
+    let (req, id, broker_id) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
         Err(a) => return a,
     };
     let state = broker.meta.state();
-    let live: BTreeSet<u64> = state.live_brokers().filter_map(|b| u64::try_from(b.id).ok()).collect();
+    let live: BTreeSet<u64> = state.live_brokers().filter_map(|b| BrokerId(b.id).node_id()).collect();
     if !req.force {
         if let Err(e) = broker.meta.check_removal(id, &live, broker.config.voters_max) {
             return failed(req.node_id, e);
         }
         // A node that holds replicas drains first: the rebalancer moves them away (data first) and
         // the controller removes the node once it holds nothing.
-        let held = state.replicas_on(id as i32);
+        let held = state.replicas_on(broker_id.0);
         if !held.is_empty() {
-            return drain(&broker, req.node_id, id as i32, held.len()).await;
+            return drain(&broker, req.node_id, broker_id, held.len()).await;
         }
     }
     let leading = broker.meta.status().is_leader;
@@ -210,15 +212,15 @@ pub async fn remove_node(
 }
 
 /// Mark broker `id` draining (once) and answer `202 Accepted` with how many replicas it still holds.
-async fn drain(broker: &Arc<Broker>, node_id: i64, id: i32, replicas_left: usize) -> Answer {
-    let already = broker.meta.state().brokers.get(&id).is_some_and(|b| b.draining);
+async fn drain(broker: &Arc<Broker>, node_id: i64, id: BrokerId, replicas_left: usize) -> Answer {
+    let already = broker.meta.state().brokers.get(&id.0).is_some_and(|b| b.draining);
     if !already {
-        match broker.meta.write(MetaCommand::SetDraining { id, draining: true }).await {
+        match broker.meta.write(MetaCommand::SetDraining { id: id.0, draining: true }).await {
             Ok(MetaResponse::Ok) => {}
             Ok(other) => return refuse(StatusCode::CONFLICT, Some(node_id), format!("node {id} cannot drain: {other:?}")),
             Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, Some(node_id), format!("node {id} cannot drain: {e}")),
         }
-        tracing::info!(node_id = id, replicas_left, "node draining before its removal");
+        tracing::info!(node_id = id.0, replicas_left, "node draining before its removal");
     }
     broker.rebalance_requested.store(true, std::sync::atomic::Ordering::Relaxed);
     let body = json!({
@@ -237,7 +239,7 @@ pub async fn promote(
     headers: HeaderMap,
     body: Result<Json<NodeOnly>, JsonRejection>,
 ) -> Answer {
-    let (req, id) = match admit(&broker, &headers, peer, body) {
+    let (req, id, _) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
         Err(a) => return a,
     };
@@ -253,7 +255,7 @@ pub async fn transfer_leader(
     headers: HeaderMap,
     body: Result<Json<NodeOnly>, JsonRejection>,
 ) -> Answer {
-    let (req, id) = match admit(&broker, &headers, peer, body) {
+    let (req, id, _) = match admit(&broker, &headers, peer, body) {
         Ok(r) => r,
         Err(a) => return a,
     };

@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::broker::Broker;
+use crate::ids::BrokerId;
 
 pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Value> {
     let state = broker.meta.state();
@@ -19,8 +20,11 @@ pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Value> {
         .brokers
         .values()
         .map(|b| {
-            let id = b.id as u64;
-            let role = if status.voters.contains(&id) { "voter" } else if status.learners.contains(&id) { "learner" } else { "observer" };
+            let role = match BrokerId(b.id).node_id() {
+                Some(id) if status.voters.contains(&id) => "voter",
+                Some(id) if status.learners.contains(&id) => "learner",
+                _ => "observer",
+            };
             json!({
                 "id": b.id,
                 "kafka_addr": b.node.kafka_addr,
@@ -40,7 +44,7 @@ pub async fn get(State(broker): State<Arc<Broker>>) -> Json<Value> {
         for (i, p) in t.partitions.iter().enumerate() {
             let local = broker.partitions.get(&t.name, i as i32);
             if p.moving() {
-                let progress = local.as_ref().filter(|_| p.leader == broker.node_id).map(|l| {
+                let progress = local.as_ref().filter(|_| p.leader == broker.node_id.0).map(|l| {
                     p.adding_replicas.iter().map(|r| catch_up_progress(&broker, l, &t.name, i as i32, *r)).collect::<Vec<_>>()
                 });
                 reassignments.push(json!({

@@ -14,7 +14,7 @@ use super::str_bytes;
 use crate::topics::{create_topic, TopicSpec};
 use crate::broker::Broker;
 use crate::wire::context::RequestContext;
-use crate::partition::topic::effective_topic_configs;
+use crate::partition::topic_config::effective_topic_configs;
 
 /// First CreateTopics version whose answer lists the topic's configs (KIP-525).
 const CONFIGS_IN_RESPONSE_SINCE_VERSION: i16 = 5;

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::wire::context::RequestContext;
-use crate::partition::topic::effective_topic_configs;
+use crate::partition::topic_config::{effective_topic_configs, value_type, ValueType};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -25,16 +25,25 @@ const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
 
-/// The value type of a config we report, as Kafka declares it.
+/// The value type of a config we report, as Kafka declares it: a topic config's from the topic config
+/// table, a broker config's from the list below.
 fn config_type(name: &str) -> i8 {
+    if let Some(t) = value_type(name) {
+        return match t {
+            ValueType::Boolean => TYPE_BOOLEAN,
+            ValueType::String => TYPE_STRING,
+            ValueType::Int => TYPE_INT,
+            ValueType::Long => TYPE_LONG,
+            ValueType::List => TYPE_LIST,
+        };
+    }
     match name {
-        "retention.ms" | "retention.bytes" | "segment.ms" | "log.retention.ms" | "log.retention.bytes" => TYPE_LONG,
-        "max.message.bytes" | "min.insync.replicas" | "segment.bytes" | "broker.id" | "num.partitions" | "message.max.bytes"
-        | "log.segment.bytes" | "socket.request.max.bytes" | "group.initial.rebalance.delay.ms"
-        | "group.min.session.timeout.ms" | "group.max.session.timeout.ms" => TYPE_INT,
-        "default.replication.factor" => TYPE_INT,
-        "unclean.leader.election.enable" | "auto.create.topics.enable" => TYPE_BOOLEAN,
-        "cleanup.policy" | "listeners" | "advertised.listeners" => TYPE_LIST,
+        "log.retention.ms" | "log.retention.bytes" => TYPE_LONG,
+        "broker.id" | "num.partitions" | "message.max.bytes" | "log.segment.bytes" | "socket.request.max.bytes"
+        | "group.initial.rebalance.delay.ms" | "group.min.session.timeout.ms" | "group.max.session.timeout.ms"
+        | "default.replication.factor" => TYPE_INT,
+        "auto.create.topics.enable" => TYPE_BOOLEAN,
+        "listeners" | "advertised.listeners" => TYPE_LIST,
         _ => TYPE_STRING,
     }
 }
@@ -70,7 +79,7 @@ pub fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DescribeConfigsR
                         .collect()
                 }
                 RESOURCE_BROKER => {
-                    if name.parse::<i32>().ok() != Some(broker.node_id) && !name.is_empty() {
+                    if name.parse::<i32>().ok() != Some(broker.node_id.0) && !name.is_empty() {
                         return base.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(str_bytes("not this broker")));
                     }
                     let c = &broker.config;

@@ -86,7 +86,7 @@ fn collect(broker: &Broker, req: &FetchRequest, topics_in: &[FetchTopic]) -> Col
             let read = if replica >= 0 {
                 p.replica_read(replica, fp.fetch_offset, fp.current_leader_epoch, limit.max(1), now_ms)
             } else {
-                let leads = record.is_some_and(|pm| pm.leader == broker.node_id);
+                let leads = record.is_some_and(|pm| pm.leader == broker.node_id.0);
                 if leads {
                     // v9+ (KIP-320): a consumer naming a stale or future leader epoch is refused.
                     let fenced = if fp.current_leader_epoch >= 0 { p.check_current_leader_epoch(fp.current_leader_epoch).err() } else { None };

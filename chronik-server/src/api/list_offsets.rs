@@ -39,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ListOffsetsReques
                     };
                     let pm = state.topics.get(name).and_then(|t| t.partitions.get(usize::try_from(lp.partition_index).unwrap_or(usize::MAX)));
                     let epoch = pm.map(|pm| pm.leader_epoch).unwrap_or(-1);
-                    if req.replica_id.0 < 0 && pm.is_some_and(|pm| pm.leader != broker.node_id) {
+                    if req.replica_id.0 < 0 && pm.is_some_and(|pm| pm.leader != broker.node_id.0) {
                         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
                     }
                     // v4+: a client that names the leader epoch it knows is fenced if that is stale.

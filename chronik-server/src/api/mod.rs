@@ -23,6 +23,8 @@ pub mod produce;
 
 use kafka_protocol::protocol::StrBytes;
 
+use crate::ids::BrokerId;
+
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -56,9 +58,10 @@ pub(crate) fn controller_for_clients(broker: &crate::broker::Broker, listed: &[i
         .meta
         .status()
         .leader_id
-        .and_then(|id| i32::try_from(id).ok())
-        .filter(|id| listed.contains(id))
+        .and_then(BrokerId::from_node_id)
+        .filter(|id| listed.contains(&id.0))
         .unwrap_or(broker.node_id)
+        .0
 }
 
 /// Longest a Metadata or DescribeCluster request waits for its read index (see [`read_barrier`]).

@@ -19,7 +19,6 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::metrics::ProduceStage;
 use crate::wire::context::{Deferred, DispatchError, Reply, RequestContext};
-use crate::partition::topic::topic_config_i64;
 use crate::partition::{Acks, LeaderWrite, MinInsyncReplicas, Partition, PartitionError};
 
 /// Kafka's "no log append time" marker (timestamps are the producer's CreateTime).
@@ -69,7 +68,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::UnknownTopicOrPartition, "no such partition".into()));
                 continue;
             };
-            if pm.leader != broker.node_id {
+            if pm.leader != broker.node_id.0 {
                 pending.push(fail(ResponseError::NotLeaderOrFollower, format!("leader is broker {}", pm.leader)));
                 continue;
             }
@@ -77,8 +76,9 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ProduceRequest) ->
                 pending.push(fail(ResponseError::CorruptMessage, "no records".into()));
                 continue;
             };
-            let size_max = topic_config_i64(&tm.configs, "max.message.bytes", i64::from(broker.config.message_bytes_max));
-            let required = if acks == -1 { Acks::All(MinInsyncReplicas::of_topic(&tm.configs, broker.config.min_insync_replicas)) } else { Acks::Leader };
+            let topic_config = broker.partitions.topic_config(&tm.configs);
+            let size_max = topic_config.max_message_bytes;
+            let required = if acks == -1 { Acks::All(MinInsyncReplicas::of_topic(&topic_config)) } else { Acks::Leader };
             let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
             let write = |records: &bytes::Bytes| {
                 let batches = split_batches(records)?;

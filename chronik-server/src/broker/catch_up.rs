@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::ids::{BrokerId, TopicPartition};
+
 /// Window over which a catch-up's rate is measured before it is folded into the running estimate.
 const RATE_WINDOW_MS: u64 = 1_000;
 /// A rate entry not updated for this long belongs to a move that ended; it is dropped.
@@ -33,7 +35,8 @@ pub struct CatchUp {
     buckets: Mutex<HashMap<i32, Bucket>>,
     /// Follower side: everything this broker takes in for replicas it is catching up on.
     inbound: Mutex<Option<Bucket>>,
-    rates: Mutex<HashMap<(String, i32, i32), Rate>>,
+    /// Leader side: per replica being added (partition, follower broker).
+    rates: Mutex<HashMap<(TopicPartition, BrokerId), Rate>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +118,7 @@ impl CatchUp {
         if rates.len() >= RATES_MAX {
             return;
         }
-        let r = rates.entry((topic.to_string(), partition, follower)).or_insert(Rate {
+        let r = rates.entry((TopicPartition::new(topic, partition), BrokerId(follower))).or_insert(Rate {
             window_start: now,
             window_bytes: 0,
             bytes_per_s: None,
@@ -138,7 +141,7 @@ impl CatchUp {
     /// The measured rate of `follower` catching up on `topic`-`partition`, if it has sent anything.
     pub fn rate(&self, topic: &str, partition: i32, follower: i32) -> Option<CatchUpRate> {
         let rates = self.rates.lock();
-        let r = rates.get(&(topic.to_string(), partition, follower))?;
+        let r = rates.get(&(TopicPartition::new(topic, partition), BrokerId(follower)))?;
         Some(CatchUpRate { bytes_per_s: r.bytes_per_s, bytes_sent: r.total_bytes })
     }
 }

@@ -9,8 +9,13 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// (topic, partition) → the leader epoch to fetch at.
-pub type Assignment = Arc<BTreeMap<(String, i32), i32>>;
+use crate::ids::{BrokerId, LeaderEpoch, TopicPartition};
+
+/// The partitions one fetcher fetches, each with the leader epoch to fetch at.
+pub type Partitions = BTreeMap<TopicPartition, LeaderEpoch>;
+
+/// What one fetcher task is handed (and handed again when it changes).
+pub type Assignment = Arc<Partitions>;
 
 struct FetcherHandle {
     assignment: watch::Sender<Assignment>,
@@ -20,13 +25,13 @@ struct FetcherHandle {
 /// The running fetcher tasks, by leader broker id.
 #[derive(Default)]
 pub struct Fetchers {
-    by_leader: Mutex<HashMap<i32, FetcherHandle>>,
+    by_leader: Mutex<HashMap<BrokerId, FetcherHandle>>,
 }
 
 impl Fetchers {
     /// Hands each leader's fetcher its partitions; starts fetchers (with `spawn`) for new leaders and
     /// stops those no longer needed.
-    pub fn assign(&self, wanted: BTreeMap<i32, BTreeMap<(String, i32), i32>>, spawn: impl Fn(i32, watch::Receiver<Assignment>) -> JoinHandle<()>) {
+    pub fn assign(&self, wanted: BTreeMap<BrokerId, Partitions>, spawn: impl Fn(BrokerId, watch::Receiver<Assignment>) -> JoinHandle<()>) {
         let mut running = self.by_leader.lock();
         running.retain(|leader, h| {
             let keep = wanted.contains_key(leader) && !h.task.is_finished();
@@ -57,8 +62,8 @@ impl Fetchers {
     }
 
     /// Leaders this broker currently fetches from (admin/status and tests).
-    pub fn leaders(&self) -> Vec<i32> {
-        let mut v: Vec<i32> = self.by_leader.lock().keys().copied().collect();
+    pub fn leaders(&self) -> Vec<BrokerId> {
+        let mut v: Vec<BrokerId> = self.by_leader.lock().keys().copied().collect();
         v.sort_unstable();
         v
     }

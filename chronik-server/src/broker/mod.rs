@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::ids::BrokerId;
 use crate::metrics::Metrics;
 use crate::partition::PartitionManager;
 
@@ -26,7 +27,8 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 pub struct Broker {
     pub config: Config,
-    pub node_id: i32,
+    /// This broker's id (`config.broker_id`, the node id checked to fit).
+    pub node_id: BrokerId,
     pub cluster_id: String,
     pub meta: Arc<MetaNode>,
     pub partitions: PartitionManager,
@@ -61,7 +63,7 @@ impl Broker {
         data_changed: watch::Sender<u64>,
     ) -> Broker {
         Broker {
-            node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
+            node_id: config.broker_id,
             catch_up: catch_up::CatchUp::new(config.reassignment_throttle_bytes_per_s),
             fetch_sessions: crate::fetch_session::cache::FetchSessionCache::new(config.fetch_sessions_max, config.fetch_session_idle_ms),
             config,
@@ -84,7 +86,7 @@ impl Broker {
     pub async fn next_producer_id(&self) -> Result<i64, MetaError> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            match self.meta.write(MetaCommand::AllocateProducerIds { broker: self.node_id, count: PRODUCER_ID_BLOCK_SIZE }).await? {
+            match self.meta.write(MetaCommand::AllocateProducerIds { broker: self.node_id.0, count: PRODUCER_ID_BLOCK_SIZE }).await? {
                 MetaResponse::ProducerIdBlock { first, count } => *ids = (first, first + count),
                 other => {
                     return Err(MetaError::Config(format!("unexpected answer to a producer id allocation: {other:?}")));

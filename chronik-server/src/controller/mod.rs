@@ -34,6 +34,7 @@ use chronik_raft::{MetaError, MetaResponse};
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::ids::BrokerId;
 use sessions::Sessions;
 
 /// How often the leader re-evaluates liveness and partition leaders.
@@ -89,8 +90,8 @@ async fn control_task(broker: Arc<Broker>) {
         let now = Instant::now();
         let state = broker.meta.state();
         let liveness = broker.meta.liveness();
-        let found = sessions.tick(now, term, broker.node_id, state.brokers.keys().copied(), |id| {
-            u64::try_from(id).ok().and_then(|id| liveness.last_seen(id))
+        let found = sessions.tick(now, term, broker.node_id.0, state.brokers.keys().copied(), |id| {
+            BrokerId(id).node_id().and_then(|id| liveness.last_seen(id))
         });
         if let Some(gap) = found.stalled_for {
             warn!(term, stalled_ms = gap.as_millis() as u64, "controller was stalled for longer than a broker session; every broker gets a fresh session");
@@ -155,8 +156,8 @@ const DRAINED_REMOVAL_RETRY_MS: u64 = 10_000;
 /// moves first and the next leader's controller finishes.
 async fn remove_drained(broker: &Broker, state: &chronik_raft::MetadataState) -> Result<(), chronik_raft::MembershipError> {
     let Some(id) = rebalance::drained(state).into_iter().next() else { return Ok(()) };
-    let Ok(node_id) = u64::try_from(id) else { return Ok(()) };
-    let live: std::collections::BTreeSet<u64> = state.live_brokers().filter_map(|b| u64::try_from(b.id).ok()).collect();
+    let Some(node_id) = BrokerId(id).node_id() else { return Ok(()) };
+    let live: std::collections::BTreeSet<u64> = state.live_brokers().filter_map(|b| BrokerId(b.id).node_id()).collect();
     info!(node_id, "broker drained: removing it from the membership");
     match broker.meta.remove_node(node_id, false, &live, broker.config.voters_max).await {
         Ok(m) => {
@@ -175,7 +176,7 @@ async fn remove_drained(broker: &Broker, state: &chronik_raft::MetadataState) ->
 async fn follow_registered_addresses(broker: &Broker, state: &chronik_raft::MetadataState) {
     let members = broker.meta.status().nodes;
     for b in state.brokers.values() {
-        let Ok(id) = u64::try_from(b.id) else { continue };
+        let Some(id) = BrokerId(b.id).node_id() else { continue };
         let differs = members.get(&id).is_some_and(|n| *n != b.node);
         if differs {
             if let Err(e) = broker.meta.update_member_node(id, b.node.clone()).await {

@@ -24,6 +24,7 @@ use chronik_raft::{MetaCommand, MetadataState};
 use chronik_rebalancer::{BrokerView, Move, PartitionView};
 
 use super::sizes::PartitionSizes;
+use crate::ids::TopicPartition;
 
 /// Moves started and not yet completed, at most, across the cluster.
 pub const MOVES_IN_FLIGHT_MAX: usize = 2;
@@ -44,7 +45,7 @@ pub struct Rebalancer {
     active: bool,
     /// User-placed partitions this round may move: those marked when a membership change or an
     /// explicit request started it. Empty for a new controller's first round.
-    movable_user_placed: BTreeSet<(String, i32)>,
+    movable_user_placed: BTreeSet<TopicPartition>,
 }
 
 impl Default for Rebalancer {
@@ -54,11 +55,11 @@ impl Default for Rebalancer {
 }
 
 /// Partitions whose placement a Kafka admin client asked for.
-fn user_placed(state: &MetadataState) -> BTreeSet<(String, i32)> {
+fn user_placed(state: &MetadataState) -> BTreeSet<TopicPartition> {
     state
         .topics
         .values()
-        .flat_map(|t| t.partitions.iter().enumerate().filter(|(_, p)| p.user_placed).map(move |(i, _)| (t.name.clone(), i as i32)))
+        .flat_map(|t| t.partitions.iter().enumerate().filter(|(_, p)| p.user_placed).map(move |(i, _)| TopicPartition::new(t.name.as_str(), i as i32)))
         .collect()
 }
 
@@ -161,7 +162,7 @@ impl Rebalancer {
                 let pinned = state.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)).is_some_and(|p| p.user_placed);
                 // A replica on a broker that is leaving moves whatever placed it: a drain must finish.
                 let leaving = matches!(m, Move::Replica { from, .. } if self.shape.1.contains(from) || state.removed_brokers.contains(from));
-                !pinned || leaving || self.movable_user_placed.contains(&(topic.to_string(), partition))
+                !pinned || leaving || self.movable_user_placed.contains(&TopicPartition::new(topic, partition))
             })
             .collect();
         if moves.is_empty() {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use chronik_raft::{MetadataState, NodeId, SizeReport};
 
+use crate::ids::BrokerId;
+
 /// Sizes by partition, or why they are not known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PartitionSizes {
@@ -28,7 +30,7 @@ impl PartitionSizes {
 
     /// The sizes that `reports` (by broker, received in the current term) give for `state`.
     pub fn from_reports(state: &MetadataState, reports: &BTreeMap<NodeId, Arc<SizeReport>>) -> PartitionSizes {
-        let reported: BTreeSet<i32> = reports.keys().filter_map(|id| i32::try_from(*id).ok()).collect();
+        let reported: BTreeSet<i32> = reports.keys().filter_map(|id| BrokerId::from_node_id(*id)).map(|b| b.0).collect();
         let live: BTreeSet<i32> = state.live_brokers().map(|b| b.id).collect();
         let missing: Vec<i32> = live.iter().copied().filter(|id| !reported.contains(id)).collect();
         if !missing.is_empty() {
@@ -37,7 +39,7 @@ impl PartitionSizes {
         // Only live brokers' reports: a fenced broker's last report is of a log nobody reads any more.
         let by_broker: BTreeMap<i32, BTreeMap<(String, i32), u64>> = reports
             .iter()
-            .filter_map(|(id, r)| i32::try_from(*id).ok().filter(|id| live.contains(id)).map(|id| (id, r.by_partition())))
+            .filter_map(|(id, r)| BrokerId::from_node_id(*id).map(|b| b.0).filter(|id| live.contains(id)).map(|id| (id, r.by_partition())))
             .collect();
         let mut bytes = BTreeMap::new();
         for t in state.topics.values() {

@@ -44,7 +44,7 @@ pub fn sync(broker: &Arc<Broker>) {
         let log = Arc::new(PartitionOffsetsLog {
             partition,
             leader_epoch: epoch,
-            min_isr: MinInsyncReplicas::of_topic(&t.configs, broker.config.min_insync_replicas),
+            min_isr: MinInsyncReplicas::of_topic(&broker.partitions.topic_config(&t.configs)),
             replica_lag_time_max_ms: i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX),
             commit_timeout: Duration::from_millis(broker.config.offsets_commit_timeout_ms),
         });
@@ -62,7 +62,7 @@ pub fn sync(broker: &Arc<Broker>) {
 /// says and as its local log has taken on (same topic id, leading at the metadata's epoch): the
 /// local partition and that epoch.
 pub fn led_here(broker: &Broker, t: &TopicRecord, index: u32) -> Option<(Arc<Partition>, i32)> {
-    let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id)?;
+    let pm = t.partitions.get(index as usize).filter(|pm| pm.leader == broker.node_id.0)?;
     let p = broker.partitions.get(OFFSETS_TOPIC, i32::try_from(index).ok()?)?;
     (p.topic_id == t.topic_id && p.leading_epoch() == Some(pm.leader_epoch)).then_some((p, pm.leader_epoch))
 }

@@ -4,6 +4,8 @@
 use chronik_wal::{BatchError, WalError};
 use kafka_protocol::error::ResponseError;
 
+use crate::ids::{BrokerId, LeaderEpoch};
+
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
     #[error("{topic}-{partition}: {source}")]
@@ -39,7 +41,7 @@ pub enum PartitionError {
     #[error("replicated batch starts at {got}, log ends at {expected}")]
     NotContiguous { expected: i64, got: i64 },
     #[error("no longer following broker {leader} at epoch {leader_epoch}")]
-    StaleFetcher { leader: i32, leader_epoch: i32 },
+    StaleFetcher { leader: BrokerId, leader_epoch: LeaderEpoch },
     #[error("{free} bytes free in the data directory, below the floor of {floor} kept for the metadata")]
     BelowDiskFloor { free: u64, floor: u64 },
 }

@@ -11,7 +11,6 @@
 //!    all by a deadline (REQUEST_TIMED_OUT). The high-watermark wait sleeps on the partition's
 //!    `leader_changed` channel, which moves when the high watermark advances or the role changes.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use super::epoch_cache::UNDEFINED_EPOCH;
 use super::error::PartitionError;
 use super::partition::{AppendResult, Partition};
 use super::role::Role;
-use super::topic::topic_config_i64;
+use super::topic_config::TopicConfig;
 use crate::config::FsyncMode;
 
 /// A topic's `min.insync.replicas`, read by one rule: the topic's value over the broker default, and
@@ -35,9 +34,9 @@ impl MinInsyncReplicas {
     pub fn new(value: i64) -> Self {
         MinInsyncReplicas(usize::try_from(value.max(1)).unwrap_or(usize::MAX))
     }
-    /// From a topic's configs, with the broker's `min_insync_replicas` as default.
-    pub fn of_topic(configs: &BTreeMap<String, String>, broker_default: i32) -> Self {
-        Self::new(topic_config_i64(configs, "min.insync.replicas", i64::from(broker_default)))
+    /// A topic's, from its typed configs (the broker's `min_insync_replicas` unless it sets one).
+    pub fn of_topic(config: &TopicConfig) -> Self {
+        Self::new(config.min_insync_replicas)
     }
     pub fn get(self) -> usize {
         self.0
@@ -223,9 +222,9 @@ mod tests {
         assert_eq!(MinInsyncReplicas::new(-3).get(), 1);
         assert_eq!(MinInsyncReplicas::new(0).get(), 1);
         assert_eq!(MinInsyncReplicas::new(2).get(), 2);
-        let configs = [("min.insync.replicas".to_string(), "3".to_string())].into_iter().collect();
-        assert_eq!(MinInsyncReplicas::of_topic(&configs, 2).get(), 3);
-        assert_eq!(MinInsyncReplicas::of_topic(&BTreeMap::new(), 2).get(), 2);
+        let topic = TopicConfig { min_insync_replicas: 3, ..TopicConfig::default() };
+        assert_eq!(MinInsyncReplicas::of_topic(&topic).get(), 3);
+        assert_eq!(MinInsyncReplicas::of_topic(&TopicConfig { min_insync_replicas: 0, ..topic }).get(), 1);
     }
 
     #[test]
@@ -240,7 +239,7 @@ mod tests {
         assert_eq!(p.log_end_offset(), 0);
         // acks=1 does not ask for the ISR.
         assert_eq!(write(&p, Acks::Leader, LAG_MS + 1).expect("acks=1").end_offset, 3);
-        p.become_follower(2, EPOCH + 1);
+        p.become_follower(crate::ids::BrokerId(2), crate::ids::LeaderEpoch(EPOCH + 1));
         assert!(matches!(write(&p, Acks::Leader, 0), Err(PartitionError::NotLeader)));
     }
 
@@ -272,7 +271,7 @@ mod tests {
             async move { p.commit(&w, Instant::now() + Duration::from_secs(30)).await }
         });
         tokio::task::yield_now().await;
-        p.become_follower(2, EPOCH + 1);
+        p.become_follower(crate::ids::BrokerId(2), crate::ids::LeaderEpoch(EPOCH + 1));
         assert!(matches!(waiter.await.expect("join"), Err(PartitionError::NotLeader)));
         assert!(started.elapsed() < Duration::from_secs(5), "the role change did not wake the waiter");
 

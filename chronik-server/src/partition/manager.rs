@@ -17,10 +17,9 @@ use tracing::{info, warn};
 use super::disk_floor::{DiskFloor, DATA_FREE_BYTES_MIN};
 use super::error::PartitionError;
 use super::partition::Partition;
-use super::topic::topic_config_i64;
+use super::topic_config::TopicConfig;
 use crate::config::{Config, FsyncMode};
-
-type Key = (String, i32);
+use crate::ids::{BrokerId, TopicPartition};
 
 /// Threads one reconcile opens new partition logs on. Each open waits on fsyncs (the topic-id file,
 /// the directory, the new segment); concurrent fsyncs share journal commits, so creating thousands
@@ -32,10 +31,13 @@ const TOPIC_ID_FILE: &str = "partition.metadata";
 
 pub struct PartitionManager {
     logs_dir: PathBuf,
-    node_id: i32,
+    node_id: BrokerId,
+    /// The log settings of this broker; a topic's configs override some of them.
     defaults: LogConfig,
+    /// The configs of a topic that sets none, parsed once from the broker's config.
+    topic_defaults: TopicConfig,
     fsync: FsyncMode,
-    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
     reconcile_lock: parking_lot::Mutex<()>,
     /// Set after the first reconcile swept directories of topics deleted while this broker was down;
@@ -46,6 +48,13 @@ pub struct PartitionManager {
     appended: watch::Sender<u64>,
     /// The data directory's free-space floor, shared by every partition.
     floor: Arc<DiskFloor>,
+}
+
+/// A partition log the metadata assigns here that is not open yet.
+struct ToOpen {
+    key: TopicPartition,
+    topic_id: [u8; 16],
+    config: LogConfig,
 }
 
 fn hex(id: &[u8; 16]) -> String {
@@ -65,8 +74,9 @@ impl PartitionManager {
         Ok(PartitionManager {
             floor: Arc::new(DiskFloor::new(&logs_dir, DATA_FREE_BYTES_MIN)),
             logs_dir,
-            node_id: i32::try_from(config.node_id).unwrap_or(i32::MAX),
+            node_id: config.broker_id,
             defaults,
+            topic_defaults: TopicConfig::defaults(config),
             fsync: config.fsync,
             partitions: RwLock::new(HashMap::new()),
             reconcile_lock: parking_lot::Mutex::new(()),
@@ -81,12 +91,12 @@ impl PartitionManager {
         self.appended.subscribe()
     }
 
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> BrokerId {
         self.node_id
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions.read().get(&(topic.to_string(), partition)).cloned()
+        self.partitions.read().get(&TopicPartition::new(topic, partition)).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -131,19 +141,20 @@ impl PartitionManager {
         let _one_at_a_time = self.reconcile_lock.lock();
         let state = current();
         let mut wanted: HashMap<(&str, i32), [u8; 16]> = HashMap::new();
-        let mut missing: Vec<(String, i32, [u8; 16], LogConfig)> = Vec::new();
+        let mut missing: Vec<ToOpen> = Vec::new();
         {
             let open = self.partitions.read();
             for topic in state.topics.values() {
                 for (i, p) in topic.partitions.iter().enumerate() {
-                    if !p.replicas.contains(&self.node_id) {
+                    if !p.replicas.contains(&self.node_id.0) {
                         continue;
                     }
                     let index = i as i32;
                     wanted.insert((topic.name.as_str(), index), topic.topic_id);
-                    let is_open = open.get(&(topic.name.clone(), index)).is_some_and(|p| p.topic_id == topic.topic_id);
+                    let is_open = open.get(&TopicPartition::new(topic.name.as_str(), index)).is_some_and(|p| p.topic_id == topic.topic_id);
                     if !is_open {
-                        missing.push((topic.name.clone(), index, topic.topic_id, self.log_config(&topic.configs)));
+                        let key = TopicPartition::new(topic.name.as_str(), index);
+                        missing.push(ToOpen { key, topic_id: topic.topic_id, config: self.log_config(&topic.configs) });
                     }
                 }
             }
@@ -151,9 +162,9 @@ impl PartitionManager {
         // Drop partitions no longer wanted (or whose topic was re-created with a new id).
         let stale: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write();
-            let keys: Vec<Key> = map
+            let keys: Vec<TopicPartition> = map
                 .iter()
-                .filter(|((t, i), p)| wanted.get(&(t.as_str(), *i)).is_none_or(|id| *id != p.topic_id))
+                .filter(|(k, p)| wanted.get(&(k.topic.as_str(), k.partition)).is_none_or(|id| *id != p.topic_id))
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.into_iter().filter_map(|k| map.remove(&k)).collect()
@@ -174,24 +185,21 @@ impl PartitionManager {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The typed configs of a topic whose own configs are `configs` (the metadata's), over this
+    /// broker's defaults.
+    pub fn topic_config(&self, configs: &BTreeMap<String, String>) -> TopicConfig {
+        self.topic_defaults.with_own(configs)
+    }
+
     /// The log settings of a partition of a topic with `configs`: the broker's defaults overridden
     /// by the topic's retention and segment configs.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        let mut cfg = self.defaults.clone();
-        let ret_ms = topic_config_i64(configs, "retention.ms", cfg.retention_ms.map(|v| v as i64).unwrap_or(-1));
-        cfg.retention_ms = u64::try_from(ret_ms).ok();
-        let ret_b = topic_config_i64(configs, "retention.bytes", cfg.retention_bytes.map(|v| v as i64).unwrap_or(-1));
-        cfg.retention_bytes = u64::try_from(ret_b).ok();
-        let seg = topic_config_i64(configs, "segment.bytes", cfg.segment_bytes as i64);
-        cfg.segment_bytes = u64::try_from(seg).unwrap_or(cfg.segment_bytes);
-        let seg_ms = topic_config_i64(configs, "segment.ms", i64::try_from(cfg.segment_ms).unwrap_or(i64::MAX));
-        cfg.segment_ms = u64::try_from(seg_ms).unwrap_or(cfg.segment_ms);
-        cfg
+        self.topic_config(configs).log_config(&self.defaults)
     }
 
     /// Opens `missing` partitions on up to [`OPEN_THREADS_MAX`] threads, each inserted as soon as it
     /// is open. Returns the first error; the others are logged.
-    fn open_all(&self, missing: Vec<(String, i32, [u8; 16], LogConfig)>) -> Option<PartitionError> {
+    fn open_all(&self, missing: Vec<ToOpen>) -> Option<PartitionError> {
         if missing.is_empty() {
             return None;
         }
@@ -201,13 +209,13 @@ impl PartitionManager {
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| loop {
-                    let Some((topic, index, topic_id, cfg)) = queue.lock().next() else { break };
-                    match self.open_one(&topic, index, topic_id, cfg) {
+                    let Some(ToOpen { key, topic_id, config }) = queue.lock().next() else { break };
+                    match self.open_one(&key.topic, key.partition, topic_id, config) {
                         Ok(p) => {
-                            self.partitions.write().insert((topic, index), Arc::new(p));
+                            self.partitions.write().insert(key, Arc::new(p));
                         }
                         Err(e) => {
-                            tracing::error!(%topic, partition = index, error = %e, "cannot open partition log");
+                            tracing::error!(topic = %key.topic, partition = key.partition, error = %e, "cannot open partition log");
                             first_error.lock().get_or_insert(e);
                         }
                     }
@@ -221,7 +229,7 @@ impl PartitionManager {
         let dir = self.dir_for(topic, index);
         Self::claim_dir(&dir, &topic_id)
             .map_err(|source| PartitionError::wal(topic, index, chronik_wal::WalError::Io { path: dir.clone(), source }))?;
-        Partition::open(&dir, topic, index, topic_id, self.node_id, cfg, self.fsync, self.data_changed.clone(), self.appended.clone(), self.floor.clone())
+        Partition::open(&dir, topic, index, topic_id, self.node_id.0, cfg, self.fsync, self.data_changed.clone(), self.appended.clone(), self.floor.clone())
     }
 
     /// Log directories on disk that the metadata does not assign here: topics deleted while this broker

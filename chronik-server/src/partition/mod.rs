@@ -13,7 +13,8 @@
 //!   metadata always has room (KAFKA_STORAGE_ERROR meanwhile, resumed when space returns).
 //! - `storage_fault`: what a disk failure does — a failed write is rolled back and answered
 //!   KAFKA_STORAGE_ERROR, a failed fdatasync halts the broker.
-//! - `producer_state`, `topic`, `error`, `manager`. Record sets arrive split and checked by
+//! - `topic_config`: the one table of topic config keys and the typed `TopicConfig` parsed from it.
+//! - `producer_state`, `topic` (names), `error`, `manager`. Record sets arrive split and checked by
 //!   `chronik_wal::split_batches` (the one reading of the v2 batch header).
 
 pub mod disk_floor;
@@ -32,6 +33,7 @@ pub mod storage_fault;
 #[cfg(test)]
 pub(crate) mod test_batch;
 pub mod topic;
+pub mod topic_config;
 
 pub use error::PartitionError;
 pub use manager::PartitionManager;

@@ -17,6 +17,7 @@ use super::partition::{Inner, Partition};
 use super::replica_state::{IsrChange, ReplicaState};
 use super::role::Role;
 use crate::config::FsyncMode;
+use crate::ids::{BrokerId, LeaderEpoch};
 
 impl Partition {
     /// The metadata makes this broker leader at `leader_epoch`. A new epoch starts at the current log
@@ -46,11 +47,11 @@ impl Partition {
 
     /// The metadata makes this broker a follower of `leader` (or leaderless, `-1`) at `leader_epoch`.
     /// Returns true when this is a change (the fetcher must truncate before fetching again).
-    pub fn become_follower(&self, leader: i32, leader_epoch: i32) -> bool {
+    pub fn become_follower(&self, leader: BrokerId, leader_epoch: LeaderEpoch) -> bool {
         let mut role = self.role.lock();
         let changed = !matches!(&*role, Role::Follower { leader: l, leader_epoch: e } if *l == leader && *e == leader_epoch);
         if changed {
-            tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
+            tracing::info!(topic = %self.topic, partition = self.index, leader = leader.0, leader_epoch = leader_epoch.0, "became follower");
             *role = Role::Follower { leader, leader_epoch };
             drop(role);
             // Waiting acks=all writes fail at once instead of at their deadline.
@@ -160,7 +161,7 @@ impl Partition {
     }
 
     /// Checks that this replica still follows `leader` at `leader_epoch` (stale fetchers are refused).
-    fn check_follower(&self, role: &Role, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+    fn check_follower(&self, role: &Role, leader: BrokerId, leader_epoch: LeaderEpoch) -> Result<(), PartitionError> {
         match role {
             Role::Follower { leader: l, leader_epoch: e } if *l == leader && *e == leader_epoch => Ok(()),
             _ => Err(PartitionError::StaleFetcher { leader, leader_epoch }),
@@ -172,7 +173,7 @@ impl Partition {
     /// not sync: the fetcher makes all the partitions of one fetch durable together
     /// ([`Partition::sync_replicated`]), and its next fetch reports [`Partition::replica_fetch_offset`],
     /// which never claims more than is durable. Blocking I/O.
-    pub fn append_replicated(&self, records: &[u8], leader: i32, leader_epoch: i32) -> Result<usize, PartitionError> {
+    pub fn append_replicated(&self, records: &[u8], leader: BrokerId, leader_epoch: LeaderEpoch) -> Result<usize, PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
         self.admit(records.len())?;
@@ -241,7 +242,7 @@ impl Partition {
 
     /// Cuts the log at `offset` (follower truncation before fetching from a new leader): batches at or
     /// above it go, with their producer state and epochs. Blocking I/O.
-    pub fn truncate_to(&self, offset: i64, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+    pub fn truncate_to(&self, offset: i64, leader: BrokerId, leader_epoch: LeaderEpoch) -> Result<(), PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
         let mut inner = self.inner.lock();
@@ -264,14 +265,14 @@ impl Partition {
         self.log_end_offset.store(end, Ordering::Release);
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
         self.high_watermark.fetch_min(end, Ordering::AcqRel);
-        tracing::info!(topic = %self.topic, partition = self.index, offset, log_end = end, leader, leader_epoch, "truncated by leader epoch");
+        tracing::info!(topic = %self.topic, partition = self.index, offset, log_end = end, leader = leader.0, leader_epoch = leader_epoch.0, "truncated by leader epoch");
         Ok(())
     }
 
     /// The leader's log starts above this follower's whole log (retention removed what the follower
     /// never fetched): nothing here can be kept, so the log restarts empty at `leader_log_start`,
     /// with no producer state or epochs, and fetching continues from there. Blocking I/O.
-    pub fn restart_at(&self, leader_log_start: i64, leader: i32, leader_epoch: i32) -> Result<(), PartitionError> {
+    pub fn restart_at(&self, leader_log_start: i64, leader: BrokerId, leader_epoch: LeaderEpoch) -> Result<(), PartitionError> {
         let role = self.role.lock();
         self.check_follower(&role, leader, leader_epoch)?;
         let mut inner = self.inner.lock();
@@ -286,7 +287,7 @@ impl Partition {
         self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
         self.high_watermark.store(log.log_start_offset(), Ordering::Release);
-        tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader, leader_epoch, "log lay below the leader's log start; restarted empty there");
+        tracing::warn!(topic = %self.topic, partition = self.index, leader_log_start, leader = leader.0, leader_epoch = leader_epoch.0, "log lay below the leader's log start; restarted empty there");
         Ok(())
     }
 }
@@ -337,11 +338,11 @@ mod tests {
         p.become_leader(1, vec![1, 2], vec![1], 0);
         append_as(&p, 3, 1);
         assert_eq!(p.leading_epoch(), Some(1));
-        assert!(p.become_follower(2, 2));
-        assert!(!p.become_follower(2, 2), "the same leader and epoch is no change");
+        assert!(p.become_follower(BrokerId(2), LeaderEpoch(2)));
+        assert!(!p.become_follower(BrokerId(2), LeaderEpoch(2)), "the same leader and epoch is no change");
         assert_eq!((p.leading_epoch(), p.isr()), (None, None));
         assert!(matches!(p.replica_read(2, 0, -1, 1 << 20, 0), Err(PartitionError::NotLeader)));
-        p.append_replicated(&stored(2, 3, 2), 2, 2).expect("replicate");
+        p.append_replicated(&stored(2, 3, 2), BrokerId(2), LeaderEpoch(2)).expect("replicate");
         p.become_leader(3, vec![1, 2], vec![1, 2], 0);
         assert_eq!(p.end_offset_for_epoch(-1, 1).expect("epoch 1"), (1, 3));
         assert_eq!(p.end_offset_for_epoch(-1, 2).expect("epoch 2"), (2, 5));
@@ -352,12 +353,12 @@ mod tests {
     fn follower_appends_contiguously_skips_repeats_and_refuses_stale_fetchers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path(), 2, FsyncMode::Never);
-        p.become_follower(1, 4);
-        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("first"), 1);
-        assert_eq!(p.append_replicated(&stored(3, 0, 4), 1, 4).expect("repeat"), 0, "a repeat is skipped");
-        assert!(matches!(p.append_replicated(&stored(1, 7, 4), 1, 4), Err(PartitionError::NotContiguous { expected: 3, got: 7 })));
-        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 1, 3), Err(PartitionError::StaleFetcher { .. })));
-        assert!(matches!(p.append_replicated(&stored(1, 3, 4), 5, 4), Err(PartitionError::StaleFetcher { .. })));
+        p.become_follower(BrokerId(1), LeaderEpoch(4));
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), BrokerId(1), LeaderEpoch(4)).expect("first"), 1);
+        assert_eq!(p.append_replicated(&stored(3, 0, 4), BrokerId(1), LeaderEpoch(4)).expect("repeat"), 0, "a repeat is skipped");
+        assert!(matches!(p.append_replicated(&stored(1, 7, 4), BrokerId(1), LeaderEpoch(4)), Err(PartitionError::NotContiguous { expected: 3, got: 7 })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), BrokerId(1), LeaderEpoch(3)), Err(PartitionError::StaleFetcher { .. })));
+        assert!(matches!(p.append_replicated(&stored(1, 3, 4), BrokerId(5), LeaderEpoch(4)), Err(PartitionError::StaleFetcher { .. })));
         assert_eq!(p.log_end_offset(), 3);
         // The follower's HW is the leader's, capped at what it holds.
         p.set_follower_high_watermark(10);
@@ -370,15 +371,15 @@ mod tests {
     fn truncation_cuts_the_log_its_epochs_and_the_high_watermark() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path(), 2, FsyncMode::Never);
-        p.become_follower(1, 5);
-        p.append_replicated(&stored(3, 0, 4), 1, 5).expect("epoch 4");
-        p.append_replicated(&stored(3, 3, 5), 1, 5).expect("epoch 5");
+        p.become_follower(BrokerId(1), LeaderEpoch(5));
+        p.append_replicated(&stored(3, 0, 4), BrokerId(1), LeaderEpoch(5)).expect("epoch 4");
+        p.append_replicated(&stored(3, 3, 5), BrokerId(1), LeaderEpoch(5)).expect("epoch 5");
         p.set_follower_high_watermark(6);
-        assert!(matches!(p.truncate_to(3, 1, 4), Err(PartitionError::StaleFetcher { .. })));
-        p.truncate_to(3, 1, 5).expect("truncate");
+        assert!(matches!(p.truncate_to(3, BrokerId(1), LeaderEpoch(4)), Err(PartitionError::StaleFetcher { .. })));
+        p.truncate_to(3, BrokerId(1), LeaderEpoch(5)).expect("truncate");
         assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 3));
         assert_eq!(p.epoch_cache().latest_epoch(), Some(4), "epoch 5 is gone with its batches");
-        p.truncate_to(0, 1, 5).expect("truncate to empty");
+        p.truncate_to(0, BrokerId(1), LeaderEpoch(5)).expect("truncate to empty");
         assert_eq!((p.log_end_offset(), p.epoch_cache().latest_epoch()), (0, None));
     }
 
@@ -386,8 +387,8 @@ mod tests {
     fn with_fsync_always_only_the_durable_end_counts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path(), 2, FsyncMode::Always);
-        p.become_follower(1, 1);
-        p.append_replicated(&stored(4, 0, 1), 1, 1).expect("replicate");
+        p.become_follower(BrokerId(1), LeaderEpoch(1));
+        p.append_replicated(&stored(4, 0, 1), BrokerId(1), LeaderEpoch(1)).expect("replicate");
         assert_eq!((p.log_end_offset(), p.replica_fetch_offset()), (4, 0));
         p.set_follower_high_watermark(4);
         assert_eq!(p.high_watermark(), 0, "a follower HW passed data not yet fsynced");

@@ -3,13 +3,14 @@
 //! `replication::roles` through `Partition::become_leader` / `become_follower` (`replica.rs`).
 
 use super::replica_state::ReplicaState;
+use crate::ids::{BrokerId, LeaderEpoch};
 
 /// What this broker is for one partition.
 #[derive(Debug, Clone)]
 pub enum Role {
     Leader(ReplicaState),
     /// Fetching from `leader` (`-1`: no leader, nothing to fetch) at `leader_epoch`.
-    Follower { leader: i32, leader_epoch: i32 },
+    Follower { leader: BrokerId, leader_epoch: LeaderEpoch },
 }
 
 impl Role {

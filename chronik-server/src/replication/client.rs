@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::ReplicationError;
+use crate::ids::BrokerId;
 
 /// Largest response accepted from a leader (a fetch is capped well below this by its `max_bytes`).
 pub const RESPONSE_BYTES_MAX: usize = 128 * 1024 * 1024;
@@ -17,14 +18,14 @@ pub const RESPONSE_BYTES_MAX: usize = 128 * 1024 * 1024;
 pub const CONNECT_TIMEOUT_MS: u64 = 3_000;
 
 pub struct PeerClient {
-    leader: i32,
+    leader: BrokerId,
     stream: TcpStream,
     next_correlation: i32,
     client_id: StrBytes,
 }
 
 impl PeerClient {
-    pub async fn connect(leader: i32, addr: &str, client_id: String) -> Result<PeerClient, ReplicationError> {
+    pub async fn connect(leader: BrokerId, addr: &str, client_id: String) -> Result<PeerClient, ReplicationError> {
         let connect = TcpStream::connect(addr);
         let stream = match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await {
             Ok(Ok(s)) => s,
@@ -86,7 +87,7 @@ impl PeerClient {
         }
         let resp = Resp::decode(&mut body, version).map_err(decode_err)?;
         if body.has_remaining() {
-            tracing::debug!(leader, ?api, trailing = body.remaining(), "response has trailing bytes");
+            tracing::debug!(leader = leader.0, ?api, trailing = body.remaining(), "response has trailing bytes");
         }
         Ok(resp)
     }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use kafka_protocol::error::ResponseError;
 
 use super::fetcher::FETCH_PARTITION_BYTES_MAX;
+use crate::ids::{LeaderEpoch, TopicPartition};
 use crate::partition::PartitionError;
 
 /// The leader epoch each partition was last truncated for. A partition must be truncated again
@@ -15,25 +16,25 @@ use crate::partition::PartitionError;
 /// and the leader's may have diverged.
 #[derive(Debug, Default)]
 pub struct TruncationMarks {
-    truncated_at: HashMap<(String, i32), i32>,
+    truncated_at: HashMap<TopicPartition, LeaderEpoch>,
 }
 
 impl TruncationMarks {
     /// Forgets partitions that left `assignment` or whose leader epoch changed in it.
-    pub fn keep_assigned(&mut self, assignment: &BTreeMap<(String, i32), i32>) {
+    pub fn keep_assigned(&mut self, assignment: &BTreeMap<TopicPartition, LeaderEpoch>) {
         self.truncated_at.retain(|k, e| assignment.get(k) == Some(e));
     }
     /// Whether the partition must be truncated before it is fetched at `epoch`.
-    pub fn needed(&self, key: &(String, i32), epoch: i32) -> bool {
+    pub fn needed(&self, key: &TopicPartition, epoch: LeaderEpoch) -> bool {
         self.truncated_at.get(key) != Some(&epoch)
     }
     /// The partition's log agrees with the leader's at `epoch`.
-    pub fn done(&mut self, key: (String, i32), epoch: i32) {
+    pub fn done(&mut self, key: TopicPartition, epoch: LeaderEpoch) {
         self.truncated_at.insert(key, epoch);
     }
     /// The partition must be truncated again before its next fetch.
-    pub fn redo(&mut self, topic: &str, partition: i32) {
-        self.truncated_at.remove(&(topic.to_string(), partition));
+    pub fn redo(&mut self, key: &TopicPartition) {
+        self.truncated_at.remove(key);
     }
 }
 
@@ -123,33 +124,37 @@ mod tests {
     use crate::partition::epoch_cache::{truncation_offset, EpochCache};
     use crate::replication::fetcher::TRUNCATION_ROUNDS_MAX;
 
-    fn key(t: &str, p: i32) -> (String, i32) {
-        (t.to_string(), p)
+    fn key(t: &str, p: i32) -> TopicPartition {
+        TopicPartition::new(t, p)
+    }
+
+    const fn epoch(e: i32) -> LeaderEpoch {
+        LeaderEpoch(e)
     }
 
     #[test]
     fn a_partition_is_truncated_once_per_leader_epoch_and_again_when_told() {
         let mut marks = TruncationMarks::default();
-        let mut assignment = BTreeMap::from([(key("a", 0), 3), (key("a", 1), 3)]);
-        assert!(marks.needed(&key("a", 0), 3), "never truncated");
-        marks.done(key("a", 0), 3);
-        marks.done(key("a", 1), 3);
+        let mut assignment = BTreeMap::from([(key("a", 0), epoch(3)), (key("a", 1), epoch(3))]);
+        assert!(marks.needed(&key("a", 0), epoch(3)), "never truncated");
+        marks.done(key("a", 0), epoch(3));
+        marks.done(key("a", 1), epoch(3));
         marks.keep_assigned(&assignment);
-        assert!(!marks.needed(&key("a", 0), 3));
+        assert!(!marks.needed(&key("a", 0), epoch(3)));
         // A new leader epoch: truncate first.
-        assignment.insert(key("a", 0), 4);
+        assignment.insert(key("a", 0), epoch(4));
         marks.keep_assigned(&assignment);
-        assert!(marks.needed(&key("a", 0), 4));
-        assert!(!marks.needed(&key("a", 1), 3));
+        assert!(marks.needed(&key("a", 0), epoch(4)));
+        assert!(!marks.needed(&key("a", 1), epoch(3)));
         // Leaving the assignment and coming back at the same epoch: truncate first too.
         assignment.remove(&key("a", 1));
         marks.keep_assigned(&assignment);
-        assignment.insert(key("a", 1), 3);
-        assert!(marks.needed(&key("a", 1), 3));
+        assignment.insert(key("a", 1), epoch(3));
+        assert!(marks.needed(&key("a", 1), epoch(3)));
         // A divergence found while fetching.
-        marks.done(key("a", 0), 4);
-        marks.redo("a", 0);
-        assert!(marks.needed(&key("a", 0), 4));
+        marks.done(key("a", 0), epoch(4));
+        marks.redo(&key("a", 0));
+        assert!(marks.needed(&key("a", 0), epoch(4)));
     }
 
     #[test]

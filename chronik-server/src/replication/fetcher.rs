@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
@@ -33,6 +33,7 @@ use super::client::PeerClient;
 use super::error::ReplicationError;
 use super::fetch_rules::{after_write, on_answer, partition_max_bytes, AfterWrite, OnAnswer, ReplicaWriteError, TruncationMarks};
 use crate::broker::Broker;
+use crate::ids::{BrokerId, LeaderEpoch, TopicPartition};
 use crate::partition::epoch_cache::truncation_offset;
 use crate::partition::Partition;
 
@@ -62,20 +63,26 @@ pub const TRUNCATION_ROUNDS_MAX: usize = 16;
 /// The blocking task appending and fsyncing one partition's share of a fetch.
 type ReplicaWrite = tokio::task::JoinHandle<Result<(), ReplicaWriteError>>;
 
+/// A partition of the assignment that is truncated for its leader epoch and so may be fetched.
+struct Ready {
+    key: TopicPartition,
+    epoch: LeaderEpoch,
+    partition: Arc<Partition>,
+}
 
 struct Fetcher {
     broker: Arc<Broker>,
-    leader: i32,
+    leader: BrokerId,
     conn: Option<PeerClient>,
     /// The epoch each partition was last truncated for; absent or different means truncate first.
     marks: TruncationMarks,
 }
 
 /// Runs until the assignment sender is dropped (this broker follows nothing from `leader` any more).
-pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiver<Assignment>) {
+pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::Receiver<Assignment>) {
     let mut f = Fetcher { broker, leader, conn: None, marks: TruncationMarks::default() };
     let mut backoff_ms = BACKOFF_MIN_MS;
-    info!(leader, "replica fetcher started");
+    info!(leader = leader.0, "replica fetcher started");
     loop {
         let current = assignment.borrow_and_update().clone();
         if current.is_empty() {
@@ -93,7 +100,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiv
                 }
             }
             Err(e) => {
-                debug!(leader, error = %e, backoff_ms, "replica fetch failed; reconnecting");
+                debug!(leader = leader.0, error = %e, backoff_ms, "replica fetch failed; reconnecting");
                 f.conn = None;
                 tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                 backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
@@ -103,7 +110,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32, mut assignment: watch::Receiv
             break;
         }
     }
-    info!(leader, "replica fetcher stopped");
+    info!(leader = leader.0, "replica fetcher stopped");
 }
 
 impl Fetcher {
@@ -112,7 +119,7 @@ impl Fetcher {
             let state = self.broker.meta.state();
             let addr = state
                 .brokers
-                .get(&self.leader)
+                .get(&self.leader.0)
                 .map(|b| b.node.wal_addr.clone())
                 .filter(|a| !a.is_empty())
                 .ok_or(ReplicationError::NoAddress { leader: self.leader })?;
@@ -128,30 +135,29 @@ impl Fetcher {
     /// replicating, and acks=all produce to them with it (seen: 400 ms after each topic creation).
     async fn step(
         &mut self,
-        assignment: &BTreeMap<(String, i32), i32>,
+        assignment: &BTreeMap<TopicPartition, LeaderEpoch>,
         changes: &mut watch::Receiver<Assignment>,
     ) -> Result<bool, ReplicationError> {
-        let mut ready: Vec<(String, i32, i32, Arc<Partition>)> = Vec::new();
-        for ((topic, index), epoch) in assignment {
-            let Some(p) = self.broker.partitions.get(topic, *index) else { continue };
-            let key = (topic.clone(), *index);
-            if self.marks.needed(&key, *epoch) {
+        let mut ready: Vec<Ready> = Vec::new();
+        for (key, epoch) in assignment {
+            let Some(p) = self.broker.partitions.get(&key.topic, key.partition) else { continue };
+            if self.marks.needed(key, *epoch) {
                 if !self.truncate(&p, *epoch).await? {
                     continue;
                 }
-                self.marks.done(key, *epoch);
+                self.marks.done(key.clone(), *epoch);
             }
-            ready.push((topic.clone(), *index, *epoch, p));
+            ready.push(Ready { key: key.clone(), epoch: *epoch, partition: p });
         }
         // Replicas this broker is catching up on (a move adds them) share its inbound throttle: left
         // out of the fetch while it is spent, asked for at most what it allows otherwise.
         let state = self.broker.meta.state();
         let me = self.broker.node_id;
-        let throttled: Vec<(String, i32)> =
-            ready.iter().filter(|(t, i, _, _)| catching_up(&state, t, *i, me)).map(|(t, i, _, _)| (t.clone(), *i)).collect();
+        let throttled: Vec<TopicPartition> =
+            ready.iter().filter(|r| catching_up(&state, &r.key.topic, r.key.partition, me.0)).map(|r| r.key.clone()).collect();
         let allowance = if throttled.is_empty() { None } else { self.broker.catch_up.inbound_allowance(Instant::now()) };
         if allowance == Some(0) {
-            ready.retain(|(t, i, _, _)| !throttled.iter().any(|(tt, ii)| tt == t && ii == i));
+            ready.retain(|r| !throttled.contains(&r.key));
         }
         if ready.is_empty() {
             return Ok(false);
@@ -173,7 +179,7 @@ impl Fetcher {
                 .responses
                 .iter()
                 .flat_map(|t| t.partitions.iter().map(move |pd| (t.topic.0.as_str(), pd)))
-                .filter(|(t, pd)| throttled.iter().any(|(tt, i)| tt == t && *i == pd.partition_index))
+                .filter(|(t, pd)| throttled.iter().any(|k| k.is(t, pd.partition_index)))
                 .map(|(_, pd)| pd.records.as_ref().map_or(0, |r| r.len()))
                 .sum();
             self.broker.catch_up.received(received);
@@ -181,15 +187,14 @@ impl Fetcher {
         self.apply(resp, &ready).await
     }
 
-    fn fetch_request(&self, ready: &[(String, i32, i32, Arc<Partition>)], throttled: &[(String, i32)], allowance: Option<usize>) -> FetchRequest {
+    fn fetch_request(&self, ready: &[Ready], throttled: &[TopicPartition], allowance: Option<usize>) -> FetchRequest {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for (topic, index, epoch, p) in ready {
-            let is_throttled = throttled.iter().any(|(t, i)| t == topic && i == index);
-            let max_bytes = partition_max_bytes(is_throttled, allowance);
-            topics.entry(topic.as_str()).or_default().push(
+        for Ready { key, epoch, partition: p } in ready {
+            let max_bytes = partition_max_bytes(throttled.contains(key), allowance);
+            topics.entry(key.topic.as_str()).or_default().push(
                 FetchPartition::default()
-                    .with_partition(*index)
-                    .with_current_leader_epoch(*epoch)
+                    .with_partition(key.partition)
+                    .with_current_leader_epoch(epoch.0)
                     .with_fetch_offset(p.replica_fetch_offset())
                     .with_log_start_offset(p.log_start_offset())
                     .with_partition_max_bytes(max_bytes),
@@ -197,7 +202,7 @@ impl Fetcher {
         }
         let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
         FetchRequest::default()
-            .with_replica_id(BrokerId(self.broker.node_id))
+            .with_replica_id(WireBrokerId(self.broker.node_id.0))
             .with_max_wait_ms(wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
@@ -213,7 +218,7 @@ impl Fetcher {
 
     /// Appends what the leader sent and learns its high watermark. Ok(false) when every partition
     /// was refused.
-    async fn apply(&mut self, resp: FetchResponse, ready: &[(String, i32, i32, Arc<Partition>)]) -> Result<bool, ReplicationError> {
+    async fn apply(&mut self, resp: FetchResponse, ready: &[Ready]) -> Result<bool, ReplicationError> {
         let mut any_ok = false;
         // Partitions that answered, with the leader's high watermark and, when the leader sent
         // records, the blocking task that appends them and makes them durable.
@@ -221,10 +226,10 @@ impl Fetcher {
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
-                let Some((_, index, epoch, p)) = ready.iter().find(|(n, i, _, _)| n == topic && *i == pd.partition_index) else {
+                let Some(Ready { key, epoch, partition: p }) = ready.iter().find(|r| r.key.is(topic, pd.partition_index)) else {
                     continue;
                 };
-                let (index, epoch) = (*index, *epoch);
+                let (index, epoch) = (key.partition, *epoch);
                 match on_answer(pd.error_code, p.log_end_offset(), pd.log_start_offset) {
                     OnAnswer::Append => {}
                     OnAnswer::RestartAt(start) => {
@@ -234,19 +239,19 @@ impl Fetcher {
                             .map_err(|e| ReplicationError::Task(e.to_string()))?;
                         if let Err(source) = restarted {
                             // A stale fetcher (role changed) or a disk error: truncate again first.
-                            warn!(leader, topic, partition = index, error = %source, "restarting the log at the leader's log start failed");
-                            self.marks.redo(topic, index);
+                            warn!(leader = leader.0, topic, partition = index, error = %source, "restarting the log at the leader's log start failed");
+                            self.marks.redo(key);
                         }
                         continue;
                     }
                     OnAnswer::Truncate => {
-                        warn!(leader = self.leader, topic, partition = index, log_end = p.log_end_offset(),
+                        warn!(leader = self.leader.0, topic, partition = index, log_end = p.log_end_offset(),
                             leader_log_start = pd.log_start_offset, "fetch offset out of range on the leader; truncating again");
-                        self.marks.redo(topic, index);
+                        self.marks.redo(key);
                         continue;
                     }
                     OnAnswer::Wait => {
-                        debug!(leader = self.leader, topic, partition = index, code = pd.error_code, "leader refused replica fetch");
+                        debug!(leader = self.leader.0, topic, partition = index, code = pd.error_code, "leader refused replica fetch");
                         continue;
                     }
                 }
@@ -275,20 +280,20 @@ impl Fetcher {
                     AfterWrite::PauseAndRetry => {
                         // Nothing of the failed batch was stored (the partition logs the start and
                         // the end of a spell without space).
-                        debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append failed on storage");
+                        debug!(leader = self.leader.0, topic = %p.topic, partition = p.index, error = %source, "replicated append failed on storage");
                     }
                     AfterWrite::Truncate => {
-                        debug!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "replicated append refused");
+                        debug!(leader = self.leader.0, topic = %p.topic, partition = p.index, error = %source, "replicated append refused");
                     }
                     AfterWrite::NotDurable => {
-                        warn!(leader = self.leader, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
+                        warn!(leader = self.leader.0, topic = %p.topic, partition = p.index, error = %source, "fsync of replicated data failed");
                     }
                     AfterWrite::Stored => {}
                 }
             }
             match outcome {
                 AfterWrite::PauseAndRetry => storage_failed = true,
-                AfterWrite::Truncate => self.marks.redo(&p.topic, p.index),
+                AfterWrite::Truncate => self.marks.redo(&TopicPartition::new(p.topic.as_str(), p.index)),
                 AfterWrite::Stored | AfterWrite::NotDurable => {}
             }
             if !outcome.learns_high_watermark() {
@@ -306,18 +311,18 @@ impl Fetcher {
 
     /// Cuts `p` to where its log agrees with the leader's at `epoch`. Ok(false): the leader refused
     /// (not leader yet, epoch mismatch) — try again later.
-    async fn truncate(&mut self, p: &Arc<Partition>, epoch: i32) -> Result<bool, ReplicationError> {
+    async fn truncate(&mut self, p: &Arc<Partition>, epoch: LeaderEpoch) -> Result<bool, ReplicationError> {
         let leader = self.leader;
         for _ in 0..TRUNCATION_ROUNDS_MAX {
             let cache = p.epoch_cache();
             let Some(latest) = cache.latest_epoch() else {
                 return Ok(true);
             };
-            let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(self.broker.node_id)).with_topics(vec![
+            let req = OffsetForLeaderEpochRequest::default().with_replica_id(WireBrokerId(self.broker.node_id.0)).with_topics(vec![
                 OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(p.topic.clone()))).with_partitions(vec![
                     OffsetForLeaderPartition::default()
                         .with_partition(p.index)
-                        .with_current_leader_epoch(epoch)
+                        .with_current_leader_epoch(epoch.0)
                         .with_leader_epoch(latest),
                 ]),
             ]);
@@ -328,7 +333,7 @@ impl Fetcher {
                 return Ok(false);
             };
             if answer.error_code != 0 {
-                debug!(leader, topic = %p.topic, partition = p.index, code = answer.error_code, "OffsetForLeaderEpoch refused");
+                debug!(leader = leader.0, topic = %p.topic, partition = p.index, code = answer.error_code, "OffsetForLeaderEpoch refused");
                 return Ok(false);
             }
             let t = truncation_offset(&cache, p.log_end_offset(), p.high_watermark(), answer.leader_epoch, answer.end_offset);
@@ -338,11 +343,11 @@ impl Fetcher {
                 .map_err(|e| ReplicationError::Task(e.to_string()))?
                 .map_err(|source| ReplicationError::Partition { topic: p.topic.clone(), partition: p.index, source })?;
             if t.done {
-                debug!(leader, topic = %p.topic, partition = p.index, epoch, log_end = p.log_end_offset(), "follower log agrees with the leader");
+                debug!(leader = leader.0, topic = %p.topic, partition = p.index, epoch = epoch.0, log_end = p.log_end_offset(), "follower log agrees with the leader");
                 return Ok(true);
             }
         }
-        warn!(leader, topic = %p.topic, partition = p.index, "truncation did not converge; retrying");
+        warn!(leader = leader.0, topic = %p.topic, partition = p.index, "truncation did not converge; retrying");
         Ok(false)
     }
 }

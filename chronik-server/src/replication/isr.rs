@@ -55,11 +55,11 @@ pub async fn run(broker: Arc<Broker>) {
             // The change was computed from the ISR this leader holds; it only stands against the same
             // ISR in the metadata, at the partition epoch read here.
             let computed_from = p.isr();
-            if pm.leader != broker.node_id
+            if pm.leader != broker.node_id.0
                 || pm.leader_epoch != epoch
                 || computed_from.as_ref() != Some(&pm.isr)
                 || pm.isr == isr
-                || !isr.contains(&broker.node_id)
+                || !isr.contains(&broker.node_id.0)
             {
                 continue;
             }
@@ -67,7 +67,7 @@ pub async fn run(broker: Arc<Broker>) {
             let cmd = MetaCommand::SetPartitionState {
                 topic: p.topic.clone(),
                 partition: p.index,
-                leader: broker.node_id,
+                leader: broker.node_id.0,
                 isr,
                 expected_partition_epoch: pm.partition_epoch,
             };

@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::fetcher;
+use crate::broker::fetchers::Partitions;
 use crate::broker::Broker;
+use crate::ids::{BrokerId, LeaderEpoch, TopicPartition};
 
 /// Sets every local partition's role from the applied metadata and re-plans the fetchers. Cheap and
 /// idempotent; called after every reconcile (`reconcile::partitions`) and ISR change.
 pub fn apply_roles(broker: &Arc<Broker>) {
     let state = broker.meta.state();
-    let me = broker.node_id;
+    let me = broker.node_id.0;
     let now_ms = chronik_wal::now_ms();
-    let mut wanted: BTreeMap<i32, BTreeMap<(String, i32), i32>> = BTreeMap::new();
+    let mut wanted: BTreeMap<BrokerId, Partitions> = BTreeMap::new();
     for t in state.topics.values() {
         for (i, pm) in t.partitions.iter().enumerate() {
             let Ok(index) = i32::try_from(i) else { continue };
@@ -28,9 +30,10 @@ pub fn apply_roles(broker: &Arc<Broker>) {
             if pm.leader == me {
                 p.become_leader(pm.leader_epoch, pm.replicas.clone(), pm.isr.clone(), now_ms);
             } else {
-                p.become_follower(pm.leader, pm.leader_epoch);
+                let (leader, epoch) = (BrokerId(pm.leader), LeaderEpoch(pm.leader_epoch));
+                p.become_follower(leader, epoch);
                 if pm.leader >= 0 {
-                    wanted.entry(pm.leader).or_default().insert((t.name.clone(), index), pm.leader_epoch);
+                    wanted.entry(leader).or_default().insert(TopicPartition::new(t.name.as_str(), index), epoch);
                 }
             }
         }

@@ -162,7 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Broker>> {
         tokio::spawn(interval_fsync_task(broker.clone()));
     }
     info!(
-        node_id = broker.node_id,
+        node_id = broker.node_id.0,
         cluster_id = %broker.cluster_id,
         kafka = %broker.config.bind.kafka,
         admin = %broker.config.bind.admin,
@@ -188,7 +188,7 @@ async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result
     let incarnation = uuid::Uuid::new_v4().as_u64_pair().0;
     let answer = broker
         .meta
-        .write(MetaCommand::RegisterBroker { id: broker.node_id, node, incarnation: Some(incarnation) })
+        .write(MetaCommand::RegisterBroker { id: broker.node_id.0, node, incarnation: Some(incarnation) })
         .await
         .context("cannot register this broker in the metadata")?;
     if answer != MetaResponse::Ok {
@@ -199,7 +199,7 @@ async fn register_self(broker: &Arc<Broker>, node: BrokerNode) -> anyhow::Result
         };
         anyhow::bail!("the cluster refused this broker's registration: {why}");
     }
-    let mine = |b: &Broker| b.meta.state().brokers.get(&b.node_id).and_then(|r| r.incarnation) == Some(incarnation);
+    let mine = |b: &Broker| b.meta.state().brokers.get(&b.node_id.0).and_then(|r| r.incarnation) == Some(incarnation);
     let mut applied = broker.meta.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(REGISTRATION_APPLY_WAIT_MS);
     while !mine(broker) {
