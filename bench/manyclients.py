@@ -39,6 +39,7 @@ from targets import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "tests" / "python"))
 
 from chronik_broker import Broker  # noqa: E402
+from kafka_helpers import recv_exact  # noqa: E402
 
 IDLE_CONNECTIONS = 1000
 PRODUCERS = 200
@@ -85,20 +86,10 @@ def fd_soft_limit(pid):
     return None
 
 
-def _recv_exact(sock, n):
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed by the broker")
-        buf += chunk
-    return bytes(buf)
-
-
 def _call(sock, frame, correlation):
     sock.sendall(frame)
-    size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-    return rawclients.check_correlation(_recv_exact(sock, size), correlation)
+    size = struct.unpack(">i", recv_exact(sock, 4))[0]
+    return rawclients.check_correlation(recv_exact(sock, size), correlation)
 
 
 def open_idle(bootstrap, count):

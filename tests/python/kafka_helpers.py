@@ -179,17 +179,19 @@ def high_watermarks(bootstrap, topic, partitions):
 
 # ---- raw Fetch v4: see the stored batch header bytes --------------------------
 
-def _kstr(s):
+def kstring(s):
+    """A Kafka protocol STRING: int16 length, then the UTF-8 bytes."""
     b = s.encode()
     return struct.pack(">h", len(b)) + b
 
 
-def _recv_exact(sock, n):
+def recv_exact(sock, n):
+    """Exactly `n` bytes from a raw connection to a broker (ConnectionError if it closes first)."""
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
-            raise AssertionError("broker closed the connection during a raw Fetch")
+            raise ConnectionError("the broker closed the connection")
         buf.extend(chunk)
     return bytes(buf)
 
@@ -198,11 +200,11 @@ def _raw_call(bootstrap, api_key, version, body, correlation):
     """One raw request on a connection of its own to exactly this broker; returns the response body
     after the correlation id (checked)."""
     host, port = bootstrap.rsplit(":", 1)
-    req = struct.pack(">hhi", api_key, version, correlation) + _kstr("chronik-raw") + body
+    req = struct.pack(">hhi", api_key, version, correlation) + kstring("chronik-raw") + body
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-        resp = _recv_exact(sock, size)
+        size = struct.unpack(">i", recv_exact(sock, 4))[0]
+        resp = recv_exact(sock, size)
     corr = struct.unpack_from(">i", resp, 0)[0]
     assert corr == correlation, f"raw call: correlation id {corr} != {correlation}"
     return resp[4:]
@@ -254,14 +256,14 @@ def raw_fetch_batch_headers(bootstrap, topic, partition, offset=0):
     for the whole record batches in the answer, so a test can read the codec bits."""
     host, port = bootstrap.rsplit(":", 1)
     body = struct.pack(">iiiib", -1, 1000, 1, RAW_FETCH_MAX_BYTES, 0)  # replica, wait, min, max, isolation
-    body += struct.pack(">i", 1) + _kstr(topic)
+    body += struct.pack(">i", 1) + kstring(topic)
     body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, RAW_FETCH_MAX_BYTES)
-    header = struct.pack(">hhi", 1, 4, 7) + _kstr("chronik-raw-fetch")  # Fetch, v4, correlation 7
+    header = struct.pack(">hhi", 1, 4, 7) + kstring("chronik-raw-fetch")  # Fetch, v4, correlation 7
     req = header + body
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-        resp = _recv_exact(sock, size)
+        size = struct.unpack(">i", recv_exact(sock, 4))[0]
+        resp = recv_exact(sock, size)
     pos = 0
     corr, _throttle, ntopics = struct.unpack_from(">iii", resp, pos)
     pos += 12

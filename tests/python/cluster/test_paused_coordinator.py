@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from chronik_cluster import PARTITION_FAILOVER_TIMEOUT_S
 from checker import create_rf3_topic
-from kafka_helpers import wait_for
+from kafka_helpers import kstring, recv_exact, wait_for
 from test_group_coordinator_move import OFFSETS_TOPIC, offsets_partition_of
 
 TOPIC = "paused-coordinator"
@@ -46,11 +46,6 @@ COORDINATOR_NOT_AVAILABLE = 15
 REFUSALS = {NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE}
 
 
-def kstring(s):
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
-
 class RawOffsetFetch:
     """OffsetFetch v1 on a plain socket to one broker (v1: no top-level error, a group error is
     reported on every partition), so a request can be queued on a frozen broker."""
@@ -66,18 +61,10 @@ class RawOffsetFetch:
         frame = struct.pack(">hhi", API_OFFSET_FETCH, 1, self.correlation) + kstring("raw-offset-fetch") + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
 
-    def _read(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            assert chunk, "the broker closed the connection"
-            buf += chunk
-        return buf
-
     def receive(self):
         """{partition: (offset, error code)} of the answer to the last request."""
-        (size,) = struct.unpack(">i", self._read(4))
-        data = self._read(size)
+        (size,) = struct.unpack(">i", recv_exact(self.sock, 4))
+        data = recv_exact(self.sock, size)
         (correlation,) = struct.unpack_from(">i", data, 0)
         assert correlation == self.correlation, f"answer to request {correlation}, expected {self.correlation}"
         at = 4
