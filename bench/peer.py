@@ -12,7 +12,8 @@ confluent-kafka producer and consumer processes (bench/workers.py) with the same
 topic layout (mode.partitions partitions, created with CreateTopics on each broker), the same
 durations. Repeats alternate which broker goes first, so a change in the shared machine's load falls on
 both. Produce runs: 100 B and 1 KiB records, acks=1 and acks=all on both brokers. Consume: from the start
-of the largest 1 KiB topic each broker kept, the same number of records on both. A measurement that
+of the largest 1 KiB topic each broker kept, the same number of records on both, with librdkafka's
+default fetch.wait.max.ms and with 10 ms (see CONSUME_FETCH_WAITS_MS). A measurement that
 fails on one broker marks its cell, not the whole group.
 """
 
@@ -44,6 +45,11 @@ LOG_TAIL_CHARS = 2000
 RECORD_SIZES_BYTES = (100, 1024)
 ACKS = ("1", "all")
 CONSUME_RECORD_BYTES = 1024
+# Consume rows: librdkafka's default fetch.wait.max.ms (None: 500 ms, what a user gets), then a short one.
+# Tansu 0.6.0 sleeps after every fetch pass, data or not (tansu-storage service/fetch.rs: half the
+# remaining max wait, or all of it below 250 ms) and returns at most 5 MiB a response, so with the default
+# a consumer gets about 5 MiB per 250 ms from it; the second row shows the brokers without that pacing.
+CONSUME_FETCH_WAITS_MS = {"consume": None, "consume_wait10": 10}
 
 
 def find_tansu():
@@ -172,16 +178,18 @@ def _compare(brokers, mode, log, produce, consume, delete, log_dir):
     # Read the same number of records from both: the smaller of the two kept topics.
     kept = [k for k in keep.values() if k is not None]
     limit = min(k["records"] for k in kept) if len(kept) == len(brokers) else None
-    res["consume"] = {b.label: [] for b in brokers}
-    for rep in range(mode.repeats):
-        order = brokers if rep % 2 == 0 else list(reversed(brokers))
-        for b in order:
-            if keep[b.label] is None:
-                res["consume"][b.label].append({"error": "no 1 KiB topic was produced"})
-                continue
-            topic = keep[b.label]["topic"]
-            res["consume"][b.label].append(
-                _attempt(lambda: consume(b, mode, topic, rep, log_dir, limit=limit), log, f"{b.label} consume"))
+    for key, wait_ms in CONSUME_FETCH_WAITS_MS.items():
+        res[key] = {b.label: [] for b in brokers}
+        for rep in range(mode.repeats):
+            order = brokers if rep % 2 == 0 else list(reversed(brokers))
+            for b in order:
+                if keep[b.label] is None:
+                    res[key][b.label].append({"error": "no 1 KiB topic was produced"})
+                    continue
+                topic = keep[b.label]["topic"]
+                res[key][b.label].append(_attempt(
+                    lambda: consume(b, mode, topic, rep, log_dir, limit=limit, fetch_wait_ms=wait_ms),
+                    log, f"{b.label} consume"))
     for b in brokers:
         if keep[b.label] is not None:
             delete(b, keep[b.label]["topic"])
@@ -251,7 +259,8 @@ def render(r):
     """Markdown lines for the report."""
     out = ["", "### Side by side with a peer: Chronik / Tansu (same client, one run)", ""]
     measurements = [f"produce {s} B, acks={a}" for s in RECORD_SIZES_BYTES for a in ACKS]
-    measurements.append("consume from start, 1 KiB records")
+    measurements += ["consume from start, 1 KiB records (fetch.wait.max.ms default, 500)",
+                     "consume from start, 1 KiB records, fetch.wait.max.ms=10"]
     if r.get("tansu") is None or r.get("unavailable"):
         why = r.get("unavailable") or r["how"]
         out += ["| measurement | Chronik | Tansu | Chronik / Tansu |", "|---|---|---|---|"]
@@ -264,7 +273,9 @@ def render(r):
             "", "| measurement | Chronik (median, spread, broker CPU) | Tansu | Chronik / Tansu (MB/s) |",
             "|---|---|---|---|"]
     rows = [(f"produce {k.split('/')[0]} B, acks={k.split('/')[1]}", v) for k, v in r["produce"].items()]
-    rows.append(("consume from start, 1 KiB records", r["consume"]))
+    rows.append(("consume from start, 1 KiB records (fetch.wait.max.ms default, 500)", r["consume"]))
+    if "consume_wait10" in r:
+        rows.append(("consume from start, 1 KiB records, fetch.wait.max.ms=10", r["consume_wait10"]))
     for name, runs in rows:
         c_mb, c_txt = _cell(runs.get("Chronik", []), "mb_s", "MB/s")
         t_mb, t_txt = _cell(runs.get("Tansu", []), "mb_s", "MB/s")

@@ -186,8 +186,9 @@ def measure_produce(target, mode, size, acks, rep, log_dir):
 
 # ---- consume ----------------------------------------------------------------
 
-def measure_consume(target, mode, topic, rep, log_dir, limit=None):
-    """Read `topic` from the start: all of it, or about `limit` records (each consumer its share)."""
+def measure_consume(target, mode, topic, rep, log_dir, limit=None, fetch_wait_ms=None):
+    """Read `topic` from the start: all of it, or about `limit` records (each consumer its share);
+    `fetch_wait_ms` sets the consumers' fetch.wait.max.ms (default: librdkafka's, 500 ms)."""
     ends = end_offsets(target, topic, mode.partitions)
     groups = split_partitions(mode.partitions, mode.consumers)
     scale = 1.0 if limit is None or not sum(ends) else min(1.0, limit / sum(ends))
@@ -195,7 +196,8 @@ def measure_consume(target, mode, topic, rep, log_dir, limit=None):
     for g in groups:
         expect = int(sum(ends[int(p)] for p in g.split(",")) * scale)
         specs.append(["consume", "--bootstrap", target.bootstrap, "--topic", topic,
-                      "--partitions", g, "--expect", str(expect)])
+                      "--partitions", g, "--expect", str(expect)]
+                     + ([] if fetch_wait_ms is None else ["--fetch-wait-ms", str(fetch_wait_ms)]))
     cpu0 = broker_cpu(target)
     results = run_group(specs, 60.0, log_dir)
     cpu1 = broker_cpu(target)
