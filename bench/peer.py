@@ -113,7 +113,9 @@ class TansuBroker:
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise TansuUnavailable(f"tansu exited ({self.proc.returncode}) at start: {self.log_tail()}")
+                last_line = (self.log_tail().strip().splitlines() or ["no output"])[-1]
+                raise TansuUnavailable(f"tansu exited ({self.proc.returncode}) at start: {last_line} "
+                                       f"(log: {self.log_path})")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     pass
