@@ -13,6 +13,7 @@ import os
 import catchup
 import manyclients
 import manyparts
+import peer
 import restart
 from stats import Repeated
 
@@ -206,6 +207,8 @@ def render(results):
     if reasons:
         out.append("")
         out += [f"- {r}" for r in reasons]
+    if results.get("peer"):
+        out += peer.render(results["peer"])
     if results.get("many_partitions"):
         out += manyparts.render(results["many_partitions"])
     if results.get("many_clients"):

@@ -1,4 +1,5 @@
-"""Chronik benchmark driver: machine ceilings, then produce, consume and latency runs, then the
+"""Chronik benchmark driver: machine ceilings, then produce, consume and latency runs, then Chronik
+side by side with the peer broker Tansu when it is installed (bench/peer.py), then the
 many-partitions and many-clients rows (bench/manyparts.py, bench/manyclients.py), then the catch-up of
 replicas moved onto a fourth node (bench/catchup.py), then the restart time after kill -9 with a big log
 (bench/restart.py).
@@ -25,6 +26,7 @@ import ceilings
 import diskquiet
 import manyclients
 import manyparts
+import peer
 import procstat
 import rdkperf
 import report
@@ -49,6 +51,8 @@ E2E_GRACE_S = 3.0
 C_RATE_GUESS = {100: 800_000, 1024: 250_000}
 # Largest run of the C generator, whatever rate it reached before.
 C_RUN_BYTES_MAX = 4 * 2**30
+# Row groups that have a --<group>-only option (and a --no-<group> one).
+ONLY_GROUPS = ("peer", "many_partitions", "many_clients", "catch_up", "restart")
 # Stop before a run when less than this is free where the brokers write.
 DISK_FREE_MIN_BYTES = 12 * 2**30
 
@@ -182,14 +186,18 @@ def measure_produce(target, mode, size, acks, rep, log_dir):
 
 # ---- consume ----------------------------------------------------------------
 
-def measure_consume(target, mode, topic, rep, log_dir):
+def measure_consume(target, mode, topic, rep, log_dir, limit=None, fetch_wait_ms=None):
+    """Read `topic` from the start: all of it, or about `limit` records (each consumer its share);
+    `fetch_wait_ms` sets the consumers' fetch.wait.max.ms (default: librdkafka's, 500 ms)."""
     ends = end_offsets(target, topic, mode.partitions)
     groups = split_partitions(mode.partitions, mode.consumers)
+    scale = 1.0 if limit is None or not sum(ends) else min(1.0, limit / sum(ends))
     specs = []
     for g in groups:
-        expect = sum(ends[int(p)] for p in g.split(","))
+        expect = int(sum(ends[int(p)] for p in g.split(",")) * scale)
         specs.append(["consume", "--bootstrap", target.bootstrap, "--topic", topic,
-                      "--partitions", g, "--expect", str(expect)])
+                      "--partitions", g, "--expect", str(expect)]
+                     + ([] if fetch_wait_ms is None else ["--fetch-wait-ms", str(fetch_wait_ms)]))
     cpu0 = broker_cpu(target)
     results = run_group(specs, 60.0, log_dir)
     cpu1 = broker_cpu(target)
@@ -199,7 +207,7 @@ def measure_consume(target, mode, topic, rep, log_dir):
     records = sum(r["records"] for r in results)
     nbytes = sum(r["bytes"] for r in results)
     wall = max(r["t_end"] for r in results) - min(r["t_start"] for r in results)
-    out = {"topic": topic, "records": records, "expected": sum(ends), "bytes": nbytes,
+    out = {"topic": topic, "records": records, "expected": int(sum(ends) * scale), "bytes": nbytes,
            "wall_s": wall, "mb_s": nbytes / wall / 1e6, "rec_s": records / wall,
            "broker_cores": (cpu1 - cpu0) / wall,
            "client_cores": sum(r["cpu_s"] for r in results) / wall}
@@ -274,7 +282,7 @@ def measure_consume_c(target, mode, topic, rep):
     records, nbytes, secs = rdkperf.consume(mode.rdkperf, target.bootstrap, topic,
                                             range(mode.partitions), sum(ends), 60.0)
     cpu1 = broker_cpu(target)
-    out = {"topic": topic, "records": records, "expected": sum(ends), "bytes": nbytes, "wall_s": secs,
+    out = {"topic": topic, "records": records, "expected": int(sum(ends) * scale), "bytes": nbytes, "wall_s": secs,
            "mb_s": nbytes / secs / 1e6, "rec_s": records / secs, "broker_cores": (cpu1 - cpu0) / secs,
            "client_cores": None}
     log(f"{target.label} C consume #{rep + 1}: {records:,} records {out['mb_s']:.1f} MB/s in {secs:.1f}s, "
@@ -411,6 +419,9 @@ def main():
     ap.add_argument("--many-clients-only", action="store_true",
                     help="only the ceilings and the many-clients row (1,000 idle connections, 200 producers)")
     ap.add_argument("--no-many-clients", action="store_true", help="skip the many-clients row")
+    ap.add_argument("--peer-only", action="store_true",
+                    help="only the ceilings and the side-by-side rows with Tansu (when installed)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the side-by-side rows with Tansu")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -432,7 +443,11 @@ def main():
             f"C load generator: {mode.rdkperf or 'none'} ({c_how})")
         results["ceilings"] = measure_ceilings(mode, str(workdir))
         results["targets"] = []
-        only = args.catch_up_only or args.restart_only or args.many_partitions_only or args.many_clients_only
+        # With one or more --X-only options, only those groups run (after the ceilings).
+        only = [g for g in ONLY_GROUPS if getattr(args, f"{g}_only")]
+
+        def wanted(group):
+            return not only or group in only
         if not only:
             if args.cluster_only:
                 results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
@@ -442,20 +457,21 @@ def main():
                 results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
             else:
                 results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
-        if not (args.no_many_partitions or args.cluster_only or args.catch_up_only or args.restart_only
-                or args.many_clients_only):
+        if wanted("peer") and not (args.no_peer or args.cluster_only):
+            log("peer: Chronik (one node) and Tansu (in-memory engine) side by side, same client")
+            results["peer"] = peer.run(workdir / "peer", mode, log_dir, log,
+                                       measure_produce, measure_consume, delete_topic)
+        if wanted("many_partitions") and not (args.no_many_partitions or args.cluster_only):
             log("many partitions: 10,000 partitions on one node")
             results["many_partitions"] = manyparts.run(workdir / "many-partitions", mode.quick, log)
-        if not (args.no_many_clients or args.cluster_only or args.catch_up_only or args.restart_only
-                or args.many_partitions_only):
+        if wanted("many_clients") and not (args.no_many_clients or args.cluster_only):
             log(f"many clients: {manyclients.IDLE_CONNECTIONS:,} idle connections and "
                 f"{manyclients.PRODUCERS} producers on one node")
             results["many_clients"] = manyclients.run(workdir / "many-clients", mode.quick, log)
-        if not (args.no_catch_up or args.single_only or args.restart_only or args.many_partitions_only
-                or args.many_clients_only):
+        if wanted("catch_up") and not (args.no_catch_up or args.single_only):
             log("catch-up: three nodes, then a fourth joins and the rebalancer moves replicas onto it")
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
-        if not (args.no_restart or args.catch_up_only or args.many_partitions_only or args.many_clients_only):
+        if wanted("restart") and not args.no_restart:
             log("restart: a single node with a big log, kill -9, timed restarts with and without recovery points")
             results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep)
     finally:
