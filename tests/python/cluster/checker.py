@@ -4,7 +4,11 @@ Several idempotent confluent-kafka producers (acks=all, retries on) write unique
 values `p<n>-<seq>` to a 6-partition RF 3 topic while a test injects faults.
 Afterwards every partition is read to its end and `check` verifies:
 
-- every acknowledged value is present, at its acknowledged (partition, offset);
+- every acknowledged value is present, at its acknowledged (partition, offset); a value
+  acknowledged without an offset is present in its partition (librdkafka's idempotent producer
+  reports records as delivered with no offset when a later batch's acknowledgement proves that an
+  earlier send whose answer was lost — a dropped connection at a leader move — was stored: its
+  "implicit ack");
 - no offset holds two values (no two acknowledgements name the same offset, and
   the log has each offset once);
 - no value appears twice in the log;
@@ -62,11 +66,14 @@ def check(load, logs):
     """All the invariants of the module docstring; prints the counts, returns the violations."""
     acked = dict(load.log.acked)
     violations = []
+    # Acknowledged without an offset (librdkafka's implicit ack, see the module docstring).
+    unplaced = {v: po[0] for v, po in acked.items() if po[1] is None}
 
     # No offset holds two values: in what was acknowledged ...
     by_position = collections.defaultdict(list)
     for v, po in acked.items():
-        by_position[po].append(v)
+        if v not in unplaced:
+            by_position[po].append(v)
     double_acked = {po: vs for po, vs in by_position.items() if len(vs) > 1}
     # ... and in what the log returns.
     double_offsets = []
@@ -76,7 +83,9 @@ def check(load, logs):
             double_offsets.append(p)
     positions = {p: dict(recs) for p, recs in logs.items()}
 
-    missing = [(v, po) for v, po in acked.items() if positions.get(po[0], {}).get(po[1]) != v]
+    missing = [(v, po) for v, po in acked.items() if v not in unplaced and positions.get(po[0], {}).get(po[1]) != v]
+    in_partition = {p: {v for _, v in recs} for p, recs in logs.items()}
+    missing_unplaced = [(v, p) for v, p in unplaced.items() if v not in in_partition.get(p, set())]
     occurrences = collections.Counter(v for recs in logs.values() for _, v in recs)
     duplicates = [v for v, c in occurrences.items() if c > 1]
 
@@ -93,12 +102,15 @@ def check(load, logs):
 
     total = sum(len(r) for r in logs.values())
     print(f"[cluster-faults] sent={sum(load.sent)} acked={len(acked)} log_records={total} "
-          f"missing_at_acked_offset={len(missing)} offsets_acked_twice={len(double_acked)} "
+          f"missing_at_acked_offset={len(missing)} acked_without_offset={len(unplaced)} "
+          f"missing_acked_without_offset={len(missing_unplaced)} offsets_acked_twice={len(double_acked)} "
           f"partitions_with_repeated_offsets={len(double_offsets)} duplicate_values={len(duplicates)} "
           f"out_of_order={len(out_of_order)} delivery_errors={len(load.log.errors)} "
           f"unflushed={sum(load.unflushed)} unacked_in_log={total - len(set(occurrences) & set(acked))}")
     if missing:
         violations.append(f"{len(missing)} acked values not at their acked offset, e.g. {missing[:5]}")
+    if missing_unplaced:
+        violations.append(f"{len(missing_unplaced)} values acked without an offset are not in their partition, e.g. {missing_unplaced[:5]}")
     if double_acked:
         violations.append(f"{len(double_acked)} offsets acknowledged to two values, e.g. {list(double_acked.items())[:3]}")
     if double_offsets:

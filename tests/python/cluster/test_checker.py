@@ -56,3 +56,12 @@ def test_a_producer_out_of_order_within_a_partition_is_found():
     violations = check(load_with({A1: (0, 1), A0: (0, 2), B0: (0, 0)}), logs)
     assert any("order violations" in v for v in violations), violations
     assert check(load_with(acked), {0: [(0, B0), (1, A0), (2, A1)]}) == []
+
+
+def test_a_value_acked_without_an_offset_must_be_in_its_partition():
+    # librdkafka's implicit ack: delivered, offset unknown (None).
+    acked = dict(GOOD_ACKED)
+    acked[A1] = (0, None)
+    assert check(load_with(acked), GOOD_LOGS) == []
+    assert any("without an offset are not in their partition" in v
+               for v in check(load_with(acked), {0: [(0, A0), (1, B0)], 1: [(0, A2), (1, A1)]}))
