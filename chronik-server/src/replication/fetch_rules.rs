@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(after_write(&Ok(())), AfterWrite::Stored);
         let storage = ReplicaWriteError::Append(PartitionError::SyncTask("disk full".into()));
         assert_eq!(after_write(&Err(storage)), AfterWrite::PauseAndRetry);
-        let stale = ReplicaWriteError::Append(PartitionError::StaleFetcher { leader: 2, leader_epoch: 3 });
+        let stale = ReplicaWriteError::Append(PartitionError::StaleFetcher { leader: crate::ids::BrokerId(2), leader_epoch: LeaderEpoch(3) });
         assert_eq!(after_write(&Err(stale)), AfterWrite::Truncate);
         let gap = ReplicaWriteError::Append(PartitionError::NotContiguous { expected: 10, got: 12 });
         assert_eq!(after_write(&Err(gap)), AfterWrite::Truncate);
