@@ -111,12 +111,12 @@ impl SessionClient {
 
     /// The request for `wanted` (every partition to fetch now, with what to ask for each), and
     /// records it as sent.
-    pub fn build(&mut self, wanted: &BTreeMap<TopicPartition, PartitionFetch>) -> SessionRequest {
+    pub fn build(&mut self, wanted: BTreeMap<TopicPartition, PartitionFetch>) -> SessionRequest {
         let epoch = self.next_epoch;
         self.in_flight = Some(epoch);
         let full = epoch == INITIAL_EPOCH;
         let mut topics: Vec<FetchTopic> = Vec::new();
-        for (key, fetch) in wanted {
+        for (key, fetch) in &wanted {
             if !full && self.sent.get(key) == Some(fetch) {
                 continue;
             }
@@ -138,7 +138,7 @@ impl SessionClient {
                 ForgottenTopic::default().with_topic(topic_name(t)).with_partitions(parts)
             })
             .collect();
-        self.sent = wanted.clone();
+        self.sent = wanted;
         SessionRequest { session_id: self.id, session_epoch: epoch, topics, forgotten }
     }
 
@@ -217,7 +217,7 @@ mod tests {
     /// A client whose session 7 holds a-0@0, a-1@0, b-0@5 and expects epoch 1.
     fn opened() -> SessionClient {
         let mut c = SessionClient::default();
-        let r = c.build(&wanted(&[("a", 0, 0), ("a", 1, 0), ("b", 0, 5)]));
+        let r = c.build(wanted(&[("a", 0, 0), ("a", 1, 0), ("b", 0, 5)]));
         assert_eq!((r.session_id, r.session_epoch), (0, 0));
         assert_eq!(shown(&r), ["a-0@0", "a-1@0", "b-0@5"]);
         let answer = c.answered(0, 7, [("a", 0), ("a", 1), ("b", 0)].into_iter());
@@ -229,16 +229,16 @@ mod tests {
     fn after_a_full_fetch_only_changes_are_sent_and_epochs_count_up() {
         let mut c = opened();
         // Nothing changed: an empty incremental request.
-        let r = c.build(&wanted(&[("a", 0, 0), ("a", 1, 0), ("b", 0, 5)]));
+        let r = c.build(wanted(&[("a", 0, 0), ("a", 1, 0), ("b", 0, 5)]));
         assert_eq!((r.session_id, r.session_epoch, r.named()), (7, 1, 0));
         assert!(r.forgotten.is_empty());
         // Nothing answered after the long poll: three unchanged partitions, not a refusal.
         assert_eq!(c.answered(0, 7, std::iter::empty()), Answer::Apply { unchanged: 3 });
         // a-1 moved on, c-2 is new, b-0 left.
-        let r = c.build(&wanted(&[("a", 0, 0), ("a", 1, 4), ("c", 2, 0)]));
+        let r = c.build(wanted(&[("a", 0, 0), ("a", 1, 4), ("c", 2, 0)]));
         assert_eq!((r.session_epoch, shown(&r)), (2, vec!["a-1@4".to_string(), "c-2@0".into(), "-b-0".into()]));
         assert_eq!(c.answered(0, 7, [("a", 1)].into_iter()), Answer::Apply { unchanged: 2 });
-        assert_eq!(c.build(&wanted(&[("a", 0, 0), ("a", 1, 4), ("c", 2, 0)])).session_epoch, 3);
+        assert_eq!(c.build(wanted(&[("a", 0, 0), ("a", 1, 4), ("c", 2, 0)])).session_epoch, 3);
     }
 
     #[test]
@@ -255,7 +255,7 @@ mod tests {
             if let Some(f) = w.get_mut(&key("b", 0)) {
                 change(f);
             }
-            let r = c.build(&w);
+            let r = c.build(w.clone());
             assert_eq!(r.named(), 1);
             assert_eq!(r.topics[0].topic.0.as_str(), "b");
         }
@@ -266,10 +266,10 @@ mod tests {
         for (code, id_after) in [(ResponseError::FetchSessionIdNotFound.code(), 0), (ResponseError::InvalidFetchSessionEpoch.code(), 7)] {
             let mut c = opened();
             let w = wanted(&[("a", 0, 0), ("a", 1, 2), ("b", 0, 5)]);
-            c.build(&w);
+            c.build(w.clone());
             assert_eq!(c.answered(code, 0, std::iter::empty()), Answer::StartOver { retry_now: true });
             // Full again, naming the old session (so the leader closes it) unless it is unknown there.
-            let r = c.build(&w);
+            let r = c.build(w.clone());
             assert_eq!((r.session_id, r.session_epoch, r.named()), (id_after, 0, 3), "code {code}");
             assert!(r.forgotten.is_empty());
             // A full request refused: no immediate retry.
@@ -281,13 +281,13 @@ mod tests {
     fn a_reset_after_a_lost_answer_sends_everything_again() {
         let mut c = opened();
         let w = wanted(&[("a", 0, 3), ("a", 1, 0), ("b", 0, 5)]);
-        assert_eq!(c.build(&w).named(), 1);
+        assert_eq!(c.build(w.clone()).named(), 1);
         // The call was abandoned (or the connection failed): the leader may or may not have applied it.
         c.reset();
-        let r = c.build(&w);
+        let r = c.build(w.clone());
         assert_eq!((r.session_id, r.session_epoch, r.named()), (7, 0, 3));
         assert_eq!(c.answered(0, 9, [("a", 0), ("a", 1), ("b", 0)].into_iter()), Answer::Apply { unchanged: 0 });
-        let r = c.build(&w);
+        let r = c.build(w.clone());
         assert_eq!((r.session_id, r.session_epoch, r.named()), (9, 1, 0));
     }
 
@@ -295,9 +295,9 @@ mod tests {
     fn without_a_session_every_request_is_full() {
         let mut c = SessionClient::default();
         let w = wanted(&[("a", 0, 0), ("a", 1, 0)]);
-        c.build(&w);
+        c.build(w.clone());
         assert_eq!(c.answered(0, 0, [("a", 0), ("a", 1)].into_iter()), Answer::Apply { unchanged: 0 });
-        let r = c.build(&w);
+        let r = c.build(w.clone());
         assert_eq!((r.session_id, r.session_epoch, r.named()), (0, 0, 2));
         // A full answer that leaves a partition out is not read as "unchanged".
         assert_eq!(c.answered(0, 0, [("a", 0)].into_iter()), Answer::Apply { unchanged: 0 });
@@ -306,10 +306,10 @@ mod tests {
     #[test]
     fn an_incremental_answer_about_a_stranger_starts_over() {
         let mut c = opened();
-        c.build(&wanted(&[("a", 0, 0), ("a", 1, 0)]));
+        c.build(wanted(&[("a", 0, 0), ("a", 1, 0)]));
         // b-0 was just forgotten; an answer about it means the leader did not apply the request.
         assert_eq!(c.answered(0, 7, [("b", 0)].into_iter()), Answer::StartOver { retry_now: true });
-        let r = c.build(&wanted(&[("a", 0, 0), ("a", 1, 0)]));
+        let r = c.build(wanted(&[("a", 0, 0), ("a", 1, 0)]));
         assert_eq!((r.session_id, r.session_epoch, r.named()), (7, 0, 2));
     }
 
@@ -317,7 +317,7 @@ mod tests {
     fn an_answer_without_a_request_is_not_trusted() {
         let mut c = opened();
         assert_eq!(c.answered(0, 7, std::iter::empty()), Answer::StartOver { retry_now: false });
-        assert_eq!(c.build(&wanted(&[("a", 0, 0)])).session_epoch, 0);
+        assert_eq!(c.build(wanted(&[("a", 0, 0)])).session_epoch, 0);
     }
 
     #[test]
@@ -325,9 +325,9 @@ mod tests {
         let mut c = opened();
         c.next_epoch = i32::MAX;
         let w = wanted(&[("a", 0, 0), ("a", 1, 0), ("b", 0, 5)]);
-        assert_eq!(c.build(&w).session_epoch, i32::MAX);
+        assert_eq!(c.build(w.clone()).session_epoch, i32::MAX);
         c.answered(0, 7, std::iter::empty());
-        assert_eq!(c.build(&w).session_epoch, 1);
+        assert_eq!(c.build(w).session_epoch, 1);
     }
 
     /// The leader's session (`fetch_session::session`) driven by this client's requests holds exactly
@@ -353,7 +353,7 @@ mod tests {
                 if w.is_empty() {
                     continue;
                 }
-                let r = c.build(&w);
+                let r = c.build(w.clone());
                 let session = match (r.is_full(), leader.as_mut()) {
                     (true, _) | (false, None) => {
                         leader = Some(FetchSession::open(7, true, &r.topics, &FetchResponse::default(), 0));

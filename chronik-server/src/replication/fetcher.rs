@@ -197,7 +197,7 @@ impl Fetcher {
                 (key.clone(), fetch)
             })
             .collect();
-        let session = self.session.build(&wanted);
+        let session = self.session.build(wanted);
         let req = self.fetch_request(session);
         let conn = self.connection().await?;
         let result = tokio::select! {
