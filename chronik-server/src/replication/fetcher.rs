@@ -22,7 +22,7 @@
 //! latest wins). The decisions (when to truncate, what an answer or a failed write leads to) are
 //! plain code in `fetch_rules`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -252,14 +252,19 @@ impl Fetcher {
     /// was refused.
     async fn apply(&mut self, resp: FetchResponse, ready: &[Ready]) -> Result<bool, ReplicationError> {
         let mut any_ok = false;
-        let by_key: HashMap<(&str, i32), &Ready> = ready.iter().map(|r| ((r.key.topic.as_str(), r.key.partition), r)).collect();
+        // `ready` is in key order (built from the assignment, a BTreeMap, by filtering): an answered
+        // partition is found by binary search, without a map per fetch.
+        debug_assert!(ready.windows(2).all(|w| w[0].key < w[1].key));
+        let find = |topic: &str, partition: i32| {
+            ready.binary_search_by(|r| (r.key.topic.as_str(), r.key.partition).cmp(&(topic, partition))).ok().map(|i| &ready[i])
+        };
         // Partitions that answered, with the leader's high watermark and, when the leader sent
         // records, the blocking task that appends them and makes them durable.
         let mut learned: Vec<(Arc<Partition>, i64, Option<ReplicaWrite>)> = Vec::new();
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
-                let Some(Ready { key, epoch, partition: p }) = by_key.get(&(topic, pd.partition_index)).copied() else {
+                let Some(Ready { key, epoch, partition: p }) = find(topic, pd.partition_index) else {
                     continue;
                 };
                 let (index, epoch) = (key.partition, *epoch);
