@@ -2,12 +2,14 @@
 //! `chronik-server` processes: a full fetch opens a session, incremental fetches answer only the
 //! partitions with news, epochs and unknown ids are refused, long polling covers the session's
 //! partitions, and a partition whose leader moved away comes back with NOT_LEADER_OR_FOLLOWER in the
-//! incremental response while the session goes on.
+//! incremental response while the session goes on. Followers replicate in sessions of their own:
+//! one per leader connection, opened again after the leader is killed and after it comes back.
 
 mod common;
 #[path = "common/cluster.rs"]
 mod cluster;
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -27,6 +29,13 @@ const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const PREFERRED_BACK_TIMEOUT: Duration = Duration::from_secs(90);
 /// `max_wait_ms` of fetches expected to find nothing: short, the test waits it out each time.
 const QUIET_WAIT_MS: i32 = 100;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One cluster at a time; a failed test must not block the others (poisoning is ignored).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn ids_of(v: &serde_json::Value) -> Vec<u64> {
     v.as_array().into_iter().flatten().filter_map(serde_json::Value::as_u64).collect()
@@ -64,13 +73,48 @@ fn answered(resp: &FetchResponse) -> Vec<(i32, i16, i64, usize)> {
 }
 
 fn produce(c: &mut KafkaClient, partition: i32, value: &str) -> Result<i64> {
-    let p = c.produce(9, TOPIC, partition, record_batch(&[value], common::now_ms(), None)?, -1)?;
-    ensure!(p.error_code == code::NONE, "produce to {TOPIC}-{partition}: error {}", p.error_code);
+    produce_to(c, TOPIC, partition, value)
+}
+
+/// acks=all produce of one record.
+fn produce_to(c: &mut KafkaClient, topic: &str, partition: i32, value: &str) -> Result<i64> {
+    let p = c.produce(9, topic, partition, record_batch(&[value], common::now_ms(), None)?, -1)?;
+    ensure!(p.error_code == code::NONE, "produce to {topic}-{partition}: error {}", p.error_code);
     Ok(p.base_offset)
+}
+
+/// Creates `topic` with one partition per replica list of `assignment` (preferred leader first).
+fn create_assigned(cluster: &TestCluster, via: u64, topic: &str, assignment: &[[u64; 3]]) -> Result<()> {
+    let t = CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(
+            assignment
+                .iter()
+                .enumerate()
+                .map(|(p, r)| CreatableReplicaAssignment::default().with_partition_index(p as i32).with_broker_ids(r.iter().map(|&id| BrokerId(id as i32)).collect()))
+                .collect(),
+        );
+    let resp = cluster.node(via).client()?.call(7, &CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000))?;
+    ensure!(resp.topics.first().map(|t| t.error_code) == Some(code::NONE), "CreateTopics: {resp:?}");
+    Ok(())
+}
+
+/// `chronik_fetch_sessions` of node `id`: the fetch sessions open with it.
+fn fetch_sessions(cluster: &TestCluster, id: u64) -> Result<u64> {
+    let (status, body) = common::http_get(cluster.node(id).admin_addr(), "/metrics")?;
+    ensure!(status == 200, "GET /metrics on node {id}: {status}");
+    body.lines()
+        .find_map(|l| l.strip_prefix("chronik_fetch_sessions "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .context("no chronik_fetch_sessions in /metrics")
 }
 
 #[test]
 fn incremental_fetches_answer_only_news_and_follow_a_leader_move() -> Result<()> {
+    let _turn = serial();
     let mut cluster = TestCluster::start()?;
     let (raft_leader, _) = cluster.wait_agreed_leader(&[1, 2, 3], Duration::from_secs(30))?;
     // A: preferred leader of partition 0, not the metadata leader (its kill moves only partitions).
@@ -159,5 +203,56 @@ fn incremental_fetches_answer_only_news_and_follow_a_leader_move() -> Result<()>
     // Forgetting partition 0 keeps the session, now quiet.
     let r = client.call(12, &session_fetch(id, epoch, &[], &[0], QUIET_WAIT_MS))?;
     ensure!((r.error_code, r.session_id) == (code::NONE, id) && answered(&r).is_empty(), "after forgetting 0: {:?}", answered(&r));
+    Ok(())
+}
+
+#[test]
+fn followers_replicate_in_sessions_that_start_over_after_a_leader_change() -> Result<()> {
+    const FOLLOW: &str = "follow";
+    let _turn = serial();
+    let mut cluster = TestCluster::start()?;
+    let (raft_leader, _) = cluster.wait_agreed_leader(&[1, 2, 3], Duration::from_secs(30))?;
+    // A leads the partition and is not the metadata leader (its kill moves only the partition).
+    let a = cluster.ids().into_iter().find(|&id| id != raft_leader).context("no second node")?;
+    let others: Vec<u64> = cluster.ids().into_iter().filter(|&id| id != a).collect();
+    create_assigned(&cluster, raft_leader, FOLLOW, &[[a, others[0], others[1]]])?;
+    let in_sync_under_a = |cluster: &TestCluster| {
+        cluster.wait_partition(raft_leader, FOLLOW, 0, PREFERRED_BACK_TIMEOUT, "led by A with a full ISR", |s| {
+            s["leader"].as_u64() == Some(a) && ids_of(&s["isr"]).len() == 3
+        })
+    };
+    in_sync_under_a(&cluster)?;
+    // Each follower fetches from A in a session of its own (no consumer reads from A here).
+    poll_until(Duration::from_secs(15), "a session per follower on A", || Ok((fetch_sessions(&cluster, a)? >= 2).then_some(())))?;
+    // acks=all with min ISR 2: the followers' incremental fetches carry the record and move on.
+    for i in 0..3 {
+        produce_to(&mut cluster.node(a).client()?, FOLLOW, 0, &format!("before-{i}"))?;
+    }
+
+    // A dies: the survivors' fetchers lose their connection and open sessions with the new leader.
+    cluster.kill9(a)?;
+    let moved = cluster.wait_partition(raft_leader, FOLLOW, 0, PARTITION_FAILOVER_TIMEOUT, "a new leader", |s| {
+        s["leader"].as_u64().is_some_and(|l| l != a && l > 0)
+    })?;
+    let l = moved["leader"].as_u64().context("leader")?;
+    let offset = poll_until(Duration::from_secs(15), "acks=all on the new leader", || {
+        Ok(produce_to(&mut cluster.node(l).client()?, FOLLOW, 0, "after-kill").ok())
+    })?;
+    ensure!(offset == 3, "the record after the failover went to offset {offset}, not 3");
+    ensure!(fetch_sessions(&cluster, l)? >= 1, "the remaining follower fetches from {l} without a session");
+
+    // A comes back empty-handed on sessions (they live in memory): its followers start over with full
+    // fetches, it catches up as a follower first, and leads again with everyone in sync.
+    cluster.restart(a)?;
+    in_sync_under_a(&cluster)?;
+    poll_until(Duration::from_secs(15), "a session per follower on the restarted A", || {
+        Ok((fetch_sessions(&cluster, a)? >= 2).then_some(()))
+    })?;
+    let offset = produce_to(&mut cluster.node(a).client()?, FOLLOW, 0, "after-restart")?;
+    ensure!(offset == 4, "the record after the restart went to offset {offset}, not 4");
+    // Every replica stays in the ISR: both followers keep up through incremental fetches.
+    cluster.wait_partition(a, FOLLOW, 0, Duration::from_secs(15), "a full ISR after the restart", |s| {
+        ids_of(&s["isr"]).len() == 3
+    })?;
     Ok(())
 }

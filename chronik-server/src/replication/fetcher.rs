@@ -9,7 +9,15 @@
 //! `fsync = "always"`, made durable before the next fetch — each partition's append and fsync in one
 //! blocking task, every partition of the fetch in parallel — so the next fetch offset, which the leader takes as this replica's log
 //! end, only claims durable data.
-//! The follower's high watermark becomes min(leader's HW, own durable end). Connection errors are
+//! The follower's high watermark becomes min(leader's HW, own durable end).
+//!
+//! Fetches run in an incremental fetch session per connection (KIP-227, `fetch_session_client`): the
+//! first fetch on a connection is full and opens a session on the leader; later ones name only the
+//! partitions that are new or whose fetch offset, leader epoch, log start or max bytes changed, and
+//! forget the partitions that left the set fetched (unassigned, awaiting truncation, or throttled out).
+//! The leader answers only partitions with news, so an idle follower's fetch and its answer carry no
+//! partitions at all. A new connection, an abandoned call, or a session error (70/71) starts over with a
+//! full fetch. Connection errors are
 //! retried with exponential backoff; the assignment arrives over a `watch`, so it is bounded (the
 //! latest wins). The decisions (when to truncate, what an answer or a failed write leads to) are
 //! plain code in `fetch_rules`.
@@ -18,7 +26,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
@@ -32,6 +39,7 @@ use crate::broker::fetchers::Assignment;
 use super::client::PeerClient;
 use super::error::ReplicationError;
 use super::fetch_rules::{after_write, on_answer, partition_max_bytes, AfterWrite, OnAnswer, ReplicaWriteError, TruncationMarks};
+use super::fetch_session_client::{Answer, PartitionFetch, SessionClient, SessionRequest};
 use crate::broker::Broker;
 use crate::ids::{BrokerId, LeaderEpoch, TopicPartition};
 use crate::partition::epoch_cache::truncation_offset;
@@ -74,13 +82,15 @@ struct Fetcher {
     broker: Arc<Broker>,
     leader: BrokerId,
     conn: Option<PeerClient>,
+    /// The fetch session on `conn`: reset with every new connection, so the first fetch on it is full.
+    session: SessionClient,
     /// The epoch each partition was last truncated for; absent or different means truncate first.
     marks: TruncationMarks,
 }
 
 /// Runs until the assignment sender is dropped (this broker follows nothing from `leader` any more).
 pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::Receiver<Assignment>) {
-    let mut f = Fetcher { broker, leader, conn: None, marks: TruncationMarks::default() };
+    let mut f = Fetcher { broker, leader, conn: None, session: SessionClient::default(), marks: TruncationMarks::default() };
     let mut backoff_ms = BACKOFF_MIN_MS;
     info!(leader = leader.0, "replica fetcher started");
     loop {
@@ -101,7 +111,7 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::R
             }
             Err(e) => {
                 debug!(leader = leader.0, error = %e, backoff_ms, "replica fetch failed; reconnecting");
-                f.conn = None;
+                f.drop_connection();
                 tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                 backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
             }
@@ -114,8 +124,16 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::R
 }
 
 impl Fetcher {
+    /// Closes the connection; the fetch session starts over on the next one (the leader may or may
+    /// not have applied the last request sent on this one).
+    fn drop_connection(&mut self) {
+        self.conn = None;
+        self.session.reset();
+    }
+
     async fn connection(&mut self) -> Result<&mut PeerClient, ReplicationError> {
         if self.conn.is_none() {
+            self.session.reset();
             let state = self.broker.meta.state();
             let addr = state
                 .brokers
@@ -129,7 +147,8 @@ impl Fetcher {
         self.conn.as_mut().ok_or(ReplicationError::NoAddress { leader: self.leader })
     }
 
-    /// Truncates what needs it, then one fetch. Ok(false) when nothing could be fetched. A change of
+    /// Truncates what needs it, then one fetch in the connection's fetch session. Ok(false) when
+    /// nothing could be fetched: every partition was refused, or none is ready. A change of
     /// the assignment while the fetch long-polls (a new topic, a new leader epoch) abandons it and its
     /// connection: otherwise new partitions would wait up to `replica_fetch_wait_ms_max` to start
     /// replicating, and acks=all produce to them with it (seen: 400 ms after each topic creation).
@@ -162,16 +181,42 @@ impl Fetcher {
         if ready.is_empty() {
             return Ok(false);
         }
-        let req = self.fetch_request(&ready, &throttled, allowance);
         let wait = self.broker.config.replica_fetch_wait_ms_max;
         let timeout = Duration::from_millis(wait + CALL_SLACK_MS);
+        // Connect first: a new connection resets the session, and the request depends on it.
+        self.connection().await?;
+        let wanted: BTreeMap<TopicPartition, PartitionFetch> = ready
+            .iter()
+            .map(|Ready { key, epoch, partition: p }| {
+                let fetch = PartitionFetch {
+                    fetch_offset: p.replica_fetch_offset(),
+                    leader_epoch: *epoch,
+                    log_start_offset: p.log_start_offset(),
+                    max_bytes: partition_max_bytes(throttled.contains(key), allowance),
+                };
+                (key.clone(), fetch)
+            })
+            .collect();
+        let session = self.session.build(wanted);
+        let req = self.fetch_request(session);
         let conn = self.connection().await?;
-        let resp: FetchResponse = tokio::select! {
-            resp = conn.call(ApiKey::Fetch, FETCH_VERSION, &req, timeout) => resp?,
+        let result = tokio::select! {
+            resp = conn.call(ApiKey::Fetch, FETCH_VERSION, &req, timeout) => resp,
             _ = changes.changed() => {
-                // The answer to the abandoned call must not be read as the next call's.
-                self.conn = None;
+                // The answer to the abandoned call must not be read as the next call's, and the
+                // leader may or may not have applied it to the session.
+                self.drop_connection();
                 return Ok(true);
+            }
+        };
+        let resp: FetchResponse = result?;
+        let partitions = resp.responses.iter().flat_map(|t| t.partitions.iter().map(move |pd| (t.topic.0.as_str(), pd.partition_index)));
+        let unchanged = match self.session.answered(resp.error_code, resp.session_id, partitions) {
+            Answer::Apply { unchanged } => unchanged,
+            Answer::StartOver { retry_now } => {
+                debug!(leader = self.leader.0, code = resp.error_code, session_id = req.session_id, epoch = req.session_epoch,
+                    "fetch session refused or inconsistent; next fetch is full");
+                return Ok(retry_now);
             }
         };
         if allowance.is_some() {
@@ -184,49 +229,42 @@ impl Fetcher {
                 .sum();
             self.broker.catch_up.received(received);
         }
-        self.apply(resp, &ready).await
+        // A partition an incremental answer leaves out is unchanged: it neither progressed nor was
+        // refused, and an answer with none after the long poll is the normal idle case.
+        let any_ok = self.apply(resp, &ready).await?;
+        Ok(any_ok || unchanged > 0)
     }
 
-    fn fetch_request(&self, ready: &[Ready], throttled: &[TopicPartition], allowance: Option<usize>) -> FetchRequest {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for Ready { key, epoch, partition: p } in ready {
-            let max_bytes = partition_max_bytes(throttled.contains(key), allowance);
-            topics.entry(key.topic.as_str()).or_default().push(
-                FetchPartition::default()
-                    .with_partition(key.partition)
-                    .with_current_leader_epoch(epoch.0)
-                    .with_fetch_offset(p.replica_fetch_offset())
-                    .with_log_start_offset(p.log_start_offset())
-                    .with_partition_max_bytes(max_bytes),
-            );
-        }
+    fn fetch_request(&self, session: SessionRequest) -> FetchRequest {
         let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
         FetchRequest::default()
             .with_replica_id(WireBrokerId(self.broker.node_id.0))
             .with_max_wait_ms(wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, parts)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(parts))
-                    .collect(),
-            )
+            .with_session_id(session.session_id)
+            .with_session_epoch(session.session_epoch)
+            .with_topics(session.topics)
+            .with_forgotten_topics_data(session.forgotten)
     }
 
     /// Appends what the leader sent and learns its high watermark. Ok(false) when every partition
     /// was refused.
     async fn apply(&mut self, resp: FetchResponse, ready: &[Ready]) -> Result<bool, ReplicationError> {
         let mut any_ok = false;
+        // `ready` is in key order (built from the assignment, a BTreeMap, by filtering): an answered
+        // partition is found by binary search, without a map per fetch.
+        debug_assert!(ready.windows(2).all(|w| w[0].key < w[1].key));
+        let find = |topic: &str, partition: i32| {
+            ready.binary_search_by(|r| (r.key.topic.as_str(), r.key.partition).cmp(&(topic, partition))).ok().map(|i| &ready[i])
+        };
         // Partitions that answered, with the leader's high watermark and, when the leader sent
         // records, the blocking task that appends them and makes them durable.
         let mut learned: Vec<(Arc<Partition>, i64, Option<ReplicaWrite>)> = Vec::new();
         for t in resp.responses {
             let topic = t.topic.0.as_str();
             for pd in t.partitions {
-                let Some(Ready { key, epoch, partition: p }) = ready.iter().find(|r| r.key.is(topic, pd.partition_index)) else {
+                let Some(Ready { key, epoch, partition: p }) = find(topic, pd.partition_index) else {
                     continue;
                 };
                 let (index, epoch) = (key.partition, *epoch);

@@ -6,6 +6,9 @@
 //!   verbatim appends, fsync before the next fetch, high watermark from the leader.
 //! - `fetch_rules`: the fetcher's decisions as plain code — when to truncate, what an error answer or
 //!   a failed write leads to, how much a throttled partition asks for.
+//! - `fetch_session_client`: the fetcher's side of an incremental fetch session (KIP-227) as plain
+//!   code — full or incremental request from what it wants and what it last sent, and what an answer
+//!   means.
 //! - `isr`: the leader's periodic ISR check — shrink laggards, expand caught-up replicas — committed
 //!   through the metadata Raft group.
 //! - `client`: the small Kafka-protocol client the fetcher speaks; `error`.
@@ -19,6 +22,7 @@
 pub mod client;
 pub mod error;
 pub mod fetch_rules;
+pub mod fetch_session_client;
 pub mod fetcher;
 pub mod isr;
 pub mod roles;
