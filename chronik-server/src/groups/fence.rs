@@ -3,11 +3,11 @@
 //!
 //! Confirming is a metadata read index (`MetaNode::read_barrier`): the metadata leader proves with a
 //! quorum that it still leads and this broker waits until it has applied everything committed before
-//! the request, then group ownership is synced with that state (a partition led elsewhere now is
-//! unloaded) and the answer is whether the metadata still names this broker leader at the epoch its
-//! log took on. A broker that was paused, isolated or is otherwise deposed cannot complete the read
-//! index — a woken Raft leader of an old term steps down when it asks — so it answers
-//! NOT_COORDINATOR and the member looks the coordinator up again, instead of serving its old view.
+//! the request; the answer is whether that metadata still names this broker leader at the epoch its
+//! log took on (a partition led elsewhere now is unloaded on the spot). A broker that was paused,
+//! isolated or is otherwise deposed cannot complete the read index — a woken Raft leader of an old
+//! term steps down when it asks — so it answers NOT_COORDINATOR and the member looks the
+//! coordinator up again, instead of serving its old view.
 //! Costs one read-index round trip per group request (joins, heartbeats, commits, offset fetches).
 
 use std::sync::Arc;
@@ -40,7 +40,11 @@ pub async fn confirm(broker: &Arc<Broker>, index: u32) -> bool {
         tracing::debug!(partition = index, error = %e, "no metadata read index; group request refused");
         return false;
     }
-    super::ownership::sync(broker);
     let state = broker.meta.state();
-    state.topics.get(OFFSETS_TOPIC).and_then(|t| super::ownership::led_here(broker, t, index)).is_some()
+    let led = state.topics.get(OFFSETS_TOPIC).and_then(|t| super::ownership::led_here(broker, t, index)).is_some();
+    if !led {
+        // Stop serving it now rather than at the next reconcile (the metadata says so already).
+        broker.groups.unload(index);
+    }
+    led
 }
