@@ -19,7 +19,6 @@ fails on one broker marks its cell, not the whole group.
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -30,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 import procstat
 from stats import Repeated
 from targets import SingleNode
-from chronik_broker import free_ports  # noqa: E402 (targets puts the harness on sys.path)
+from chronik_broker import free_ports, terminate  # noqa: E402 (targets puts the harness on sys.path)
 
 # The documented install root (`cargo install tansu ... --root <this>`); see docs/BENCHMARKS.md.
 INSTALL_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chronik-bench" / "tansu"
@@ -130,14 +129,8 @@ class TansuBroker:
 
     def stop(self):
         """SIGTERM by PID, SIGKILL if it does not exit within STOP_TIMEOUT_S."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self.proc is not None:
+            terminate(self.proc, STOP_TIMEOUT_S)
 
     def log_tail(self):
         try:

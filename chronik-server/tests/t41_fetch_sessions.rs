@@ -122,19 +122,7 @@ fn incremental_fetches_answer_only_news_and_follow_a_leader_move() -> Result<()>
     let others: Vec<u64> = cluster.ids().into_iter().filter(|&id| id != a).collect();
     let (b, c) = (others[0], others[1]);
     let assignment = [[a, b, c], [b, a, c], [c, a, b]];
-    let topic = CreatableTopic::default()
-        .with_name(topic_name(TOPIC))
-        .with_num_partitions(-1)
-        .with_replication_factor(-1)
-        .with_assignments(
-            assignment
-                .iter()
-                .enumerate()
-                .map(|(p, r)| CreatableReplicaAssignment::default().with_partition_index(p as i32).with_broker_ids(r.iter().map(|&id| BrokerId(id as i32)).collect()))
-                .collect(),
-        );
-    let resp = cluster.node(raft_leader).client()?.call(7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000))?;
-    ensure!(resp.topics.first().map(|t| t.error_code) == Some(code::NONE), "CreateTopics: {resp:?}");
+    create_assigned(&cluster, raft_leader, TOPIC, &assignment)?;
     for p in 0..3u64 {
         cluster.wait_partition(raft_leader, TOPIC, p, Duration::from_secs(30), "preferred leader and full ISR", |s| {
             s["leader"].as_u64() == Some(assignment[p as usize][0]) && ids_of(&s["isr"]).len() == 3

@@ -51,6 +51,19 @@ def free_ports(count):
             s.close()
 
 
+def terminate(proc, timeout_s=STOP_TIMEOUT_S):
+    """Stops a process we started, by PID: SIGTERM, then SIGKILL if it has not exited within
+    `timeout_s`. Nothing to do if it has already exited."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
 def toml_value(v):
     """A TOML literal for a bool, an int, a str or a list of those."""
     if isinstance(v, bool):
@@ -267,13 +280,7 @@ class Broker:
             return
         if self.paused:
             self.resume()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        terminate(self.proc)
         self._close_log()
 
     def _close_log(self):
