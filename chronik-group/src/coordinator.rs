@@ -235,6 +235,14 @@ impl GroupCoordinator {
         }
     }
 
+    /// [`Self::unload`], unless the partition was loaded or begun at a leader epoch after `epoch`
+    /// (the epoch at which the caller saw another broker lead it).
+    pub fn unload_through(&self, index: u32, epoch: i32) {
+        if self.offsets.unload_through(index, epoch) {
+            self.drop_groups_of(index);
+        }
+    }
+
     fn drop_groups_of(&self, index: u32) {
         let mut registry = self.registry.lock();
         let before = registry.groups.len();

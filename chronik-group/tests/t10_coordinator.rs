@@ -492,3 +492,23 @@ async fn an_unconfirmed_coordinator_answers_not_coordinator() {
     assert_eq!(fetched.error_code, 0);
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, 100, "the refused commit changed nothing");
 }
+
+/// A fence that saw another broker lead the offsets partition at epoch 2 unloads what this broker
+/// owned at epoch 2 or earlier, but not a load begun at epoch 3 (it was named leader again in
+/// between): that load completes and the group is served.
+#[tokio::test]
+async fn an_unload_through_an_older_epoch_keeps_a_later_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = GroupConfig { offsets_partitions: 1, ..config() };
+    let coordinator = GroupCoordinator::new(config, exists()).expect("coordinator");
+    assert!(coordinator.begin_load(0, 2));
+    coordinator.load(0, 2, chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log")).expect("load");
+    coordinator.unload_through(0, 2);
+    let not_coordinator = ResponseError::NotCoordinator.code();
+    assert_eq!(coordinator.offset_fetch(fetch_v7("g", None), 7).await.error_code, not_coordinator);
+
+    assert!(coordinator.begin_load(0, 3));
+    coordinator.unload_through(0, 2);
+    coordinator.load(0, 3, chronik_group::offsets::wal_log::open(dir.path(), 0).expect("log")).expect("load");
+    assert_eq!(coordinator.offset_fetch(fetch_v7("g", None), 7).await.error_code, 0);
+}

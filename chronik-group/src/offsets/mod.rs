@@ -224,8 +224,19 @@ impl OffsetStore {
     /// Stops serving partition `index` (this broker no longer leads it). Returns whether it was
     /// owned or loading.
     pub fn unload(&self, index: u32) -> bool {
+        self.unload_through(index, i32::MAX)
+    }
+
+    /// Stops serving partition `index` if it is owned or loading at leader epoch `epoch` or earlier
+    /// (a view in which another broker leads it at `epoch`); a load begun at a later epoch — this
+    /// broker was named leader again meanwhile — is kept. Returns whether it was unloaded.
+    pub fn unload_through(&self, index: u32, epoch: i32) -> bool {
         let Some(slot) = self.slot(index) else { return false };
-        let previous = std::mem::replace(&mut *slot.lock(), Slot::NotOwned);
+        let mut slot = slot.lock();
+        if matches!(&*slot, Slot::Loading { epoch: e } | Slot::Owned { epoch: e, .. } if *e > epoch) {
+            return false;
+        }
+        let previous = std::mem::replace(&mut *slot, Slot::NotOwned);
         if let Slot::Owned { epoch, .. } = previous {
             info!(partition = index, epoch, "offsets partition unloaded");
         }

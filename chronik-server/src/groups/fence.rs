@@ -4,7 +4,8 @@
 //! Confirming is a metadata read index (`MetaNode::read_barrier`): the metadata leader proves with a
 //! quorum that it still leads and this broker waits until it has applied everything committed before
 //! the request; the answer is whether that metadata still names this broker leader at the epoch its
-//! log took on (a partition led elsewhere now is unloaded on the spot). A broker that was paused,
+//! log took on (a partition led elsewhere now is unloaded on the spot, unless a later leadership
+//! of this broker has begun loading it). A broker that was paused,
 //! isolated or is otherwise deposed cannot complete the read index — a woken Raft leader of an old
 //! term steps down when it asks — so it answers NOT_COORDINATOR and the member looks the
 //! coordinator up again, instead of serving its old view.
@@ -41,10 +42,16 @@ pub async fn confirm(broker: &Arc<Broker>, index: u32) -> bool {
         return false;
     }
     let state = broker.meta.state();
-    let led = state.topics.get(OFFSETS_TOPIC).and_then(|t| super::ownership::led_here(broker, t, index)).is_some();
-    if !led {
-        // Stop serving it now rather than at the next reconcile (the metadata says so already).
-        broker.groups.unload(index);
+    let Some(t) = state.topics.get(OFFSETS_TOPIC) else { return false };
+    let Some(pm) = t.partitions.get(index as usize) else { return false };
+    if pm.leader == broker.node_id.0 {
+        // Named leader: serve once the local log has taken on this epoch. Nothing is unloaded
+        // here: the reconcile that follows this metadata loads the partition at the new epoch, and
+        // an unload racing that load would leave the partition owned by no one.
+        return super::ownership::led_here(broker, t, index).is_some();
     }
-    led
+    // Led elsewhere: stop serving it now rather than at the next reconcile — unless a newer
+    // metadata made this broker leader again meanwhile and its load has begun.
+    broker.groups.unload_through(index, pm.leader_epoch);
+    false
 }

@@ -30,6 +30,8 @@ class GroupReader:
         self.deliveries = []  # (partition, offset, value, committed offset of the partition then)
         self.committed = {}   # partition -> highest offset the group committed
         self.errors = []
+        # for the drain's diagnosis: when a commit last succeeded, how many failed and the last failure
+        self.last_commit_at, self.commit_failures, self.last_commit_error = None, 0, None
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True, name=f"member-{n}")
                         for n in range(members)]
@@ -47,9 +49,13 @@ class GroupReader:
     def _commit(self, c):
         try:
             done = c.commit(asynchronous=False)
-        except KafkaException:
+        except KafkaException as e:
+            with self.lock:
+                self.commit_failures += 1
+                self.last_commit_error = str(e)
             return  # nothing to commit, or a coordinator/rebalance moment: the next round retries
         with self.lock:
+            self.last_commit_at = time.monotonic()
             for tp in done or []:
                 if tp.error is None and tp.offset >= 0:
                     self.committed[tp.partition] = max(self.committed.get(tp.partition, 0), tp.offset)
@@ -90,9 +96,30 @@ class GroupReader:
         for p, o in acked.values():
             if o is not None and o >= 0:  # a report without an offset is the checker's to judge
                 ends[p] = max(ends.get(p, 0), o + 1)
-        wait_for(lambda: set(acked) <= self.delivered() and all(self.committed.get(p, 0) >= e for p, e in ends.items()),
-                 DRAIN_TIMEOUT_S, f"the group to read and commit {len(acked)} acknowledged records", interval_s=0.2)
+        def drained():
+            return set(acked) <= self.delivered() and all(self.committed.get(p, 0) >= e for p, e in ends.items())
+
+        try:
+            wait_for(drained, DRAIN_TIMEOUT_S, f"the group to read and commit {len(acked)} acknowledged records",
+                     interval_s=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {self._lag(acked, ends)}") from None
         self.stop()
+
+    def _lag(self, acked, ends):
+        """What the group still lacks: undelivered values per partition, commits short of the ends."""
+        undelivered = {}
+        delivered = self.delivered()
+        for v, (p, _) in acked.items():
+            if v not in delivered:
+                undelivered[p] = undelivered.get(p, 0) + 1
+        with self.lock:
+            short = {p: (self.committed.get(p), e) for p, e in sorted(ends.items()) if self.committed.get(p, 0) < e}
+            last, failures, failure = self.last_commit_at, self.commit_failures, self.last_commit_error
+        since = "never" if last is None else f"{time.monotonic() - last:.1f}s ago"
+        return (f"undelivered per partition {dict(sorted(undelivered.items()))}; "
+                f"committed vs end {short}; last successful commit {since}; "
+                f"{failures} commits failed, the last with {failure}; fatal errors {self.errors[:3]}")
 
     def stop(self):
         self.stop_event.set()
