@@ -1,7 +1,7 @@
 """Restart time after kill -9 with a big log: with the recovery point, and without it (the full scan
 every start did before recovery points existed), page cache warm and cold.
 
-For each size (1 GiB, and 5 GiB in a full run), on a fresh single node (`fsync = "always"`, default
+For each size (1 GiB, and 5 and 20 GiB in a full run; `--restart-gib` picks sizes), on a fresh single node (`fsync = "always"`, default
 1 GiB segments):
 1. a topic of PARTITIONS partitions takes `size` bytes of random 4 KiB values (acks=all,
    librdkafka's default batching: batches of about 1 MB); the driver waits past the recovery point
@@ -40,7 +40,7 @@ TOPIC = "restart"
 PARTITIONS = 4
 VALUE_BYTES = 4096
 DISTINCT_VALUES = 64
-SIZES_BYTES = {"full": (1 * GIB, 5 * GIB), "quick": (1 * GIB,)}
+SIZES_BYTES = {"full": (1 * GIB, 5 * GIB, 20 * GIB), "quick": (1 * GIB,)}
 # Appended after the recovery point: waits past the broker's recovery point interval (1 s) first.
 TAIL_BYTES = 64 * 2**20
 RECOVERY_POINT_WAIT_S = 2.0

@@ -411,7 +411,9 @@ def main():
                     help="only the ceilings and the catch-up rows (a fourth node joins three)")
     ap.add_argument("--no-catch-up", action="store_true", help="skip the catch-up rows")
     ap.add_argument("--restart-only", action="store_true",
-                    help="only the ceilings and the restart-after-kill-9 rows (1 GiB; 5 GiB too without --quick)")
+                    help="only the ceilings and the restart-after-kill-9 rows (1 GiB; 5 and 20 GiB too without --quick)")
+    ap.add_argument("--restart-gib", type=int, nargs="+", metavar="GIB",
+                    help="the restart rows' log sizes in GiB (default: 1, or 1 5 20 without --quick)")
     ap.add_argument("--no-restart", action="store_true", help="skip the restart rows")
     ap.add_argument("--many-partitions-only", action="store_true",
                     help="only the ceilings and the many-partitions row (10,000 partitions on one node)")
@@ -473,7 +475,8 @@ def main():
             results["catch_up"] = catchup.run(workdir / "catch-up", mode.quick, log_dir, log)
         if wanted("restart") and not args.no_restart:
             log("restart: a single node with a big log, kill -9, timed restarts with and without recovery points")
-            results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep)
+            sizes = [g * restart.GIB for g in args.restart_gib] if args.restart_gib else None
+            results["restart"] = restart.run(workdir / "restart", mode.quick, log, keep=args.keep, sizes=sizes)
     finally:
         # Remove the data first: the JSON below may fail, e.g. on a full disk.
         if not args.keep and not args.workdir:
