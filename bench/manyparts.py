@@ -39,7 +39,9 @@ from kafka_helpers import _raw_call  # noqa: E402
 TOPICS = {"full": 10, "quick": 2}
 PARTITIONS_PER_TOPIC = 1000
 # Descriptors per partition and the reserve: the broker's own rule (chronik-server/src/fd_limit.rs).
-FDS_PER_PARTITION = 3
+FDS_PER_PARTITION = 1
+# A partition taking writes holds its two index files open until its next recovery point.
+FDS_PER_WRITTEN_PARTITION = 2
 FDS_RESERVED = 1000
 FDS_CONNECTIONS_ALLOWANCE = 1000
 CREATE_TIMEOUT_S = 300
@@ -55,7 +57,8 @@ SPREAD_RATIO_TARGET = 0.70
 
 def raise_fd_limit(partitions):
     """Raise this process's descriptor limit (the broker inherits it) to the documented need."""
-    want = FDS_PER_PARTITION * partitions + FDS_CONNECTIONS_ALLOWANCE + FDS_RESERVED
+    want = (FDS_PER_PARTITION * partitions + FDS_PER_WRITTEN_PARTITION * PARTITIONS_PER_TOPIC
+            + FDS_CONNECTIONS_ALLOWANCE + FDS_RESERVED)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < want:
         try:

@@ -1,8 +1,12 @@
 //! File descriptors: the process's limit, raised to the hard limit at start, and the budget a new
 //! topic or partition must fit in before it is created.
 //!
-//! Every partition hosted here holds [`FDS_PER_PARTITION`] descriptors for its active segment (the
-//! `.log`, `.index` and `.timeindex` files) and as many again for each sealed segment it keeps. A
+//! Every partition hosted here holds [`FDS_PER_PARTITION`] descriptor for its active segment's `.log`
+//! and one for each sealed segment it keeps. Its `.index` and `.timeindex` files are read through
+//! memory maps and hold descriptors only while the partition takes writes: from an index entry until
+//! the next recovery point syncs them (`chronik-wal`'s `on_demand_file`; at most
+//! `recovery_point_interval_ms` after the last write), and an index entry that finds no descriptor is
+//! skipped (the index is sparse), never failed. A
 //! broker out of descriptors cannot open logs, accept connections or roll segments, so CreateTopics
 //! and CreatePartitions refuse (POLICY_VIOLATION, with the figures) a request whose new local
 //! partitions would not leave [`FDS_RESERVED`] descriptors free. Operators raise the limit with
@@ -12,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
-/// Descriptors a partition's active segment holds: its `.log`, `.index` and `.timeindex` files.
-pub const FDS_PER_PARTITION: u64 = 3;
-/// Descriptors kept free for connections, segment rolls, the Raft log and snapshots, sockets to
-/// peers: a create that would leave fewer is refused.
+/// Descriptors a partition's active segment always holds: its `.log` file.
+pub const FDS_PER_PARTITION: u64 = 1;
+/// Descriptors kept free for connections, segment rolls, the index files of partitions taking writes,
+/// the Raft log and snapshots, sockets to peers: a create that would leave fewer is refused.
 pub const FDS_RESERVED: u64 = 1000;
 
 /// The soft limit in force after [`raise_to_hard`] (u64::MAX: unlimited or never read).
@@ -43,7 +47,7 @@ pub fn raise_to_hard() {
         soft,
         hard,
         partitions_max = partitions_within(soft),
-        "open file limit (RLIMIT_NOFILE); each partition holds {FDS_PER_PARTITION} descriptors per segment"
+        "open file limit (RLIMIT_NOFILE); each partition holds {FDS_PER_PARTITION} descriptor per segment, 2 more while taking writes"
     );
 }
 
@@ -76,7 +80,7 @@ fn budget_refusal(soft: u64, open: u64, new_partitions: u64) -> Option<String> {
         format!(
             "{new_partitions} new partitions on this broker need {needed} file descriptors ({FDS_PER_PARTITION} each); \
              {open} are open and {FDS_RESERVED} are kept in reserve, which exceeds the open file limit of {soft}: \
-             raise it (LimitNOFILE= or ulimit -n, at least {FDS_PER_PARTITION} x partitions + connections + {FDS_RESERVED}; see OPERATIONS.md)"
+             raise it (LimitNOFILE= or ulimit -n, at least partitions + 2 x partitions written at once + connections + {FDS_RESERVED}; see OPERATIONS.md)"
         )
     })
 }
@@ -86,12 +90,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn budget_counts_three_per_partition_and_the_reserve() {
-        assert_eq!(budget_refusal(20_000, 100, 6_300), None);
-        let refused = budget_refusal(20_000, 100, 6_334).expect("over the limit");
-        assert!(refused.contains("19002 file descriptors"), "{refused}");
+    fn budget_counts_one_per_partition_and_the_reserve() {
+        assert_eq!(budget_refusal(20_000, 100, 18_900), None);
+        let refused = budget_refusal(20_000, 100, 18_901).expect("over the limit");
+        assert!(refused.contains("18901 file descriptors"), "{refused}");
         assert!(refused.contains("limit of 20000"), "{refused}");
         assert_eq!(budget_refusal(u64::MAX, 100, 1_000_000), None);
-        assert_eq!(partitions_within(20_000), 6_333);
+        assert_eq!(partitions_within(20_000), 19_000);
     }
 }

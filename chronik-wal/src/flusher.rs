@@ -36,6 +36,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::WalError;
 use crate::checkpoint_writer;
 use crate::histogram::SYNC_STATS;
+use crate::on_demand_file::OnDemandFile;
 use crate::recovery_point::{self, RecoveryMark};
 
 /// The files of the active segment that durability concerns: the data group commit syncs, and the
@@ -44,8 +45,8 @@ use crate::recovery_point::{self, RecoveryMark};
 pub(crate) struct SegmentFiles {
     pub base_offset: i64,
     pub log: Arc<File>,
-    pub offset_index: Arc<File>,
-    pub time_index: Arc<File>,
+    pub offset_index: Arc<OnDemandFile>,
+    pub time_index: Arc<OnDemandFile>,
 }
 
 /// Shared durability state of one partition log; obtained from `PartitionLog::flusher`.
@@ -191,36 +192,56 @@ impl Flusher {
 
     /// Asks the background writer for a recovery point write (`AfterSync`: only if one is due). Never
     /// blocks on I/O.
+    ///
+    /// A sync inside the interval is queued too and the writer defers it to the interval's end, so the
+    /// last sync of a burst is recorded (and the index descriptors closed) even if no write follows.
     pub(crate) fn request_checkpoint(&self, due: Due) {
-        if due == Due::AfterSync && !self.after_sync_write_due() {
+        if due == Due::AfterSync && self.after_sync_deferral() == Deferral::Nothing {
             return;
         }
         let previous = self.requested.fetch_max(due as u8, Ordering::AcqRel);
-        if previous == 0 && !checkpoint_writer::request(self.me.clone()) {
+        // Queued when nothing was; a `Now` is queued again past a deferred `AfterSync`, and the
+        // deferred entry then finds nothing left to do.
+        let queue = previous == 0 || (due == Due::Now && previous == Due::AfterSync as u8);
+        if queue && !checkpoint_writer::request(self.me.clone()) && previous == 0 {
             self.requested.store(0, Ordering::Release);
         }
     }
 
-    /// Called by the background writer for a queued request.
-    pub(crate) fn write_requested_checkpoint(&self) {
+    /// Called by the background writer for a queued request. Some(at): the write is not due before
+    /// `at` (the interval since the last one); the request stays queued and the writer calls again then.
+    pub(crate) fn write_requested_checkpoint(&self) -> Option<Instant> {
+        if self.requested.load(Ordering::Acquire) == Due::AfterSync as u8 {
+            if let Deferral::Until(at) = self.after_sync_deferral() {
+                return Some(at);
+            }
+        }
         let due = match self.requested.swap(0, Ordering::AcqRel) {
-            0 => return,
+            0 => return None,
             x if x == Due::Now as u8 => Due::Now,
             _ => Due::AfterSync,
         };
         self.checkpoint_if(due);
+        None
     }
 
-    /// Whether the durable prefix moved past the recovery point and the interval passed (or the
-    /// prefix reached a new segment). True while a write is in flight: the writer checks again once
-    /// that write is done (otherwise the last sync of a burst could go unrecorded).
-    fn after_sync_write_due(&self) -> bool {
-        let Some(ck) = self.checkpoint.try_lock() else { return true };
+    /// When a recovery point write after a sync is due: the durable prefix moved past the one on
+    /// disk and the interval passed or the prefix reached a new segment (`Now`); the prefix moved but
+    /// the interval has not passed (`Until` its end); or it did not move (`Nothing`). `Now` while a
+    /// write is in flight: the writer checks again once that write is done (otherwise the last sync
+    /// of a burst could go unrecorded).
+    fn after_sync_deferral(&self) -> Deferral {
+        let Some(ck) = self.checkpoint.try_lock() else { return Deferral::Now };
         let durable = self.state.lock().durable;
-        ck.written.is_none_or(|w| {
-            durable.is_after(&w)
-                && (w.segment_base != durable.segment_base || ck.written_at.elapsed() >= self.checkpoint_interval)
-        })
+        let Some(w) = ck.written else { return Deferral::Now };
+        if !durable.is_after(&w) {
+            return Deferral::Nothing;
+        }
+        if w.segment_base != durable.segment_base || ck.written_at.elapsed() >= self.checkpoint_interval {
+            return Deferral::Now;
+        }
+        // An interval too long to add to an instant never ends.
+        ck.written_at.checked_add(self.checkpoint_interval).map_or(Deferral::Nothing, Deferral::Until)
     }
 
     /// `checkpoint` for callers that must not fail because of it: logs the error.
@@ -259,12 +280,15 @@ impl Flusher {
         if !due_now || files.base_offset != mark.segment_base {
             return Ok(());
         }
-        // The index entries the mark vouches for were written (pwrite) but not synced: make them durable.
+        // The index entries the mark vouches for were written (pwrite) but not synced: make them
+        // durable, and let the index descriptors go until the next entry (`on_demand_file`).
         if mark.offset_entries > 0 {
-            files.offset_index.sync_data().map_err(crate::error::io_at(&self.dir))?;
+            let index = &files.offset_index;
+            index.sync_data_and_close().map_err(crate::error::io_at(index.path()))?;
         }
         if mark.time_entries > 0 {
-            files.time_index.sync_data().map_err(crate::error::io_at(&self.dir))?;
+            let index = &files.time_index;
+            index.sync_data_and_close().map_err(crate::error::io_at(index.path()))?;
         }
         recovery_point::write(&self.dir, &mark)?;
         ck.written = Some(mark);
@@ -344,6 +368,14 @@ impl Flusher {
     }
 }
 
+/// See [`Flusher::after_sync_deferral`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deferral {
+    Nothing,
+    Now,
+    Until(Instant),
+}
+
 /// When a recovery point write is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -361,8 +393,13 @@ mod tests {
     #[test]
     fn after_a_failed_fdatasync_nothing_more_becomes_durable() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let file = |name: &str| File::create(dir.path().join(name)).map(Arc::new);
-        let files = SegmentFiles { base_offset: 0, log: file("seg")?, offset_index: file("i")?, time_index: file("t")? };
+        let index = |name: &str| -> std::io::Result<Arc<OnDemandFile>> {
+            let path = dir.path().join(name);
+            File::create(&path)?;
+            Ok(Arc::new(OnDemandFile::closed(&path)))
+        };
+        let log = Arc::new(File::create(dir.path().join("seg"))?);
+        let files = SegmentFiles { base_offset: 0, log, offset_index: index("i")?, time_index: index("t")? };
         let at = |offset: i64| RecoveryMark { offset, position: offset as u64 * 100, last_batch_position: Some(0), ..RecoveryMark::segment_start(0, 4096) };
         let f = Flusher::new(dir.path().to_path_buf(), files, at(0), None, Duration::ZERO);
         f.note_append(at(10));

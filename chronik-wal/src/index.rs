@@ -9,7 +9,7 @@
 //! The rule ([`IndexPolicy`]) is a pure function of the batch sequence, so recovery rebuilds exactly
 //! the entries that appends wrote, and a sealed index on disk can be checked by comparing bytes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use memmap2::Mmap;
 use crate::batch::BatchHeader;
 use crate::error::{io_at, WalError};
 use crate::mmap::map_index;
+use crate::on_demand_file::OnDemandFile;
 
 /// Bytes per offset index entry.
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
@@ -100,14 +101,17 @@ impl IndexPolicy {
 /// SIGBUS, killing the broker, where `pwrite` returns ENOSPC, which the append rolls back.
 pub(crate) struct IndexFile {
     path: PathBuf,
+    /// Written through a descriptor held only from a write until the next sync (`on_demand_file`).
     /// Shared with the `Flusher` while the segment is active: it fsyncs the entries a recovery point
-    /// names before writing it.
-    file: Arc<File>,
+    /// names before writing it, and closes the descriptor.
+    file: Arc<OnDemandFile>,
     map: Mmap,
     entry_bytes: usize,
     entries: usize,
     /// Entries the file can hold; pushes beyond it are refused.
     capacity: usize,
+    /// Whether an entry was skipped because no descriptor could be opened (logged once).
+    skipped_for_descriptors: bool,
 }
 
 impl IndexFile {
@@ -131,14 +135,7 @@ impl IndexFile {
             file.write_all_at(initial, 0).map_err(io_at(path))?;
         }
         let map = map_index(&file, path)?;
-        Ok(IndexFile {
-            path: path.to_path_buf(),
-            file: Arc::new(file),
-            map,
-            entry_bytes,
-            entries: initial.len() / entry_bytes,
-            capacity,
-        })
+        Ok(IndexFile::new(path, map, entry_bytes, initial.len() / entry_bytes, capacity))
     }
 
     /// Opens a sealed index; keeps the file when it already holds exactly `expected`, rewrites it
@@ -155,7 +152,7 @@ impl IndexFile {
         }
         let map = map_index(&file, path)?;
         let entries = expected.len() / entry_bytes;
-        Ok(IndexFile { path: path.to_path_buf(), file: Arc::new(file), map, entry_bytes, entries, capacity: entries })
+        Ok(IndexFile::new(path, map, entry_bytes, entries, entries))
     }
 
     /// Opens a sealed index as it is on disk, without a log scan to compare it with (a segment below
@@ -174,10 +171,23 @@ impl IndexFile {
         }
         let map = map_index(&file, path)?;
         let entries = len / entry_bytes;
-        Ok(Some(IndexFile { path: path.to_path_buf(), file: Arc::new(file), map, entry_bytes, entries, capacity: entries }))
+        Ok(Some(IndexFile::new(path, map, entry_bytes, entries, entries)))
     }
 
-    pub(crate) fn file(&self) -> &Arc<File> {
+    /// An index over `map` (whose file descriptor the caller drops: the map needs none).
+    fn new(path: &Path, map: Mmap, entry_bytes: usize, entries: usize, capacity: usize) -> IndexFile {
+        IndexFile {
+            path: path.to_path_buf(),
+            file: Arc::new(OnDemandFile::closed(path)),
+            map,
+            entry_bytes,
+            entries,
+            capacity,
+            skipped_for_descriptors: false,
+        }
+    }
+
+    pub(crate) fn file(&self) -> &Arc<OnDemandFile> {
         &self.file
     }
 
@@ -207,7 +217,21 @@ impl IndexFile {
             return Ok(false);
         }
         let at = (self.entries * self.entry_bytes) as u64;
-        self.file.write_all_at(entry, at).map_err(io_at(&self.path))?;
+        match self.file.write_all_at(entry, at) {
+            Ok(()) => {}
+            // The index is sparse: an entry that cannot get a descriptor is skipped like one that
+            // does not fit, which only makes lookups near it walk further. The append goes on.
+            Err(e) if is_out_of_descriptors(&e) => {
+                if !self.skipped_for_descriptors {
+                    self.skipped_for_descriptors = true;
+                    tracing::warn!(path = %self.path.display(), error = %e,
+                        "no file descriptor for an index entry; skipping entries of this index until one opens");
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(io_at(&self.path)(e)),
+        }
+        self.skipped_for_descriptors = false;
         self.entries += 1;
         Ok(true)
     }
@@ -220,9 +244,8 @@ impl IndexFile {
     /// Trims the file to its entries and fsyncs it. Called once, when the segment is sealed.
     pub(crate) fn seal(&mut self) -> Result<(), WalError> {
         self.file
-            .set_len((self.entries * self.entry_bytes) as u64)
+            .set_len_sync_and_close((self.entries * self.entry_bytes) as u64)
             .map_err(io_at(&self.path))?;
-        self.file.sync_all().map_err(io_at(&self.path))?;
         self.capacity = self.entries;
         Ok(())
     }
@@ -240,6 +263,13 @@ impl IndexFile {
         }
         lo.checked_sub(1)
     }
+}
+
+/// Out of file descriptors: EMFILE (this process's limit) or ENFILE (the system's); Linux errno values.
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(e.raw_os_error(), Some(ENFILE | EMFILE))
 }
 
 fn u32_le(b: &[u8]) -> u32 {

@@ -27,6 +27,7 @@ mod fsutil;
 mod histogram;
 mod index;
 mod mmap;
+mod on_demand_file;
 mod partition_log;
 mod recovery;
 mod recovery_point;

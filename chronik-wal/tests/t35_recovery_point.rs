@@ -301,3 +301,57 @@ fn syncs_write_the_recovery_point_at_most_once_per_interval() {
     wait_stored(dir.path(), 20, 0);
     assert!(flusher.recovery_point_writes() <= 20);
 }
+
+#[test]
+fn the_last_sync_of_a_burst_gets_its_recovery_point_when_the_interval_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { recovery_point_interval_ms: 300, ..small_config() };
+    let mut log = open(dir.path(), &config);
+    let flusher = log.flusher();
+    append_n(&mut log, 1, 1, 50);
+    flusher.sync_through(1).unwrap();
+    wait_stored(dir.path(), 1, 0);
+    // A burst inside the interval, then nothing: its end is recorded once the interval is over.
+    for i in 2..=5 {
+        append_n(&mut log, 1, 1, 50);
+        flusher.sync_through(i).unwrap();
+    }
+    wait_stored(dir.path(), 5, 0);
+    assert_eq!(flusher.recovery_point_writes(), 2, "one write for the whole burst");
+}
+
+/// Descriptors this process holds on index files under `dir`.
+fn index_descriptors(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .filter(|target| target.extension().is_some_and(|ext| ext == "index" || ext == "timeindex"))
+        .count()
+}
+
+#[test]
+fn index_files_hold_a_descriptor_only_from_a_write_until_their_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), &sealed_config());
+    assert_eq!(index_descriptors(dir.path()), 0, "an empty active segment holds only its log");
+    let mut written = append_n(&mut log, 2, 2, 239);
+    assert_eq!(index_descriptors(dir.path()), 2, "the first entries open both index files");
+    log.flusher().sync_through(4).unwrap();
+    wait_stored(dir.path(), 4, 0);
+    assert_eq!(index_descriptors(dir.path()), 0, "the recovery point synced and closed them");
+    // Rolls seal segments (their index files are trimmed, synced and closed) and every entry is still read.
+    written.extend(append_n(&mut log, 8, 2, 239));
+    log.flusher().sync_through(20).unwrap();
+    wait_stored(dir.path(), 20, 18);
+    assert_eq!(log.segment_base_offsets(), vec![0, 6, 12, 18]);
+    assert_eq!(index_descriptors(dir.path()), 0);
+    drop(log);
+    let (log, _) = reopen(dir.path());
+    assert_eq!(index_descriptors(dir.path()), 0, "an open holds none either");
+    for (k, b) in written.iter().enumerate() {
+        let offset = 2 * k as i64;
+        let read = log.read(offset, 1 << 20, i64::MAX).unwrap();
+        assert!(read.records.starts_with(b), "batch at offset {offset}");
+    }
+}
