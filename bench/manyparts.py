@@ -2,7 +2,7 @@
 
 One broker (fsync always, RF 1). The driver:
 1. raises its own RLIMIT_NOFILE (inherited by the broker) to what the partitions need by the rule of
-   docs/OPERATIONS.md (3 per partition + connections + 1000) when the hard limit allows it or we may
+   docs/OPERATIONS.md (1 per partition + 2 per partition written + connections + 1000) when the hard limit allows it or we may
    raise the hard limit (root); otherwise the broker's own budget check refuses what does not fit, and
    the row says how far it got;
 2. creates TOPICS topics of PARTITIONS_PER_TOPIC partitions, one CreateTopics each (confluent-kafka

@@ -51,6 +51,21 @@ impl TopicPartition {
     }
 }
 
+/// A borrowed [`TopicPartition`] for lookups in `hashbrown` maps keyed by it: it hashes exactly as the
+/// owned key does (the derived `Hash` of both writes the topic's `str` hash, then the partition), so
+/// finding a partition builds no `String`.
+#[derive(Debug, Clone, Copy, Hash)]
+pub struct TopicPartitionRef<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+}
+
+impl hashbrown::Equivalent<TopicPartition> for TopicPartitionRef<'_> {
+    fn equivalent(&self, key: &TopicPartition) -> bool {
+        key.is(self.topic, self.partition)
+    }
+}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
@@ -71,6 +86,19 @@ impl fmt::Display for LeaderEpoch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_key_finds_what_the_owned_key_stored() {
+        let mut map = hashbrown::HashMap::new();
+        for (topic, partition) in [("orders", 0), ("orders", 1), ("order", 10), ("", 0)] {
+            map.insert(TopicPartition::new(topic, partition), partition);
+        }
+        for (topic, partition) in [("orders", 0), ("orders", 1), ("order", 10), ("", 0)] {
+            assert_eq!(map.get(&TopicPartitionRef { topic, partition }), Some(&partition), "{topic}-{partition}");
+        }
+        assert_eq!(map.get(&TopicPartitionRef { topic: "orders", partition: 10 }), None);
+        assert_eq!(map.get(&TopicPartitionRef { topic: "order", partition: 0 }), None);
+    }
 
     #[test]
     fn node_ids_that_do_not_fit_are_refused() {

@@ -31,7 +31,10 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
+use chronik_raft::MetadataState;
+
 use crate::fetch_session::cache::FetchPlan;
+use crate::partition::Partition;
 use crate::fetch_session::session::NO_SESSION_ID;
 use crate::broker::Broker;
 use crate::wire::context::{server_error_reply, DispatchError, Reply, RequestContext};
@@ -172,6 +175,8 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     // Followers wait for appends (they read past the HW); consumers for high-watermark moves.
     let mut changes = if req.replica_id.0 >= 0 { broker.partitions.subscribe_appends() } else { broker.data_changed.subscribe() };
+    let handles = Handles::resolve(broker, topics);
+    let mut seen = handles.look(broker);
     loop {
         changes.borrow_and_update();
         let c = collect(broker, req, topics);
@@ -179,10 +184,51 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
             broker.metrics.fetched(c.bytes);
             return c.response;
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            let c = collect(broker, req, topics);
-            broker.metrics.fetched(c.bytes);
-            return c.response;
+        loop {
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                let c = collect(broker, req, topics);
+                broker.metrics.fetched(c.bytes);
+                return c.response;
+            }
+            // Woken by a change anywhere on this broker: collect again only if one of these partitions
+            // (or the metadata) changed, not for every append to the thousands of others.
+            let now_seen = handles.look(broker);
+            if now_seen != seen {
+                seen = now_seen;
+                break;
+            }
+            changes.borrow_and_update();
         }
+    }
+}
+
+/// The partitions of one fetch, looked up once for its long poll.
+struct Handles(Vec<Option<Arc<Partition>>>);
+
+/// What a collect's outcome depends on that can change while a fetch waits: the metadata (by identity)
+/// and each partition's log end, high watermark, log start and leader epoch.
+struct Seen {
+    metadata: Arc<MetadataState>,
+    partitions: Vec<Option<(i64, i64, i64, Option<i32>)>>,
+}
+
+impl PartialEq for Seen {
+    fn eq(&self, other: &Seen) -> bool {
+        // Held, so the address cannot be reused by a later state while compared.
+        Arc::ptr_eq(&self.metadata, &other.metadata) && self.partitions == other.partitions
+    }
+}
+
+impl Handles {
+    fn resolve(broker: &Broker, topics: &[FetchTopic]) -> Handles {
+        let all = topics.iter().flat_map(|t| t.partitions.iter().map(move |fp| broker.partitions.get(t.topic.0.as_str(), fp.partition)));
+        Handles(all.collect())
+    }
+
+    fn look(&self, broker: &Broker) -> Seen {
+        let partitions = self.0.iter().map(|p| {
+            p.as_ref().map(|p| (p.log_end_offset(), p.high_watermark(), p.log_start_offset(), p.leading_epoch()))
+        });
+        Seen { metadata: broker.meta.state(), partitions: partitions.collect() }
     }
 }

@@ -19,7 +19,7 @@ use super::error::PartitionError;
 use super::partition::Partition;
 use super::topic_config::TopicConfig;
 use crate::config::{Config, FsyncMode};
-use crate::ids::{BrokerId, TopicPartition};
+use crate::ids::{BrokerId, TopicPartition, TopicPartitionRef};
 
 /// Threads one reconcile opens new partition logs on. Each open waits on fsyncs (the topic-id file,
 /// the directory, the new segment); concurrent fsyncs share journal commits, so creating thousands
@@ -37,7 +37,12 @@ pub struct PartitionManager {
     /// The configs of a topic that sets none, parsed once from the broker's config.
     topic_defaults: TopicConfig,
     fsync: FsyncMode,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// A `hashbrown` map: [`Self::get`] looks up by a borrowed key (`TopicPartitionRef`), which the
+    /// fetch path does for every partition of every fetch.
+    partitions: RwLock<hashbrown::HashMap<TopicPartition, Arc<Partition>>>,
+    /// Bumped whenever a partition is added to or removed from `partitions`: holders of looked-up
+    /// handles (the replica fetchers) know theirs are still the ones in the map while it is unchanged.
+    generation: std::sync::atomic::AtomicU64,
     /// Reconciles run one at a time: two opening the same log would map and trim one file twice.
     reconcile_lock: parking_lot::Mutex<()>,
     /// Set after the first reconcile swept directories of topics deleted while this broker was down;
@@ -78,7 +83,8 @@ impl PartitionManager {
             defaults,
             topic_defaults: TopicConfig::defaults(config),
             fsync: config.fsync,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(hashbrown::HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             reconcile_lock: parking_lot::Mutex::new(()),
             swept_once: std::sync::atomic::AtomicBool::new(false),
             data_changed,
@@ -96,7 +102,12 @@ impl PartitionManager {
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions.read().get(&TopicPartition::new(topic, partition)).cloned()
+        self.partitions.read().get(&TopicPartitionRef { topic, partition }).cloned()
+    }
+
+    /// Changes whenever a partition is added or removed (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -151,7 +162,8 @@ impl PartitionManager {
                     }
                     let index = i as i32;
                     wanted.insert((topic.name.as_str(), index), topic.topic_id);
-                    let is_open = open.get(&TopicPartition::new(topic.name.as_str(), index)).is_some_and(|p| p.topic_id == topic.topic_id);
+                    let key = TopicPartitionRef { topic: topic.name.as_str(), partition: index };
+                    let is_open = open.get(&key).is_some_and(|p| p.topic_id == topic.topic_id);
                     if !is_open {
                         let key = TopicPartition::new(topic.name.as_str(), index);
                         missing.push(ToOpen { key, topic_id: topic.topic_id, config: self.log_config(&topic.configs) });
@@ -167,7 +179,11 @@ impl PartitionManager {
                 .filter(|(k, p)| wanted.get(&(k.topic.as_str(), k.partition)).is_none_or(|id| *id != p.topic_id))
                 .map(|(k, _)| k.clone())
                 .collect();
-            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+            let removed: Vec<Arc<Partition>> = keys.into_iter().filter_map(|k| map.remove(&k)).collect();
+            if !removed.is_empty() {
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
+            removed
         };
         let deleted_any = !stale.is_empty();
         for p in stale {
@@ -213,6 +229,7 @@ impl PartitionManager {
                     match self.open_one(&key.topic, key.partition, topic_id, config) {
                         Ok(p) => {
                             self.partitions.write().insert(key, Arc::new(p));
+                            self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                         }
                         Err(e) => {
                             tracing::error!(topic = %key.topic, partition = key.partition, error = %e, "cannot open partition log");

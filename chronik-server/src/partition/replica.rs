@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use chronik_wal::{split_batches, ReadResult};
 
 use super::epoch_cache::EpochCache;
@@ -114,7 +115,10 @@ impl Partition {
         max_bytes: usize,
         now_ms: i64,
     ) -> Result<(ReadResult, i64), PartitionError> {
-        {
+        // Read before the role lock (the flusher has a lock of its own); an older value only holds
+        // the high watermark back until the next fetch.
+        let leader_end = self.committable_end();
+        let (end, hw) = {
             let mut role = self.role.lock();
             self.check_leader_epoch(&role, current_leader_epoch)?;
             let end = self.log_end_offset();
@@ -129,8 +133,16 @@ impl Partition {
             if !state.on_follower_fetch(follower, fetch_offset, end, now_ms) {
                 return Err(PartitionError::UnknownReplica { broker: follower });
             }
+            (end, state.high_watermark(leader_end))
+        };
+        if let Some(hw) = hw {
+            self.advance_high_watermark(hw);
         }
-        self.update_high_watermark();
+        if fetch_offset == end {
+            // Caught up: nothing to read (the common case of a session's partitions).
+            let nothing = ReadResult { records: Bytes::new(), log_start_offset: self.log_start_offset(), log_end_offset: end };
+            return Ok((nothing, self.high_watermark()));
+        }
         let inner = self.inner.lock();
         let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
         let read = log.read(fetch_offset, max_bytes, log.log_end_offset()).map_err(|e| PartitionError::wal(&self.topic, self.index, e))?;

@@ -72,6 +72,7 @@ pub const TRUNCATION_ROUNDS_MAX: usize = 16;
 type ReplicaWrite = tokio::task::JoinHandle<Result<(), ReplicaWriteError>>;
 
 /// A partition of the assignment that is truncated for its leader epoch and so may be fetched.
+#[derive(Clone)]
 struct Ready {
     key: TopicPartition,
     epoch: LeaderEpoch,
@@ -86,11 +87,23 @@ struct Fetcher {
     session: SessionClient,
     /// The epoch each partition was last truncated for; absent or different means truncate first.
     marks: TruncationMarks,
+    /// The last step's partitions when every assigned one was ready, reused while nothing they were
+    /// built from changed: with thousands of partitions, building them is most of a step's work.
+    ready: Option<ReadyCache>,
+}
+
+/// `Ready` partitions as built for `assignment`, with the partition manager at `generation` (so the
+/// handles are still the open logs) and no truncation outstanding (forgotten on every `redo`).
+struct ReadyCache {
+    assignment: Assignment,
+    generation: u64,
+    ready: Arc<[Ready]>,
 }
 
 /// Runs until the assignment sender is dropped (this broker follows nothing from `leader` any more).
 pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::Receiver<Assignment>) {
-    let mut f = Fetcher { broker, leader, conn: None, session: SessionClient::default(), marks: TruncationMarks::default() };
+    let mut f = Fetcher { broker, leader, conn: None, session: SessionClient::default(), marks: TruncationMarks::default(), ready: None };
+    let mut marked: Option<Assignment> = None;
     let mut backoff_ms = BACKOFF_MIN_MS;
     info!(leader = leader.0, "replica fetcher started");
     loop {
@@ -101,7 +114,10 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mut assignment: watch::R
             }
             continue;
         }
-        f.marks.keep_assigned(&current);
+        if !marked.as_ref().is_some_and(|m| Arc::ptr_eq(m, &current)) {
+            f.marks.keep_assigned(&current);
+            marked = Some(current.clone());
+        }
         match f.step(&current, &mut assignment).await {
             Ok(progress) => {
                 backoff_ms = BACKOFF_MIN_MS;
@@ -152,32 +168,22 @@ impl Fetcher {
     /// the assignment while the fetch long-polls (a new topic, a new leader epoch) abandons it and its
     /// connection: otherwise new partitions would wait up to `replica_fetch_wait_ms_max` to start
     /// replicating, and acks=all produce to them with it (seen: 400 ms after each topic creation).
-    async fn step(
-        &mut self,
-        assignment: &BTreeMap<TopicPartition, LeaderEpoch>,
-        changes: &mut watch::Receiver<Assignment>,
-    ) -> Result<bool, ReplicationError> {
-        let mut ready: Vec<Ready> = Vec::new();
-        for (key, epoch) in assignment {
-            let Some(p) = self.broker.partitions.get(&key.topic, key.partition) else { continue };
-            if self.marks.needed(key, *epoch) {
-                if !self.truncate(&p, *epoch).await? {
-                    continue;
-                }
-                self.marks.done(key.clone(), *epoch);
-            }
-            ready.push(Ready { key: key.clone(), epoch: *epoch, partition: p });
-        }
+    async fn step(&mut self, assignment: &Assignment, changes: &mut watch::Receiver<Assignment>) -> Result<bool, ReplicationError> {
+        let all = self.ready_partitions(assignment).await?;
         // Replicas this broker is catching up on (a move adds them) share its inbound throttle: left
         // out of the fetch while it is spent, asked for at most what it allows otherwise.
         let state = self.broker.meta.state();
         let me = self.broker.node_id;
         let throttled: Vec<TopicPartition> =
-            ready.iter().filter(|r| catching_up(&state, &r.key.topic, r.key.partition, me.0)).map(|r| r.key.clone()).collect();
+            all.iter().filter(|r| catching_up(&state, &r.key.topic, r.key.partition, me.0)).map(|r| r.key.clone()).collect();
         let allowance = if throttled.is_empty() { None } else { self.broker.catch_up.inbound_allowance(Instant::now()) };
-        if allowance == Some(0) {
-            ready.retain(|r| !throttled.contains(&r.key));
-        }
+        let unthrottled: Vec<Ready>;
+        let ready: &[Ready] = if allowance == Some(0) {
+            unthrottled = all.iter().filter(|r| !throttled.contains(&r.key)).cloned().collect();
+            &unthrottled
+        } else {
+            &all
+        };
         if ready.is_empty() {
             return Ok(false);
         }
@@ -235,6 +241,41 @@ impl Fetcher {
         Ok(any_ok || unchanged > 0)
     }
 
+    /// The partitions of `assignment` that may be fetched: open here and truncated for their epoch
+    /// (truncating those that need it first). Reused from the last step while valid ([`ReadyCache`]).
+    async fn ready_partitions(&mut self, assignment: &Assignment) -> Result<Arc<[Ready]>, ReplicationError> {
+        // Read before the lookups: a partition added or removed meanwhile makes the next step rebuild.
+        let generation = self.broker.partitions.generation();
+        if let Some(c) = &self.ready {
+            if Arc::ptr_eq(&c.assignment, assignment) && c.generation == generation {
+                return Ok(c.ready.clone());
+            }
+        }
+        self.ready = None;
+        let mut ready: Vec<Ready> = Vec::with_capacity(assignment.len());
+        for (key, epoch) in assignment.iter() {
+            let Some(p) = self.broker.partitions.get(&key.topic, key.partition) else { continue };
+            if self.marks.needed(key, *epoch) {
+                if !self.truncate(&p, *epoch).await? {
+                    continue;
+                }
+                self.marks.done(key.clone(), *epoch);
+            }
+            ready.push(Ready { key: key.clone(), epoch: *epoch, partition: p });
+        }
+        let ready: Arc<[Ready]> = ready.into();
+        if ready.len() == assignment.len() {
+            self.ready = Some(ReadyCache { assignment: assignment.clone(), generation, ready: ready.clone() });
+        }
+        Ok(ready)
+    }
+
+    /// Truncate `key` again before its next fetch.
+    fn redo(&mut self, key: &TopicPartition) {
+        self.marks.redo(key);
+        self.ready = None;
+    }
+
     fn fetch_request(&self, session: SessionRequest) -> FetchRequest {
         let wait_ms = i32::try_from(self.broker.config.replica_fetch_wait_ms_max).unwrap_or(i32::MAX);
         FetchRequest::default()
@@ -278,14 +319,14 @@ impl Fetcher {
                         if let Err(source) = restarted {
                             // A stale fetcher (role changed) or a disk error: truncate again first.
                             warn!(leader = leader.0, topic, partition = index, error = %source, "restarting the log at the leader's log start failed");
-                            self.marks.redo(key);
+                            self.redo(key);
                         }
                         continue;
                     }
                     OnAnswer::Truncate => {
                         warn!(leader = self.leader.0, topic, partition = index, log_end = p.log_end_offset(),
                             leader_log_start = pd.log_start_offset, "fetch offset out of range on the leader; truncating again");
-                        self.marks.redo(key);
+                        self.redo(key);
                         continue;
                     }
                     OnAnswer::Wait => {
@@ -331,7 +372,7 @@ impl Fetcher {
             }
             match outcome {
                 AfterWrite::PauseAndRetry => storage_failed = true,
-                AfterWrite::Truncate => self.marks.redo(&TopicPartition::new(p.topic.as_str(), p.index)),
+                AfterWrite::Truncate => self.redo(&TopicPartition::new(p.topic.as_str(), p.index)),
                 AfterWrite::Stored | AfterWrite::NotDurable => {}
             }
             if !outcome.learns_high_watermark() {
