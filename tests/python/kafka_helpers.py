@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 # Deadlines (seconds) and sizes.
@@ -168,11 +168,29 @@ def read_partition_confluent(bootstrap, topic, partition, count, timeout_s=READ_
         consumer.close()
 
 
-def high_watermarks(bootstrap, topic, partitions):
+# Leadership can still be moving when a test reads the watermarks (a rebalance after a fault heals);
+# librdkafka answers such a query with the error instead of retrying it.
+WATERMARK_RETRY_CODES = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                         KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_COORDINATOR,
+                         KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT)
+
+
+def high_watermarks(bootstrap, topic, partitions, timeout_s=ADMIN_TIMEOUT_S):
+    """{partition: high watermark}, retrying errors that mean leadership is moving, up to `timeout_s`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks-unused"})
+    deadline = Deadline(timeout_s, f"the high watermarks of {topic}")
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(partitions)}
+        out = {}
+        for p in range(partitions):
+            while p not in out:
+                try:
+                    out[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                except KafkaException as e:
+                    if e.args[0].code() not in WATERMARK_RETRY_CODES:
+                        raise
+                    deadline.check(f"(partition {p}: {e.args[0]})")
+                    time.sleep(0.2)
+        return out
     finally:
         consumer.close()
 
