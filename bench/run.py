@@ -282,7 +282,7 @@ def measure_consume_c(target, mode, topic, rep):
     records, nbytes, secs = rdkperf.consume(mode.rdkperf, target.bootstrap, topic,
                                             range(mode.partitions), sum(ends), 60.0)
     cpu1 = broker_cpu(target)
-    out = {"topic": topic, "records": records, "expected": int(sum(ends) * scale), "bytes": nbytes, "wall_s": secs,
+    out = {"topic": topic, "records": records, "expected": sum(ends), "bytes": nbytes, "wall_s": secs,
            "mb_s": nbytes / secs / 1e6, "rec_s": records / secs, "broker_cores": (cpu1 - cpu0) / secs,
            "client_cores": None}
     log(f"{target.label} C consume #{rep + 1}: {records:,} records {out['mb_s']:.1f} MB/s in {secs:.1f}s, "
