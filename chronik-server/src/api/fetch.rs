@@ -191,13 +191,14 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
                 return c.response;
             }
             // Woken by a change anywhere on this broker: collect again only if one of these partitions
-            // (or the metadata) changed, not for every append to the thousands of others.
+            // (or the metadata) changed, not for every append to the thousands of others. `changed()`
+            // marked the notification seen before this look, so a change after the look wakes the
+            // next wait.
             let now_seen = handles.look(broker);
             if now_seen != seen {
                 seen = now_seen;
                 break;
             }
-            changes.borrow_and_update();
         }
     }
 }
