@@ -83,6 +83,20 @@ fn produce_to(c: &mut KafkaClient, topic: &str, partition: i32, value: &str) -> 
     Ok(p.base_offset)
 }
 
+/// [`produce`] to a partition just created: right after CreateTopics the metadata can name this
+/// broker leader before it has opened the log or taken the role (UNKNOWN_TOPIC_OR_PARTITION,
+/// NOT_LEADER_OR_FOLLOWER), which a client retries, as this does for up to 30 s.
+fn produce_first(c: &mut KafkaClient, partition: i32, value: &str) -> Result<i64> {
+    poll_until(Duration::from_secs(30), &format!("the first produce to {TOPIC}-{partition}"), || {
+        let p = c.produce(9, TOPIC, partition, record_batch(&[value], common::now_ms(), None)?, -1)?;
+        match p.error_code {
+            code::NONE => Ok(Some(p.base_offset)),
+            code::UNKNOWN_TOPIC_OR_PARTITION | code::NOT_LEADER_OR_FOLLOWER => Ok(None),
+            e => anyhow::bail!("produce to {TOPIC}-{partition}: error {e}"),
+        }
+    })
+}
+
 /// Creates `topic` with one partition per replica list of `assignment` (preferred leader first).
 fn create_assigned(cluster: &TestCluster, via: u64, topic: &str, assignment: &[[u64; 3]]) -> Result<()> {
     let t = CreatableTopic::default()
@@ -128,7 +142,7 @@ fn incremental_fetches_answer_only_news_and_follow_a_leader_move() -> Result<()>
             s["leader"].as_u64() == Some(assignment[p as usize][0]) && ids_of(&s["isr"]).len() == 3
         })?;
     }
-    produce(&mut cluster.node(a).client()?, 0, "p0-first")?;
+    produce_first(&mut cluster.node(a).client()?, 0, "p0-first")?;
 
     // A dies: partition 0 moves to L, which also leads partition `own` (the one it prefers).
     cluster.kill9(a)?;
