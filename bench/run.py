@@ -290,9 +290,9 @@ def measure_consume_c(target, mode, topic, rep):
     return out
 
 
-def measure_latency_c(target, mode, rate, rep, log_dir):
+def measure_latency_c(target, mode, rate, rep, log_dir, tag="half-peak"):
     """Produce latency with rdkafka_performance rate-limited to `rate` (1 KiB, acks=all)."""
-    topic = f"bench-c-latency-{rep}"
+    topic = f"bench-c-latency-{tag}-{rep}"
     create_topic(target, topic, mode.partitions)
     count = max(1000, int(rate * mode.latency_s))
     quiet_s = diskquiet.wait_quiet(target.workdir, log)
@@ -331,6 +331,8 @@ def bench_target_c(target, mode, res, log_dir):
     peak = sorted(r["rec_s"] for r in res["c_produce"][f"{LATENCY_RECORD_BYTES}/all"])
     rate = LATENCY_RATE_FRACTION * peak[len(peak) // 2]
     res["c_latency"] = [measure_latency_c(target, mode, rate, rep, log_dir) for rep in range(mode.repeats)]
+    res["c_latency_low"] = [measure_latency_c(target, mode, LATENCY_LOW_RATE, rep, log_dir, tag="low")
+                            for rep in range(mode.repeats)]
 
 
 def keep_largest(target, run, keep, size):
@@ -373,8 +375,31 @@ def bench_target(target, mode, log_dir):
     return res
 
 
-def run_target(cls, workdir, mode, log_dir):
-    target = cls(workdir, mode.partitions)
+def bench_latency_only(target, mode, log_dir, c_rate):
+    """The latency rows alone, at 1,000 records/s with both clients and, with the C generator, at
+    `c_rate` (the ½ C peak the same target reached with the default fsync), so a target with another
+    fsync mode is compared at the same offered load."""
+    res = {"label": target.label, "latency_only": True,
+           "latency_low": [measure_latency(target, mode, LATENCY_LOW_RATE, rep, log_dir, tag="low")
+                           for rep in range(mode.repeats)]}
+    if mode.rdkperf:
+        if c_rate:
+            res["c_latency"] = [measure_latency_c(target, mode, c_rate, rep, log_dir)
+                                for rep in range(mode.repeats)]
+        res["c_latency_low"] = [measure_latency_c(target, mode, LATENCY_LOW_RATE, rep, log_dir, tag="low")
+                                for rep in range(mode.repeats)]
+    return res
+
+
+def c_half_peak(res):
+    """The rate the C latency rows of a full target ran at, or None."""
+    lat = res.get("c_latency") or []
+    return lat[0]["target_rate"] if lat else None
+
+
+def run_target(cls, workdir, mode, log_dir, fsync="always", c_rate=None):
+    """Benchmarks one target; with another `fsync` mode than the default, only its latency rows."""
+    target = cls(workdir, mode.partitions, fsync=fsync)
     log(f"starting {target.label} in {workdir}")
     try:
         target.start()
@@ -382,7 +407,12 @@ def run_target(cls, workdir, mode, log_dir):
         log(f"{target.label}: unavailable: {e}")
         return {"label": target.label, "unavailable": str(e)}
     try:
-        return bench_target(target, mode, log_dir)
+        if fsync != "always":
+            res = bench_latency_only(target, mode, log_dir, c_rate)
+        else:
+            res = bench_target(target, mode, log_dir)
+        res.update(fsync=fsync, replication=target.replication)
+        return res
     except Exception:
         print(target.log_tail(), file=sys.stderr)
         raise
@@ -424,6 +454,8 @@ def main():
     ap.add_argument("--peer-only", action="store_true",
                     help="only the ceilings and the side-by-side rows with Tansu (when installed)")
     ap.add_argument("--no-peer", action="store_true", help="skip the side-by-side rows with Tansu")
+    ap.add_argument("--no-fsync-never", action="store_true",
+                    help="skip the latency rows of each target again with fsync=never")
     ap.add_argument("--workdir", help="where brokers keep data (default: a new temp dir, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs)")
     ap.add_argument("--json", help="also write every raw figure to this file")
@@ -451,14 +483,18 @@ def main():
         def wanted(group):
             return not only or group in only
         if not only:
-            if args.cluster_only:
-                results["targets"].append({"label": SingleNode.label, "unavailable": "skipped (--cluster-only)"})
-            else:
-                results["targets"].append(run_target(SingleNode, workdir / "single", mode, log_dir))
-            if args.single_only:
-                results["targets"].append({"label": ThreeNodeCluster.label, "unavailable": "skipped (--single-only)"})
-            else:
-                results["targets"].append(run_target(ThreeNodeCluster, workdir / "cluster", mode, log_dir))
+            for cls, name, skip in ((SingleNode, "single", args.cluster_only),
+                                    (ThreeNodeCluster, "cluster", args.single_only)):
+                if skip:
+                    why = "skipped (--cluster-only)" if cls is SingleNode else "skipped (--single-only)"
+                    results["targets"].append({"label": cls.label, "unavailable": why})
+                    continue
+                res = run_target(cls, workdir / name, mode, log_dir)
+                results["targets"].append(res)
+                if not args.no_fsync_never and "unavailable" not in res:
+                    # The same latency rows without fsyncs: how much of the tail is the disk's.
+                    results["targets"].append(run_target(cls, workdir / f"{name}-fsync-never", mode, log_dir,
+                                                         fsync="never", c_rate=c_half_peak(res)))
         if wanted("peer") and not (args.no_peer or args.cluster_only):
             log("peer: Chronik (one node) and Tansu (in-memory engine) side by side, same client")
             results["peer"] = peer.run(workdir / "peer", mode, log_dir, log,

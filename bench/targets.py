@@ -43,13 +43,25 @@ def health(admin_addr):
         return None
 
 
+def fsync_label(base, fsync):
+    """A target's label: `base`, naming the fsync mode when it is not the default."""
+    return base if fsync == DEFAULT_FSYNC else f"{base}, fsync={fsync}"
+
+
+DEFAULT_FSYNC = "always"
+
+
 class SingleNode:
     label = "1 node"
     replication = 1
 
-    def __init__(self, workdir, partitions):
+    def __init__(self, workdir, partitions, fsync=DEFAULT_FSYNC):
         self.workdir = Path(workdir)
+        self.label = fsync_label(SingleNode.label, fsync)
         self.broker = Broker(self.workdir / "node-1", num_partitions=partitions)
+        if fsync != DEFAULT_FSYNC:
+            self.broker.write_config({"auto_create_topics": True, "num_partitions": partitions,
+                                      "group_initial_rebalance_delay_ms": 0, "fsync": fsync})
 
     def start(self):
         self.broker.start()
@@ -77,8 +89,9 @@ class ThreeNodeCluster:
     label = f"{CLUSTER_NODES} nodes RF{CLUSTER_RF}"
     replication = CLUSTER_RF
 
-    def __init__(self, workdir, partitions):
+    def __init__(self, workdir, partitions, fsync=DEFAULT_FSYNC):
         self.workdir = Path(workdir)
+        self.label = fsync_label(ThreeNodeCluster.label, fsync)
         self.nodes = [Broker(Path(workdir) / f"node-{i}", node_id=i, num_partitions=partitions)
                       for i in range(1, CLUSTER_NODES + 1)]
         peers = []
@@ -93,7 +106,7 @@ class ThreeNodeCluster:
                 f"node_id = {b.node_id}", f'data_dir = "{b.data_dir}"',
                 "auto_create_topics = true", f"num_partitions = {partitions}",
                 f"replication_factor = {CLUSTER_RF}", f"min_insync_replicas = {CLUSTER_MIN_ISR}",
-                "group_initial_rebalance_delay_ms = 0", 'fsync = "always"', "",
+                "group_initial_rebalance_delay_ms = 0", f'fsync = "{fsync}"', "",
                 "[bind]", *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()], "",
                 "[advertise]", *[f'{k} = "127.0.0.1:{p}"' for k, p in addrs.items()], "",
                 *peers,
@@ -134,7 +147,11 @@ class ThreeNodeCluster:
             b.start()
             return None
         except BrokerError as e:
-            return f"node {b.node_id} did not start: {str(e).splitlines()[0]}"
+            lines = [l for l in str(e).splitlines() if l.strip()]
+            why = lines[0] if lines else "no message"
+            # The broker's last log line says why (its log goes with the work dir).
+            last = f" (its log ends: {lines[-1].strip()[:300]})" if len(lines) > 1 else ""
+            return f"node {b.node_id} did not start: {why}{last}"
 
     def stop(self):
         for b in self.nodes:

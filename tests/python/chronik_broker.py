@@ -9,6 +9,7 @@ deadline on readiness, and stop by PID (never by process name).
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,22 +34,42 @@ class BrokerError(RuntimeError):
 
 
 def free_ports(count):
-    """Return `count` distinct free TCP ports on 127.0.0.1.
+    """Return `count` distinct free TCP ports on 127.0.0.1 for brokers to bind.
 
-    All sockets are held open until every port is chosen so the kernel cannot
-    hand out the same port twice; they are released just before the broker binds.
+    The ports come from below the kernel's ephemeral range, so an outgoing connection (a peer
+    dialling another node, a client) is never given a port a broker is about to bind, and a port
+    is never handed out twice by this process (two nodes of one cluster pick theirs one after
+    the other). Each is checked free with a bind just before it is returned.
     """
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ports = []
+    while len(ports) < count:
+        port = _PORT_PICKER.randrange(PORT_PICK_MIN, _ephemeral_start())
+        if port in _PORTS_HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_HANDED_OUT.add(port)
+        ports.append(port)
+    return ports
+
+
+# Lowest port free_ports picks; the top is the start of the kernel's ephemeral range.
+PORT_PICK_MIN = 20000
+_PORT_PICKER = random.Random()
+_PORTS_HANDED_OUT = set()
+
+
+def _ephemeral_start():
+    """First port of the kernel's ephemeral range (32768 if it cannot be read)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, PORT_PICK_MIN + 1000)
 
 
 def terminate(proc, timeout_s=STOP_TIMEOUT_S):

@@ -173,6 +173,10 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
     let wait_ms = u64::try_from(req.max_wait_ms).unwrap_or(0).min(wait_max_ms);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    if wait_ms == 0 || min_bytes == 0 {
+        // Answered at once whatever it finds: nothing to watch.
+        return answer(broker, collect(broker, req, topics));
+    }
     // Followers wait for appends (they read past the HW); consumers for high-watermark moves.
     let mut changes = if req.replica_id.0 >= 0 { broker.partitions.subscribe_appends() } else { broker.data_changed.subscribe() };
     let handles = Handles::resolve(broker, topics);
@@ -181,14 +185,11 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
         changes.borrow_and_update();
         let c = collect(broker, req, topics);
         if c.bytes >= min_bytes || c.any_error || Instant::now() >= deadline {
-            broker.metrics.fetched(c.bytes);
-            return c.response;
+            return answer(broker, c);
         }
         loop {
             if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                let c = collect(broker, req, topics);
-                broker.metrics.fetched(c.bytes);
-                return c.response;
+                return answer(broker, collect(broker, req, topics));
             }
             // Woken by a change anywhere on this broker: collect again only if one of these partitions
             // (or the metadata) changed, not for every append to the thousands of others. `changed()`
@@ -201,6 +202,12 @@ async fn poll(broker: &Arc<Broker>, req: &FetchRequest, topics: &[FetchTopic]) -
             }
         }
     }
+}
+
+/// The response of a collect that is final, counted in the metrics.
+fn answer(broker: &Broker, c: Collected) -> FetchResponse {
+    broker.metrics.fetched(c.bytes);
+    c.response
 }
 
 /// The partitions of one fetch, looked up once for its long poll.
