@@ -4,7 +4,9 @@
   Python sender/receiver pair moving 1 MiB buffers over 127.0.0.1;
 - sequential write bandwidth with an fsync after every MiB, in the directory the
   broker's data lives in (same filesystem, same device);
-- fsync latency: p50/p99 of a 4 KiB write followed by fdatasync, same directory.
+- fsync latency: p50/p99 of a 4 KiB write followed by fdatasync, same directory;
+  again with three writers at once, one file each (what three nodes on one disk do for
+  every acks=all batch).
 
 Every broker figure is later printed as a fraction of the ceiling it is bound by.
 """
@@ -115,20 +117,34 @@ def sequential_fsync_mb_s(directory, total_bytes):
     return written / elapsed / 1e6
 
 
-def fsync_latency_ms(directory, count):
-    """(p50, p99) in ms of a 4 KiB append followed by fdatasync, `count` times."""
-    path = os.path.join(directory, "ceiling-fsync.tmp")
-    block = os.urandom(FSYNC_BLOCK_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def fsync_latency_ms(directory, count, writers=1):
+    """(p50, p99) in ms of a 4 KiB append followed by fdatasync, `count` times per writer; with
+    `writers` > 1 that many threads do it at once, each on a file of its own (os.write and
+    os.fdatasync release the GIL), and the percentiles are over all their samples."""
     samples = []
-    try:
-        for _ in range(count):
-            t0 = time.perf_counter()
-            os.write(fd, block)
-            os.fdatasync(fd)
-            samples.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        os.close(fd)
-        os.unlink(path)
+    lock = threading.Lock()
+
+    def write(i):
+        path = os.path.join(directory, f"ceiling-fsync-{i}.tmp")
+        block = os.urandom(FSYNC_BLOCK_BYTES)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        mine = []
+        try:
+            for _ in range(count):
+                t0 = time.perf_counter()
+                os.write(fd, block)
+                os.fdatasync(fd)
+                mine.append((time.perf_counter() - t0) * 1e3)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+            with lock:
+                samples.extend(mine)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     samples.sort()
     return percentile(samples, 50), percentile(samples, 99)

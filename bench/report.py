@@ -50,6 +50,12 @@ def ceilings_table(c):
         f"| fsync latency, 4 KiB write + fdatasync, p50 | {_num(p50.median, 2)} ms | {_range(p50, ' ms', 2)} |",
         f"| fsync latency, 4 KiB write + fdatasync, p99 | {_num(p99.median, 2)} ms | {_range(p99, ' ms', 2)} |",
     ]
+    if c.get("fsync3_p99_ms"):
+        p50_3, p99_3 = Repeated(c["fsync3_p50_ms"]), Repeated(c["fsync3_p99_ms"])
+        rows += [
+            f"| fsync latency, 3 writers at once (a file each), p50 | {_num(p50_3.median, 2)} ms | {_range(p50_3, ' ms', 2)} |",
+            f"| fsync latency, 3 writers at once (a file each), p99 | {_num(p99_3.median, 2)} ms | {_range(p99_3, ' ms', 2)} |",
+        ]
     return rows
 
 
