@@ -54,8 +54,14 @@ async fn heartbeat_task(broker: Arc<Broker>) {
         tick.tick().await;
         let status = broker.meta.status();
         let Some(leader) = status.leader_id else { continue };
-        let hosted = crate::broker::replica_sizes::replica_sizes(&broker).into_iter().map(|r| (r.topic, r.partition, r.size_bytes)).collect();
-        let report = reporter.due(leader, status.term, hosted);
+        // Read before listing: a partition added meanwhile makes the next heartbeat list again.
+        let generation = broker.partitions.generation();
+        let report = if reporter.needs_listing(leader, status.term, generation) {
+            let hosted = crate::broker::replica_sizes::replica_sizes(&broker).into_iter().map(|r| (r.topic, r.partition, r.size_bytes)).collect();
+            reporter.due(leader, status.term, hosted, generation)
+        } else {
+            None
+        };
         let accepted = match broker.meta.heartbeat_with_sizes(interval, report.clone()).await {
             Ok(accepted) => accepted,
             Err(e) => {

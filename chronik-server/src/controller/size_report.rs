@@ -21,12 +21,27 @@ pub struct SizeReporter {
     since: u32,
     /// Logged once that this broker hosts more replicas than a report may carry.
     warned_over_bound: bool,
+    /// The partition-set generation (`PartitionManager::generation`) read before the hosted replicas
+    /// were last listed for [`SizeReporter::due`]: while it is unchanged, so is the hosted set.
+    listed_at_generation: Option<u64>,
 }
 
 impl SizeReporter {
+    /// Whether the next heartbeat to `leader` (in `term`) may carry sizes, so the hosted replicas must
+    /// be listed for [`SizeReporter::due`]; `generation` is the partition set's, read now. When false,
+    /// `due` would answer `None`: the heartbeat goes without listing thousands of replicas.
+    pub fn needs_listing(&self, leader: NodeId, term: u64, generation: u64) -> bool {
+        self.reported_to != Some((leader, term))
+            || self.since >= SIZE_REPORT_EVERY_HEARTBEATS
+            || self.listed_at_generation != Some(generation)
+    }
+
     /// The report to put in the next heartbeat to `leader` (in `term`), given what this broker hosts
-    /// now (`replicas`, sorted by topic and partition); `None`: a heartbeat without sizes.
-    pub fn due(&mut self, leader: NodeId, term: u64, replicas: Vec<(String, i32, u64)>) -> Option<SizeReport> {
+    /// now (`replicas`, sorted by topic and partition, listed after `generation` was read); `None`: a
+    /// heartbeat without sizes.
+    pub fn due(&mut self, leader: NodeId, term: u64, replicas: Vec<(String, i32, u64)>, generation: u64) -> Option<SizeReport> {
+        // A report that is refused clears `reported_to`, so the generation may be noted here already.
+        self.listed_at_generation = Some(generation);
         let new_leader = self.reported_to != Some((leader, term));
         let hosted_changed = replicas.len() != self.hosted.len() || replicas.iter().zip(&self.hosted).any(|((t, p, _), (ht, hp))| t != ht || p != hp);
         if !new_leader && !hosted_changed && self.since < SIZE_REPORT_EVERY_HEARTBEATS {
@@ -66,9 +81,26 @@ mod tests {
 
     /// One heartbeat: the report it carried, as the leader accepted it or not.
     fn beat(r: &mut SizeReporter, leader: NodeId, term: u64, sizes: &[u64], accepted: bool) -> Option<SizeReport> {
-        let report = r.due(leader, term, hosted(sizes));
+        // A new generation per hosted-set size: enough for these tests, which change the set by size.
+        let generation = sizes.len() as u64;
+        let report = if r.needs_listing(leader, term, generation) { r.due(leader, term, hosted(sizes), generation) } else { None };
         r.after(leader, term, report.as_ref(), accepted);
         report
+    }
+
+    #[test]
+    fn the_replicas_are_listed_only_when_a_report_may_be_due() {
+        let mut r = SizeReporter::default();
+        assert!(r.needs_listing(1, 3, 7), "nothing reported yet");
+        let report = r.due(1, 3, hosted(&[10]), 7);
+        r.after(1, 3, report.as_ref(), true);
+        assert!(!r.needs_listing(1, 3, 7), "same leader, term and partition set, not yet N heartbeats");
+        assert!(r.needs_listing(1, 3, 8), "the partition set changed");
+        assert!(r.needs_listing(2, 3, 7), "another leader");
+        for _ in 0..SIZE_REPORT_EVERY_HEARTBEATS {
+            r.after(1, 3, None, true);
+        }
+        assert!(r.needs_listing(1, 3, 7), "N heartbeats without sizes");
     }
 
     #[test]
