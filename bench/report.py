@@ -16,6 +16,7 @@ import manyparts
 import peer
 import restart
 from stats import Repeated
+from targets import DEFAULT_FSYNC
 
 
 def _num(v, digits=1):
@@ -126,7 +127,7 @@ LATENCY_P99_TARGET_MS = 5.0
 def _latency_target(t, rate_label):
     """The p99 target a latency row of target `t` is held to, or None: with the default fsync, ½ of
     the C peak on one node and on three, and 1,000 records/s on three nodes with either client."""
-    if t.get("fsync", "always") != "always":
+    if t.get("fsync", DEFAULT_FSYNC) != DEFAULT_FSYNC:
         return None
     if "½ C peak" in rate_label or (rate_label == "1,000 rec/s" and t.get("replication", 1) > 1):
         return LATENCY_P99_TARGET_MS

@@ -33,7 +33,7 @@ import report
 import restart
 from loadgen import LoadError, run_group, wait_writable
 from stats import percentile
-from targets import ClusterUnavailable, SingleNode, ThreeNodeCluster
+from targets import DEFAULT_FSYNC, ClusterUnavailable, SingleNode, ThreeNodeCluster
 
 RECORD_SIZES_BYTES = (100, 1024)
 ACKS = ("1", "all")
@@ -404,7 +404,7 @@ def c_half_peak(res):
     return lat[0]["target_rate"] if lat else None
 
 
-def run_target(cls, workdir, mode, log_dir, fsync="always", c_rate=None):
+def run_target(cls, workdir, mode, log_dir, fsync=DEFAULT_FSYNC, c_rate=None):
     """Benchmarks one target; with another `fsync` mode than the default, only its latency rows."""
     target = cls(workdir, mode.partitions, fsync=fsync)
     log(f"starting {target.label} in {workdir}")
@@ -414,7 +414,7 @@ def run_target(cls, workdir, mode, log_dir, fsync="always", c_rate=None):
         log(f"{target.label}: unavailable: {e}")
         return {"label": target.label, "unavailable": str(e)}
     try:
-        if fsync != "always":
+        if fsync != DEFAULT_FSYNC:
             res = bench_latency_only(target, mode, log_dir, c_rate)
         else:
             res = bench_target(target, mode, log_dir)

@@ -43,12 +43,13 @@ def health(admin_addr):
         return None
 
 
+# The brokers' fsync mode unless a target asks for another (the broker's own default).
+DEFAULT_FSYNC = "always"
+
+
 def fsync_label(base, fsync):
     """A target's label: `base`, naming the fsync mode when it is not the default."""
     return base if fsync == DEFAULT_FSYNC else f"{base}, fsync={fsync}"
-
-
-DEFAULT_FSYNC = "always"
 
 
 class SingleNode:
@@ -58,10 +59,7 @@ class SingleNode:
     def __init__(self, workdir, partitions, fsync=DEFAULT_FSYNC):
         self.workdir = Path(workdir)
         self.label = fsync_label(SingleNode.label, fsync)
-        self.broker = Broker(self.workdir / "node-1", num_partitions=partitions)
-        if fsync != DEFAULT_FSYNC:
-            self.broker.write_config({"auto_create_topics": True, "num_partitions": partitions,
-                                      "group_initial_rebalance_delay_ms": 0, "fsync": fsync})
+        self.broker = Broker(self.workdir / "node-1", num_partitions=partitions, settings={"fsync": fsync})
 
     def start(self):
         self.broker.start()

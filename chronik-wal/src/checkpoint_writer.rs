@@ -89,14 +89,15 @@ impl Pending {
     /// Carries out `flusher`'s request now if the budget allows, else defers it to the budget's next
     /// second; a request the flusher says is not due yet is deferred to when it is.
     fn write_or_defer(&mut self, flusher: Weak<Flusher>, budget: &mut Budget) {
-        let now = Instant::now();
-        if !budget.take(now) {
+        // A log dropped meanwhile needs nothing more.
+        let Some(f) = flusher.upgrade() else { return };
+        if !budget.take(Instant::now()) {
             self.defer(flusher, budget.refill_at());
             return;
         }
-        // A log dropped meanwhile needs nothing more.
-        let Some(f) = flusher.upgrade() else { return };
         if let Some(at) = f.write_requested_checkpoint() {
+            // Not due yet: nothing was written, so the budget is not spent on it.
+            budget.give_back();
             self.defer(flusher, at);
         }
     }
@@ -139,6 +140,11 @@ impl Budget {
         }
         self.used += 1;
         true
+    }
+
+    /// Returns a request taken that turned out to write nothing.
+    fn give_back(&mut self) {
+        self.used = self.used.saturating_sub(1);
     }
 
     /// When the next window starts.
@@ -184,6 +190,8 @@ mod tests {
         assert!(b.take(start) && b.take(start) && b.take(start));
         assert!(!b.take(start), "the fourth in one second waits");
         assert_eq!(b.refill_at(), start + BUDGET_WINDOW);
+        b.give_back();
+        assert!(b.take(start), "a request given back can be taken again");
         assert!(b.take(start + BUDGET_WINDOW), "the next second has a new budget");
     }
 }

@@ -124,11 +124,13 @@ class Broker:
     ready_timeout_s = READY_TIMEOUT_S
 
     def __init__(self, workdir, node_id=1, auto_create_topics=True, num_partitions=1,
-                 extra_config="", host="127.0.0.1", ports=None, command_prefix=(), data_dir=None):
+                 extra_config="", host="127.0.0.1", ports=None, command_prefix=(), data_dir=None,
+                 settings=None):
         """`host`, `ports` ({listener: port}, default free loopback ports) and `command_prefix`
         (e.g. `ip netns exec NS`) place the broker on a host of its own (faults/netns.py);
         `data_dir` puts the data elsewhere (a small file system of its own, for disk-full tests)
-        while the config and the log stay in `workdir`."""
+        while the config and the log stay in `workdir`; `settings` ({key: value}) overrides the
+        defaults written below (e.g. {"fsync": "never"})."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / "data"
@@ -149,6 +151,7 @@ class Broker:
             "num_partitions": num_partitions,
             "group_initial_rebalance_delay_ms": 0,
             "fsync": "always",
+            **(settings or {}),
         }, extra_config)
 
     @property

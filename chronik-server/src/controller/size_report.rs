@@ -31,9 +31,13 @@ impl SizeReporter {
     /// be listed for [`SizeReporter::due`]; `generation` is the partition set's, read now. When false,
     /// `due` would answer `None`: the heartbeat goes without listing thousands of replicas.
     pub fn needs_listing(&self, leader: NodeId, term: u64, generation: u64) -> bool {
-        self.reported_to != Some((leader, term))
-            || self.since >= SIZE_REPORT_EVERY_HEARTBEATS
-            || self.listed_at_generation != Some(generation)
+        self.due_whatever_is_hosted(leader, term) || self.listed_at_generation != Some(generation)
+    }
+
+    /// A report is due whatever this broker hosts: to a new leader (or term), or after
+    /// [`SIZE_REPORT_EVERY_HEARTBEATS`] heartbeats without one.
+    fn due_whatever_is_hosted(&self, leader: NodeId, term: u64) -> bool {
+        self.reported_to != Some((leader, term)) || self.since >= SIZE_REPORT_EVERY_HEARTBEATS
     }
 
     /// The report to put in the next heartbeat to `leader` (in `term`), given what this broker hosts
@@ -42,9 +46,8 @@ impl SizeReporter {
     pub fn due(&mut self, leader: NodeId, term: u64, replicas: Vec<(String, i32, u64)>, generation: u64) -> Option<SizeReport> {
         // A report that is refused clears `reported_to`, so the generation may be noted here already.
         self.listed_at_generation = Some(generation);
-        let new_leader = self.reported_to != Some((leader, term));
         let hosted_changed = replicas.len() != self.hosted.len() || replicas.iter().zip(&self.hosted).any(|((t, p, _), (ht, hp))| t != ht || p != hp);
-        if !new_leader && !hosted_changed && self.since < SIZE_REPORT_EVERY_HEARTBEATS {
+        if !hosted_changed && !self.due_whatever_is_hosted(leader, term) {
             return None;
         }
         let count = replicas.len();
